@@ -1,0 +1,23 @@
+//! The one `bindgen!` of the host: Rust types and traits generated from `wit/`.
+//!
+//! Imports are trappable, so a host function can end the stage with a trap (a violated limit)
+//! as well as return a WIT error; `types.error` maps to [`HostError`], which carries either.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "stage",
+    imports: { default: trappable },
+    trappable_error_type: {
+        "vidpipe:plugin/types.error" => crate::host_api::HostError,
+    },
+    with: {
+        "vidpipe:plugin/artifacts.writer": crate::host_api::artifacts::WriterState,
+    },
+});
+
+pub use vidpipe::plugin::{artifacts, db, log, types};
+
+/// The WIT package version this host implements.
+pub const PACKAGE: &str = "vidpipe:plugin@0.1.0";
+/// The interfaces of [`PACKAGE`] a stage may import.
+pub const INTERFACES: [&str; 4] = ["types", "db", "artifacts", "log"];

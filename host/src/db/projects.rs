@@ -1,0 +1,389 @@
+//! The host's own operations: projects, run records, the publish journal, and read-only views of
+//! a project's committed rows (for `vidpipe project show`).
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    Artifact, ArtifactRef, DbError, KeyValues, Keyframe, Project, ProjectStatus, Result, Run,
+    RunStatus, Scene, VideoClip, kv_from_json, kv_to_json, now_ms,
+};
+
+/// Longest project name accepted, in characters.
+pub const MAX_PROJECT_NAME: usize = 200;
+/// Largest script accepted, in bytes.
+pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+
+/// Checks that `id` is a UUID and returns it in canonical form, so that lookups by a user-typed
+/// id (any case, with or without braces) find the stored row.
+pub fn parse_id(what: &str, id: &str) -> Result<String> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| DbError::InvalidInput(format!("{what} id {id:?} is not a UUID")))
+}
+
+/// Checks a new project's name and script without writing anything.
+pub fn check_new_project(name: &str, script: &str) -> Result<()> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_PROJECT_NAME {
+        return Err(DbError::InvalidInput(format!(
+            "a project name must have 1 to {MAX_PROJECT_NAME} characters"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(DbError::InvalidInput("a project name must not contain control characters".into()));
+    }
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(DbError::InvalidInput(format!(
+            "the script has {} bytes; the limit is {MAX_SCRIPT_BYTES}",
+            script.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a project (status `draft`) with a fresh id and returns it.
+pub fn create_project(conn: &Connection, name: &str, script: &str, settings: &KeyValues) -> Result<Project> {
+    create_project_with_id(conn, &uuid::Uuid::new_v4().hyphenated().to_string(), name, script, settings)
+}
+
+/// Creates a project (status `draft`) with the given id and returns it.
+pub fn create_project_with_id(
+    conn: &Connection,
+    id: &str,
+    name: &str,
+    script: &str,
+    settings: &KeyValues,
+) -> Result<Project> {
+    check_new_project(name, script)?;
+    let now = now_ms();
+    let project = Project {
+        id: parse_id("project", id)?,
+        name: name.trim().to_owned(),
+        script: script.to_owned(),
+        settings: settings.clone(),
+        status: ProjectStatus::Draft,
+        created_at: now,
+        updated_at: now,
+    };
+    conn.execute(
+        "INSERT INTO projects (id, name, script, settings, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![project.id, project.name, project.script, kv_to_json(&project.settings), project.status, now],
+    )?;
+    Ok(project)
+}
+
+pub(crate) const PROJECT_COLUMNS: &str = "id, name, script, settings, status, created_at, updated_at";
+
+pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        script: r.get(2)?,
+        settings: kv_from_json(&r.get::<_, String>(3)?),
+        status: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// Reads one project.
+pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
+    let id = parse_id("project", id)?;
+    conn.query_row(
+        &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+        [&id],
+        project_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound(format!("no project with id {id}")))
+}
+
+/// Lists every project, oldest first.
+pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
+    ))?;
+    let rows = st.query_map([], project_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes a project and, by cascade, every row that belongs to it.
+pub fn delete_project(conn: &Connection, id: &str) -> Result<()> {
+    let id = parse_id("project", id)?;
+    match conn.execute("DELETE FROM projects WHERE id = ?1", [&id])? {
+        0 => Err(DbError::NotFound(format!("no project with id {id}"))),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) const RUN_COLUMNS: &str =
+    "id, project_id, stage, plugin_sha256, config, status, summary, error, started_at, finished_at";
+
+pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
+    Ok(Run {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        stage: r.get(2)?,
+        plugin_sha256: r.get(3)?,
+        config: kv_from_json(&r.get::<_, String>(4)?),
+        status: r.get(5)?,
+        summary: r.get(6)?,
+        error: r.get(7)?,
+        started_at: r.get(8)?,
+        finished_at: r.get(9)?,
+    })
+}
+
+/// Records the start of a stage run on a project and marks the project `running`.
+pub fn start_run(
+    conn: &mut Connection,
+    project_id: &str,
+    stage: &str,
+    plugin_sha256: &str,
+    config: &KeyValues,
+) -> Result<Run> {
+    let project_id = parse_id("project", project_id)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let run = Run {
+        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        project_id: project_id.clone(),
+        stage: stage.to_owned(),
+        plugin_sha256: plugin_sha256.to_owned(),
+        config: config.clone(),
+        status: RunStatus::Running,
+        summary: None,
+        error: None,
+        started_at: now,
+        finished_at: None,
+    };
+    let updated = tx.execute(
+        "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
+        params![project_id, now],
+    )?;
+    if updated == 0 {
+        return Err(DbError::NotFound(format!("no project with id {project_id}")));
+    }
+    tx.execute(
+        "INSERT INTO pipeline_runs (id, project_id, stage, plugin_sha256, config, status, pid, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+        params![run.id, project_id, stage, plugin_sha256, kv_to_json(config), std::process::id(), now],
+    )?;
+    tx.commit()?;
+    Ok(run)
+}
+
+/// Records that a run failed with `error` and marks its project `failed`.
+pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let project_id: Option<String> = tx
+        .query_row(
+            "UPDATE pipeline_runs SET status = 'failed', error = ?2, finished_at = ?3
+             WHERE id = ?1 AND status = 'running' RETURNING project_id",
+            params![run_id, error, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(project_id) = project_id {
+        tx.execute(
+            "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1",
+            params![project_id, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Reads one run record.
+pub fn get_run(conn: &Connection, id: &str) -> Result<Run> {
+    let id = parse_id("run", id)?;
+    conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = ?1"), [&id], run_from_row)
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no run with id {id}")))
+}
+
+/// Lists the runs of a project, oldest first.
+pub fn list_runs(conn: &Connection, project_id: &str) -> Result<Vec<Run>> {
+    let project_id = parse_id("project", project_id)?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 ORDER BY started_at, rowid"
+    ))?;
+    let rows = st.query_map([&project_id], run_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) const SCENE_COLUMNS: &str = "id, idx, title, description, duration_ms, created_at, updated_at";
+
+pub(crate) fn scene_from_row(r: &Row<'_>) -> rusqlite::Result<Scene> {
+    Ok(Scene {
+        id: r.get(0)?,
+        index: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        duration_ms: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+pub(crate) const KEYFRAME_COLUMNS: &str =
+    "id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at";
+
+pub(crate) fn keyframe_from_row(r: &Row<'_>) -> rusqlite::Result<Keyframe> {
+    Ok(Keyframe {
+        id: r.get(0)?,
+        scene_id: r.get(1)?,
+        position: r.get(2)?,
+        prompt: r.get(3)?,
+        image: ArtifactRef { kind: r.get(4)?, name: r.get(5)? },
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+pub(crate) const CLIP_COLUMNS: &str =
+    "id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at";
+
+pub(crate) fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<VideoClip> {
+    Ok(VideoClip {
+        id: r.get(0)?,
+        scene_id: r.get(1)?,
+        video: ArtifactRef { kind: r.get(2)?, name: r.get(3)? },
+        duration_ms: r.get(4)?,
+        frame_rate: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}
+
+pub(crate) const ARTIFACT_COLUMNS: &str = "kind, name, size, sha256, run_id, created_at";
+
+pub(crate) fn artifact_from_row(r: &Row<'_>) -> rusqlite::Result<Artifact> {
+    Ok(Artifact {
+        kind: r.get(0)?,
+        name: r.get(1)?,
+        size: r.get(2)?,
+        sha256: r.get(3)?,
+        run_id: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+/// Everything committed for one project, for display.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectDetail {
+    /// The project row.
+    pub project: Project,
+    /// Its scenes in index order.
+    pub scenes: Vec<Scene>,
+    /// Its keyframes, by scene then position.
+    pub keyframes: Vec<Keyframe>,
+    /// Its clips, by scene.
+    pub video_clips: Vec<VideoClip>,
+    /// Its artifacts, by kind then name.
+    pub artifacts: Vec<Artifact>,
+    /// Its runs, oldest first.
+    pub runs: Vec<Run>,
+}
+
+/// Reads a project and everything committed under it, in one read transaction so the parts agree.
+pub fn project_detail(conn: &mut Connection, id: &str) -> Result<ProjectDetail> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let project = get_project(&tx, id)?;
+    let pid = project.id.as_str();
+    let scenes = query_all(
+        &tx,
+        &format!("SELECT {SCENE_COLUMNS} FROM scenes WHERE project_id = ?1 ORDER BY idx"),
+        pid,
+        scene_from_row,
+    )?;
+    let keyframes = query_all(
+        &tx,
+        &format!(
+            "SELECT k.{} FROM keyframes k JOIN scenes s ON s.id = k.scene_id
+             WHERE k.project_id = ?1 ORDER BY s.idx, k.position = 'end'",
+            KEYFRAME_COLUMNS.replace(", ", ", k.")
+        ),
+        pid,
+        keyframe_from_row,
+    )?;
+    let video_clips = query_all(
+        &tx,
+        &format!(
+            "SELECT c.{} FROM video_clips c JOIN scenes s ON s.id = c.scene_id
+             WHERE c.project_id = ?1 ORDER BY s.idx",
+            CLIP_COLUMNS.replace(", ", ", c.")
+        ),
+        pid,
+        clip_from_row,
+    )?;
+    let artifacts = query_all(
+        &tx,
+        &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE project_id = ?1 ORDER BY kind, name"),
+        pid,
+        artifact_from_row,
+    )?;
+    let runs = query_all(
+        &tx,
+        &format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 ORDER BY started_at, rowid"),
+        pid,
+        run_from_row,
+    )?;
+    tx.finish()?;
+    Ok(ProjectDetail { project, scenes, keyframes, video_clips, artifacts, runs })
+}
+
+fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    project_id: &str,
+    f: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map([project_id], f)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// A file move a committed run still owes: `staged` → `name`, or a removal when `staged` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The run that committed it.
+    pub run_id: String,
+    /// The project the file belongs to.
+    pub project_id: String,
+    /// The folder.
+    pub kind: super::Kind,
+    /// The final name.
+    pub name: String,
+    /// The staged file to rename onto `name`, or `None` to remove `name`.
+    pub staged: Option<String>,
+}
+
+/// Every pending journal entry, optionally of one run only.
+pub fn pending_journal(conn: &Connection, run_id: Option<&str>) -> Result<Vec<JournalEntry>> {
+    let mut st = conn.prepare(
+        "SELECT run_id, project_id, kind, name, staged FROM publish_journal
+         WHERE ?1 IS NULL OR run_id = ?1 ORDER BY run_id, kind, name",
+    )?;
+    let rows = st.query_map([run_id], |r| {
+        Ok(JournalEntry {
+            run_id: r.get(0)?,
+            project_id: r.get(1)?,
+            kind: r.get(2)?,
+            name: r.get(3)?,
+            staged: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Forgets a journal entry once its file move is durable.
+pub fn clear_journal_entry(conn: &Connection, entry: &JournalEntry) -> Result<()> {
+    conn.execute(
+        "DELETE FROM publish_journal WHERE run_id = ?1 AND kind = ?2 AND name = ?3",
+        params![entry.run_id, entry.kind, entry.name],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The schema, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` records how many migrations a database has had. A migration is never
+//! edited once released: a change to the schema is a new entry at the end of [`MIGRATIONS`].
+
+/// Every migration, oldest first. Index `i` moves a database from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+/// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
+///
+/// Ids are UUIDs in text form; times are milliseconds since the Unix epoch. Tables are STRICT so
+/// that a wrong type is refused rather than silently stored. Every row of a project hangs off it
+/// with `ON DELETE CASCADE`; keyframes and clips also carry `project_id` so that composite foreign
+/// keys can prove they point at a scene and an artifact *of the same project*.
+const MIGRATION_1: &str = r#"
+CREATE TABLE projects (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    name        TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    script      TEXT NOT NULL DEFAULT '',
+    settings    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+    status      TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'running', 'ready', 'failed')),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE pipeline_runs (
+    id            TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id    TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    stage         TEXT NOT NULL CHECK (length(stage) BETWEEN 1 AND 200),
+    plugin_sha256 TEXT NOT NULL CHECK (length(plugin_sha256) = 64),
+    config        TEXT NOT NULL CHECK (json_valid(config) AND json_type(config) = 'object'),
+    status        TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'interrupted')),
+    summary       TEXT,
+    error         TEXT,
+    pid           INTEGER,
+    started_at    INTEGER NOT NULL,
+    finished_at   INTEGER,
+    CHECK ((status IN ('succeeded', 'failed', 'interrupted')) = (finished_at IS NOT NULL)),
+    CHECK (status <> 'failed' OR error IS NOT NULL)
+) STRICT;
+CREATE INDEX pipeline_runs_by_project ON pipeline_runs(project_id, started_at);
+CREATE INDEX pipeline_runs_by_status ON pipeline_runs(status) WHERE status IN ('queued', 'running');
+
+CREATE TABLE artifacts (
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('keyframe', 'clip', 'output')),
+    name        TEXT NOT NULL CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 255 AND substr(name, 1, 1) <> '.'),
+    size        INTEGER NOT NULL CHECK (size >= 0),
+    sha256      TEXT NOT NULL CHECK (length(sha256) = 64),
+    run_id      TEXT REFERENCES pipeline_runs(id) ON DELETE SET NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (project_id, kind, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE scenes (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    title       TEXT NOT NULL CHECK (length(title) >= 1),
+    description TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL CHECK (duration_ms > 0),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (project_id, idx),
+    UNIQUE (id, project_id)
+) STRICT;
+
+CREATE TABLE keyframes (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id  TEXT NOT NULL,
+    scene_id    TEXT NOT NULL,
+    position    TEXT NOT NULL CHECK (position IN ('start', 'end')),
+    prompt      TEXT NOT NULL,
+    image_kind  TEXT NOT NULL CHECK (image_kind IN ('keyframe', 'clip', 'output')),
+    image_name  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (scene_id, position),
+    FOREIGN KEY (scene_id, project_id) REFERENCES scenes(id, project_id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, image_kind, image_name) REFERENCES artifacts(project_id, kind, name)
+) STRICT;
+CREATE INDEX keyframes_by_project ON keyframes(project_id);
+CREATE INDEX keyframes_by_image ON keyframes(project_id, image_kind, image_name);
+
+CREATE TABLE video_clips (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id  TEXT NOT NULL,
+    scene_id    TEXT NOT NULL UNIQUE,
+    video_kind  TEXT NOT NULL CHECK (video_kind IN ('keyframe', 'clip', 'output')),
+    video_name  TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL CHECK (duration_ms > 0),
+    frame_rate  INTEGER NOT NULL CHECK (frame_rate BETWEEN 1 AND 1000),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    FOREIGN KEY (scene_id, project_id) REFERENCES scenes(id, project_id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, video_kind, video_name) REFERENCES artifacts(project_id, kind, name)
+) STRICT;
+CREATE INDEX video_clips_by_project ON video_clips(project_id);
+CREATE INDEX video_clips_by_video ON video_clips(project_id, video_kind, video_name);
+
+-- Files a committed run still has to move into place (staged name -> final name), or remove
+-- (staged IS NULL). Written in the run's commit transaction, cleared once the renames are durable;
+-- whatever remains after a crash is rolled forward by the next process that opens the home.
+CREATE TABLE publish_journal (
+    run_id      TEXT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+    project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('keyframe', 'clip', 'output')),
+    name        TEXT NOT NULL,
+    staged      TEXT CHECK (staged IS NULL OR substr(staged, 1, 7) = '.stage-'),
+    PRIMARY KEY (run_id, kind, name)
+) STRICT, WITHOUT ROWID;
+"#;

@@ -1,0 +1,143 @@
+//! `vidpipe:plugin/artifacts`: the run's project folders, through its [`ProjectStore`] and the
+//! staged artifact rows of its database session.
+//!
+//! A writer streams into a staged file (`.stage-…`, a name no guest can spell). `finish` makes it
+//! durable and records it as staged in the session; the rename onto its real name happens only
+//! when the whole stage commits. Reads see the run's own staged files first.
+//!
+//! [`ProjectStore`]: crate::artifacts::ProjectStore
+
+use wasmtime::component::Resource;
+
+use super::{HostError, StageContext};
+use crate::artifacts::{ArtifactKind, StagedWriter, validate_name};
+use crate::bindings::artifacts::{ArtifactInfo, ArtifactPage, Host, HostWriter};
+use crate::bindings::types::{ArtifactKind as WitKind, ErrorCode};
+use crate::db;
+
+/// The host state behind a guest's `writer` handle.
+pub struct WriterState {
+    name: String,
+    writer: StagedWriter,
+}
+
+pub(crate) fn kind(k: WitKind) -> ArtifactKind {
+    match k {
+        WitKind::Keyframe => ArtifactKind::Keyframe,
+        WitKind::Clip => ArtifactKind::Clip,
+        WitKind::Output => ArtifactKind::Output,
+    }
+}
+
+pub(crate) fn wit_kind(k: ArtifactKind) -> WitKind {
+    match k {
+        ArtifactKind::Keyframe => WitKind::Keyframe,
+        ArtifactKind::Clip => WitKind::Clip,
+        ArtifactKind::Output => WitKind::Output,
+    }
+}
+
+fn info(a: db::Artifact) -> ArtifactInfo {
+    ArtifactInfo {
+        kind: wit_kind(a.kind.into()),
+        name: a.name,
+        size: a.size,
+        sha256: a.sha256,
+        created_at: a.created_at,
+    }
+}
+
+fn trap(e: impl Into<wasmtime::Error>) -> HostError {
+    HostError::Trap(e.into())
+}
+
+impl StageContext {
+    fn find(&self, k: WitKind, name: &str) -> Result<db::stage::ArtifactView, HostError> {
+        validate_name(name)?;
+        let kind = kind(k);
+        self.db
+            .artifact(kind.into(), name)?
+            .ok_or_else(|| HostError::guest(ErrorCode::NotFound, format!("no artifact {kind}/{name}")))
+    }
+}
+
+impl HostWriter for StageContext {
+    fn write(&mut self, this: Resource<WriterState>, chunk: Vec<u8>) -> Result<(), HostError> {
+        let state = self.table.get_mut(&this).map_err(trap)?;
+        state.writer.write(&chunk)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, this: Resource<WriterState>) -> Result<ArtifactInfo, HostError> {
+        let WriterState { name, writer } = self.table.delete(this).map_err(trap)?;
+        self.open_writers -= 1;
+        let staged = writer.finish()?;
+        let kind = staged.kind;
+        let replaced = match self.db.stage_artifact(kind.into(), &name, &staged.staged_name, staged.size, &staged.sha256)
+        {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                self.files.discard(kind, &staged.staged_name)?;
+                return Err(e.into());
+            }
+        };
+        if let Some(old) = replaced {
+            self.files.discard(kind, &old)?;
+        }
+        Ok(ArtifactInfo {
+            kind: wit_kind(kind),
+            name,
+            size: staged.size,
+            sha256: staged.sha256,
+            created_at: db::now_ms(),
+        })
+    }
+
+    fn drop(&mut self, this: Resource<WriterState>) -> wasmtime::Result<()> {
+        // Dropping the StagedWriter removes its staged file: nothing is published.
+        self.table.delete(this)?;
+        self.open_writers -= 1;
+        Ok(())
+    }
+}
+
+impl Host for StageContext {
+    fn create(&mut self, k: WitKind, name: String) -> Result<Resource<WriterState>, HostError> {
+        validate_name(&name)?;
+        if self.open_writers >= self.limits.max_open_writers {
+            return Err(HostError::guest(
+                ErrorCode::LimitExceeded,
+                format!("at most {} artifact writers may be open at once", self.limits.max_open_writers),
+            ));
+        }
+        let writer = self.files.begin_write(kind(k), self.limits.max_artifact_bytes)?;
+        let handle = self.table.push(WriterState { name, writer }).map_err(trap)?;
+        self.open_writers += 1;
+        Ok(handle)
+    }
+
+    fn read(&mut self, k: WitKind, name: String, offset: u64, length: u32) -> Result<Vec<u8>, HostError> {
+        let view = self.find(k, &name)?;
+        let file = view.staged.as_deref().unwrap_or(&name);
+        let len = length.min(self.limits.max_read_bytes) as usize;
+        Ok(self.files.read_at(kind(k), file, offset, len)?)
+    }
+
+    fn stat(&mut self, k: WitKind, name: String) -> Result<ArtifactInfo, HostError> {
+        Ok(info(self.find(k, &name)?.info))
+    }
+
+    fn list(&mut self, k: WitKind, cursor: Option<String>, limit: u32) -> Result<ArtifactPage, HostError> {
+        let page = self.db.list_artifacts(kind(k).into(), cursor.as_deref(), limit)?;
+        Ok(ArtifactPage { items: page.items.into_iter().map(info).collect(), next_cursor: page.next_cursor })
+    }
+
+    fn delete(&mut self, k: WitKind, name: String) -> Result<(), HostError> {
+        validate_name(&name)?;
+        let kind = kind(k);
+        if let Some(staged) = self.db.stage_delete(kind.into(), &name)? {
+            self.files.discard(kind, &staged)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! `vidpipe:plugin/db`: typed rows of the run's project, through its [`StageSession`].
+//!
+//! [`StageSession`]: crate::db::stage::StageSession
+
+use super::{HostError, StageContext};
+use crate::bindings::db::{self as wit, Host};
+use crate::bindings::types::ArtifactRef as WitRef;
+use crate::db::{self, stage};
+
+fn kv(map: db::KeyValues) -> Vec<(String, String)> {
+    map.into_iter().collect()
+}
+
+fn project(p: db::Project) -> wit::Project {
+    wit::Project {
+        id: p.id,
+        name: p.name,
+        script: p.script,
+        settings: kv(p.settings),
+        status: match p.status {
+            db::ProjectStatus::Draft => wit::ProjectStatus::Draft,
+            db::ProjectStatus::Running => wit::ProjectStatus::Running,
+            db::ProjectStatus::Ready => wit::ProjectStatus::Ready,
+            db::ProjectStatus::Failed => wit::ProjectStatus::Failed,
+        },
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+fn run(r: db::Run) -> wit::Run {
+    wit::Run {
+        id: r.id,
+        stage: r.stage,
+        plugin_sha256: r.plugin_sha256,
+        config: kv(r.config),
+        status: match r.status {
+            db::RunStatus::Queued => wit::RunStatus::Queued,
+            db::RunStatus::Running => wit::RunStatus::Running,
+            db::RunStatus::Succeeded => wit::RunStatus::Succeeded,
+            db::RunStatus::Failed => wit::RunStatus::Failed,
+            db::RunStatus::Interrupted => wit::RunStatus::Interrupted,
+        },
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        error: r.error,
+    }
+}
+
+fn scene(s: db::Scene) -> wit::Scene {
+    wit::Scene {
+        id: s.id,
+        index: s.index,
+        title: s.title,
+        description: s.description,
+        duration_ms: s.duration_ms,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+fn position(p: wit::KeyframePosition) -> db::KeyframePosition {
+    match p {
+        wit::KeyframePosition::Start => db::KeyframePosition::Start,
+        wit::KeyframePosition::End => db::KeyframePosition::End,
+    }
+}
+
+/// Converts a guest's artifact reference, refusing a malformed name with `invalid-input`.
+fn artifact_ref(r: WitRef) -> Result<db::ArtifactRef, HostError> {
+    crate::artifacts::validate_name(&r.name)?;
+    Ok(db::ArtifactRef { kind: super::artifacts::kind(r.kind).into(), name: r.name })
+}
+
+fn wit_ref(r: db::ArtifactRef) -> WitRef {
+    WitRef { kind: super::artifacts::wit_kind(r.kind.into()), name: r.name }
+}
+
+fn keyframe(k: db::Keyframe) -> wit::Keyframe {
+    wit::Keyframe {
+        id: k.id,
+        scene_id: k.scene_id,
+        position: match k.position {
+            db::KeyframePosition::Start => wit::KeyframePosition::Start,
+            db::KeyframePosition::End => wit::KeyframePosition::End,
+        },
+        prompt: k.prompt,
+        image: wit_ref(k.image),
+        created_at: k.created_at,
+        updated_at: k.updated_at,
+    }
+}
+
+fn clip(c: db::VideoClip) -> wit::VideoClip {
+    wit::VideoClip {
+        id: c.id,
+        scene_id: c.scene_id,
+        video: wit_ref(c.video),
+        duration_ms: c.duration_ms,
+        frame_rate: c.frame_rate,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+impl Host for StageContext {
+    fn get_project(&mut self) -> Result<wit::Project, HostError> {
+        Ok(project(self.db.project()?))
+    }
+
+    fn get_run(&mut self) -> Result<wit::Run, HostError> {
+        Ok(run(self.db.run()?))
+    }
+
+    fn create_scene(&mut self, new: wit::NewScene) -> Result<wit::Scene, HostError> {
+        let new = stage::NewScene {
+            index: new.index,
+            title: new.title,
+            description: new.description,
+            duration_ms: new.duration_ms,
+        };
+        Ok(scene(self.db.create_scene(new)?))
+    }
+
+    fn get_scene(&mut self, id: String) -> Result<wit::Scene, HostError> {
+        Ok(scene(self.db.get_scene(&id)?))
+    }
+
+    fn list_scenes(&mut self, cursor: Option<String>, limit: u32) -> Result<wit::ScenePage, HostError> {
+        let page = self.db.list_scenes(cursor.as_deref(), limit)?;
+        Ok(wit::ScenePage { items: page.items.into_iter().map(scene).collect(), next_cursor: page.next_cursor })
+    }
+
+    fn update_scene(&mut self, id: String, changes: wit::SceneUpdate) -> Result<wit::Scene, HostError> {
+        let changes = stage::SceneUpdate {
+            title: changes.title,
+            description: changes.description,
+            duration_ms: changes.duration_ms,
+        };
+        Ok(scene(self.db.update_scene(&id, changes)?))
+    }
+
+    fn create_keyframe(&mut self, new: wit::NewKeyframe) -> Result<wit::Keyframe, HostError> {
+        let new = stage::NewKeyframe {
+            scene_id: new.scene_id,
+            position: position(new.position),
+            prompt: new.prompt,
+            image: artifact_ref(new.image)?,
+        };
+        Ok(keyframe(self.db.create_keyframe(new)?))
+    }
+
+    fn get_keyframe(&mut self, id: String) -> Result<wit::Keyframe, HostError> {
+        Ok(keyframe(self.db.get_keyframe(&id)?))
+    }
+
+    fn list_keyframes(
+        &mut self,
+        scene_id: Option<String>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<wit::KeyframePage, HostError> {
+        let page = self.db.list_keyframes(scene_id.as_deref(), cursor.as_deref(), limit)?;
+        Ok(wit::KeyframePage { items: page.items.into_iter().map(keyframe).collect(), next_cursor: page.next_cursor })
+    }
+
+    fn update_keyframe(&mut self, id: String, changes: wit::KeyframeUpdate) -> Result<wit::Keyframe, HostError> {
+        let changes = stage::KeyframeUpdate {
+            prompt: changes.prompt,
+            image: changes.image.map(artifact_ref).transpose()?,
+        };
+        Ok(keyframe(self.db.update_keyframe(&id, changes)?))
+    }
+
+    fn create_video_clip(&mut self, new: wit::NewVideoClip) -> Result<wit::VideoClip, HostError> {
+        let new = stage::NewVideoClip {
+            scene_id: new.scene_id,
+            video: artifact_ref(new.video)?,
+            duration_ms: new.duration_ms,
+            frame_rate: new.frame_rate,
+        };
+        Ok(clip(self.db.create_video_clip(new)?))
+    }
+
+    fn get_video_clip(&mut self, id: String) -> Result<wit::VideoClip, HostError> {
+        Ok(clip(self.db.get_video_clip(&id)?))
+    }
+
+    fn list_video_clips(
+        &mut self,
+        scene_id: Option<String>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<wit::VideoClipPage, HostError> {
+        let page = self.db.list_video_clips(scene_id.as_deref(), cursor.as_deref(), limit)?;
+        Ok(wit::VideoClipPage { items: page.items.into_iter().map(clip).collect(), next_cursor: page.next_cursor })
+    }
+
+    fn update_video_clip(&mut self, id: String, changes: wit::VideoClipUpdate) -> Result<wit::VideoClip, HostError> {
+        let changes = stage::VideoClipUpdate {
+            video: changes.video.map(artifact_ref).transpose()?,
+            duration_ms: changes.duration_ms,
+            frame_rate: changes.frame_rate,
+        };
+        Ok(clip(self.db.update_video_clip(&id, changes)?))
+    }
+}

@@ -1,0 +1,465 @@
+//! `vidpipe`: the command line over the vidpipe host library. Glue only: parse, call, print,
+//! choose the exit code (0 success, 1 the stage failed, 2 usage error or bad input).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use vidpipe_host::db::{self, DbError, KeyValues};
+use vidpipe_host::home::{Home, HomeError};
+use vidpipe_host::runner::{self, StageRequest};
+use vidpipe_host::runtime::{Limits, Plugin, PluginError, Runtime};
+
+/// Runs video-pipeline stages as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "vidpipe", version, about, propagate_version = true)]
+struct Cli {
+    /// The home folder holding vidpipe.db and projects/.
+    #[arg(long, global = true, env = "VIDPIPE_HOME", default_value = "vidpipe-data")]
+    home: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates the home, or migrates an existing one (idempotent).
+    Init,
+    /// Creates, lists and shows projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Runs stage plugins.
+    #[command(subcommand)]
+    Stage(StageCommand),
+    /// Inspects plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Runs the bundled storyboard stage on the bundled example script and prints where the
+    /// result is. Reuses the demo project on later runs.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCommand {
+    /// Creates a project and prints its id (and nothing else) on stdout.
+    Create {
+        /// The project's name.
+        name: String,
+        /// A text file holding the script the video is made from.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// A project setting, KEY=VALUE (repeatable).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Lists projects.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a project's scenes, keyframes, clips, artifacts and runs.
+    Show {
+        /// The project's id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StageCommand {
+    /// Runs one stage plugin on a project and records the run.
+    Run(StageRun),
+}
+
+#[derive(Debug, Args)]
+struct StageRun {
+    /// The plugin: a WebAssembly component of world vidpipe:plugin/stage.
+    plugin: PathBuf,
+    /// The project to run it on.
+    #[arg(long)]
+    project: String,
+    /// A configuration entry for the stage, KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The stage's name in run records and logs (default: the plugin's file stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// Wall-clock limit in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    timeout: f64,
+    /// Linear-memory limit of the whole instance, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    max_memory: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Prints a plugin's WIT package version, imports, exports, size, sha256, and whether this
+    /// host can run it.
+    Inspect {
+        /// The plugin file.
+        plugin: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How a command failed, which decides the exit code.
+enum Failure {
+    /// Bad input or usage: nothing was written. Exit 2.
+    BadInput(anyhow::Error),
+    /// The stage ran and failed (recorded as such), or the host failed. Exit 1.
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let e = e.into();
+        if is_bad_input(&e) { Failure::BadInput(e) } else { Failure::Failed(e) }
+    }
+}
+
+/// Errors caused by what the user passed rather than by the host or the stage.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.is::<PluginError>()
+            || cause.is::<clap::Error>()
+            || matches!(cause.downcast_ref::<DbError>(), Some(DbError::NotFound(_) | DbError::InvalidInput(_)))
+            || matches!(cause.downcast_ref::<HomeError>(), Some(HomeError::Missing(_)))
+            || cause.downcast_ref::<UsageError>().is_some()
+    })
+}
+
+/// A usage mistake the CLI itself detected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BadInput(e)) => {
+            eprintln!("vidpipe: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("vidpipe: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vidpipe::guest=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init => {
+            let home = Home::init(&cli.home)?;
+            println!("vidpipe home ready at {}", home.path().display());
+            Ok(())
+        }
+        Command::Project(cmd) => project(&cli.home, cmd),
+        Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, args),
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => inspect(&plugin, json),
+        Command::Demo => demo(&cli.home),
+    }
+}
+
+fn parse_pairs(what: &str, items: &[String]) -> anyhow::Result<KeyValues> {
+    let mut map = KeyValues::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(bad(format!("{what} {item:?} is not KEY=VALUE")));
+        };
+        if k.trim().is_empty() {
+            return Err(bad(format!("{what} {item:?} has an empty key")));
+        }
+        if map.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(bad(format!("{what} key {k:?} is given twice")));
+        }
+    }
+    Ok(map)
+}
+
+fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read {what} {}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|_| bad(format!("{what} {} is not UTF-8 text", path.display())))
+}
+
+fn project(home: &Path, cmd: ProjectCommand) -> Result<(), Failure> {
+    match cmd {
+        ProjectCommand::Create { name, script, settings } => {
+            let settings = parse_pairs("setting", &settings)?;
+            let script = match script {
+                Some(path) => read_text(&path, "script")?,
+                None => String::new(),
+            };
+            let home = Home::open(home)?;
+            let project = home.create_project(&name, &script, &settings)?;
+            println!("{}", project.id);
+            Ok(())
+        }
+        ProjectCommand::List { json } => {
+            let home = Home::open(home)?;
+            let projects = db::list_projects(home.conn())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&projects).context("encoding JSON")?);
+            } else if projects.is_empty() {
+                println!("no projects; create one with `vidpipe project create NAME --script FILE`");
+            } else {
+                println!("{:<36}  {:<8}  {:<20}  name", "id", "status", "created");
+                for p in projects {
+                    println!("{:<36}  {:<8}  {:<20}  {}", p.id, p.status, time(p.created_at), p.name);
+                }
+            }
+            Ok(())
+        }
+        ProjectCommand::Show { id, json } => {
+            let mut home = Home::open(home)?;
+            let detail = db::project_detail(home.conn_mut(), &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail).context("encoding JSON")?);
+            } else {
+                print_detail(&home, &detail);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn time(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn print_detail(home: &Home, d: &db::ProjectDetail) {
+    let p = &d.project;
+    println!("project   {}", p.id);
+    println!("name      {}", p.name);
+    println!("status    {}", p.status);
+    println!("created   {}", time(p.created_at));
+    println!("script    {} bytes", p.script.len());
+    println!("folder    {}", home.path().join("projects").join(&p.id).display());
+    for (k, v) in &p.settings {
+        println!("setting   {k} = {v}");
+    }
+    println!("\nscenes ({})", d.scenes.len());
+    for s in &d.scenes {
+        println!("  {:>3}  {:>6.1} s  {}  [{}]", s.index, f64::from(s.duration_ms) / 1000.0, s.title, s.id);
+    }
+    println!("\nkeyframes ({})", d.keyframes.len());
+    for k in &d.keyframes {
+        println!("  {:<5}  {}/{}  scene {}  [{}]", k.position, k.image.kind, k.image.name, k.scene_id, k.id);
+    }
+    println!("\nvideo clips ({})", d.video_clips.len());
+    for c in &d.video_clips {
+        println!(
+            "  {}/{}  {:.1} s @ {} fps  scene {}  [{}]",
+            c.video.kind,
+            c.video.name,
+            f64::from(c.duration_ms) / 1000.0,
+            c.frame_rate,
+            c.scene_id,
+            c.id
+        );
+    }
+    println!("\nartifacts ({})", d.artifacts.len());
+    for a in &d.artifacts {
+        let kind: vidpipe_host::artifacts::ArtifactKind = a.kind.into();
+        println!("  {}/{}  {} bytes  sha256 {}", kind.dir_name(), a.name, a.size, a.sha256);
+    }
+    println!("\nruns ({})", d.runs.len());
+    for r in &d.runs {
+        let detail = r.error.as_deref().or(r.summary.as_deref()).unwrap_or("");
+        println!("  {}  {:<12}  {:<11}  {}  {}", r.id, r.stage, r.status, time(r.started_at), detail);
+    }
+}
+
+fn limits(args: &StageRun) -> anyhow::Result<Limits> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
+        return Err(bad(format!("--timeout must be more than 0 and at most 86400 seconds, not {}", args.timeout)));
+    }
+    if !(1..=4096).contains(&args.max_memory) {
+        return Err(bad(format!("--max-memory must be 1 to 4096 MiB, not {}", args.max_memory)));
+    }
+    Ok(Limits {
+        timeout: Duration::from_secs_f64(args.timeout),
+        max_memory_bytes: usize::try_from(args.max_memory << 20).unwrap_or(usize::MAX),
+        ..Limits::default()
+    })
+}
+
+fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(bad(format!("{} is a directory, not a plugin file", path.display())));
+    }
+    std::fs::read(path).map_err(|e| bad(format!("cannot read plugin {}: {e}", path.display())))
+}
+
+fn stage_name(path: &Path, name: Option<&str>) -> String {
+    name.map(str::to_owned)
+        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "stage".to_owned())
+}
+
+fn progress_printer() -> vidpipe_host::host_api::ProgressSink {
+    Box::new(|stage, done, total, message| {
+        if message.is_empty() {
+            eprintln!("[{stage}] {done}/{total}");
+        } else {
+            eprintln!("[{stage}] {done}/{total} {message}");
+        }
+    })
+}
+
+fn stage_run(home: &Path, args: StageRun) -> Result<(), Failure> {
+    // Check everything the user gave before writing anything.
+    let config = parse_pairs("--set", &args.set)?;
+    let limits = limits(&args)?;
+    let bytes = read_plugin(&args.plugin)?;
+    let name = stage_name(&args.plugin, args.name.as_deref());
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let plugin = runtime.load(&name, &bytes)?;
+    let mut home = Home::open(home)?;
+    run_and_report(&mut home, &runtime, &plugin, &args.project, config, limits)
+}
+
+fn run_and_report(
+    home: &mut Home,
+    runtime: &Runtime,
+    plugin: &Plugin,
+    project_id: &str,
+    config: KeyValues,
+    limits: Limits,
+) -> Result<(), Failure> {
+    let request = StageRequest { project_id: project_id.to_owned(), config, limits, progress: progress_printer() };
+    let report = runner::run_stage(home, runtime, plugin, request)?;
+    let run = &report.run;
+    if !report.succeeded() {
+        let reason = run.error.as_deref().unwrap_or("unknown reason");
+        return Err(Failure::Failed(anyhow::anyhow!("stage {} failed (run {}): {reason}", run.stage, run.id)));
+    }
+    println!("stage {} succeeded (run {}): {}", run.stage, run.id, run.summary.as_deref().unwrap_or(""));
+    let detail = db::project_detail(home.conn_mut(), &run.project_id)?;
+    for a in detail.artifacts.iter().filter(|a| a.run_id.as_deref() == Some(run.id.as_str())) {
+        let kind: vidpipe_host::artifacts::ArtifactKind = a.kind.into();
+        let path = home.path().join("projects").join(&run.project_id).join(kind.dir_name()).join(&a.name);
+        println!("wrote {} ({} bytes)", path.display(), a.size);
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Inspection {
+    path: String,
+    size: u64,
+    sha256: String,
+    targets: Vec<String>,
+    imports: Vec<String>,
+    exports: Vec<String>,
+    runnable: bool,
+    reason: Option<String>,
+}
+
+fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
+    let bytes = read_plugin(path)?;
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let name = stage_name(path, None);
+    // A file that is not a component at all cannot be described: that is bad input.
+    let component = runtime.compile(&name, &bytes)?;
+    let surface = runtime.surface(&component);
+    let verdict = runtime.load(&name, &bytes);
+    let mut targets: Vec<String> = surface
+        .imports
+        .iter()
+        .filter_map(|i| i.strip_prefix("vidpipe:plugin/"))
+        .map(|rest| format!("vidpipe:plugin@{}", rest.split_once('@').map_or("(unversioned)", |(_, v)| v)))
+        .collect();
+    targets.dedup();
+    let report = Inspection {
+        path: path.display().to_string(),
+        size: bytes.len() as u64,
+        sha256: vidpipe_host::runtime::sha256_hex(&bytes),
+        targets,
+        imports: surface.imports,
+        exports: surface.exports,
+        runnable: verdict.is_ok(),
+        reason: verdict.err().map(|e| e.to_string()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).context("encoding JSON")?);
+        return Ok(());
+    }
+    println!("plugin    {}", report.path);
+    println!("size      {} bytes", report.size);
+    println!("sha256    {}", report.sha256);
+    if report.targets.is_empty() {
+        println!("targets   (no vidpipe:plugin interface imported)");
+    } else {
+        println!("targets   {}", report.targets.join(", "));
+    }
+    println!("imports ({})", report.imports.len());
+    for i in &report.imports {
+        println!("  {i}");
+    }
+    println!("exports ({})", report.exports.len());
+    for e in &report.exports {
+        println!("  {e}");
+    }
+    match &report.reason {
+        None => println!("runnable  yes: this host ({}) can run it", vidpipe_host::WIT_PACKAGE),
+        Some(reason) => println!("runnable  no: {reason}"),
+    }
+    Ok(())
+}
+
+/// The bundled example script.
+const EXAMPLE_SCRIPT: &str = include_str!("../../guest-example/examples/lighthouse.txt");
+const DEMO_PROJECT: &str = "vidpipe demo: The Lighthouse Keeper";
+
+fn demo(home_path: &Path) -> Result<(), Failure> {
+    let mut home = Home::init(home_path)?;
+    let existing = db::list_projects(home.conn())?.into_iter().find(|p| p.name == DEMO_PROJECT);
+    let project = match existing {
+        Some(p) => {
+            eprintln!("reusing demo project {}", p.id);
+            p
+        }
+        None => home.create_project(DEMO_PROJECT, EXAMPLE_SCRIPT, &KeyValues::new())?,
+    };
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let plugin = runtime.load("storyboard", vidpipe_example_plugins::STORYBOARD)?;
+    run_and_report(&mut home, &runtime, &plugin, &project.id, KeyValues::new(), Limits::default())?;
+    println!("project {}: see it with `vidpipe --home {} project show {}`", project.id, home.path().display(), project.id);
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Runs one stage on one project, from the run record to the commit.
+//!
+//! 1. The project is looked up first, so an unknown id writes nothing.
+//! 2. A `running` record goes into `pipeline_runs`.
+//! 3. The plugin runs in a fresh store with a context bound to that project and run.
+//! 4. On success the run's staged rows and files commit together (one IMMEDIATE transaction,
+//!    then the journaled renames); on an error, a trap or a violated limit, the staged files are
+//!    removed, the staged rows vanish with the session, and the record says `failed` and why.
+
+use crate::artifacts::ArtifactKind;
+use crate::bindings::types::ErrorCode;
+use crate::db::stage::StageSession;
+use crate::db::{self, KeyValues, Run};
+use crate::home::{Home, HomeError};
+use crate::host_api::{ProgressSink, StageContext};
+use crate::runtime::{Limits, Outcome, Plugin, Runtime};
+
+/// Longest summary or error text stored for a run.
+const MAX_REPORT_CHARS: usize = 4096;
+
+/// What to run a stage with.
+pub struct StageRequest {
+    /// The project it is bound to.
+    pub project_id: String,
+    /// Its configuration.
+    pub config: KeyValues,
+    /// Its limits.
+    pub limits: Limits,
+    /// Where its progress reports go.
+    pub progress: ProgressSink,
+}
+
+/// The record of a finished stage run, as committed.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    /// The run record (status `succeeded` or `failed`).
+    pub run: Run,
+}
+
+impl StageReport {
+    /// Whether the stage succeeded and its work was committed.
+    pub fn succeeded(&self) -> bool {
+        self.run.status == db::RunStatus::Succeeded
+    }
+}
+
+/// The kebab-case name of a WIT error code, as the WIT spells it.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::InvalidInput => "invalid-input",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::LimitExceeded => "limit-exceeded",
+        ErrorCode::Io => "io",
+        ErrorCode::Busy => "busy",
+    }
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_REPORT_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Runs `plugin` on the request's project and records the run. `Err` means the host itself
+/// could not do its part (bad project id, database unavailable); a failing stage is an `Ok`
+/// report whose run is `failed`.
+pub fn run_stage(home: &mut Home, runtime: &Runtime, plugin: &Plugin, request: StageRequest) -> Result<StageReport, HomeError> {
+    let project = db::get_project(home.conn(), &request.project_id)?;
+    let files = home.project_store(&project.id)?;
+    let run = db::start_run(home.conn_mut(), &project.id, &plugin.name, &plugin.sha256, &request.config)?;
+    tracing::info!(stage = %plugin.name, run = %run.id, project = %project.id, "stage started");
+
+    let session = match StageSession::open(&home.db_path(), &project.id, &run.id) {
+        Ok(s) => s,
+        Err(e) => {
+            db::fail_run(home.conn_mut(), &run.id, &format!("could not open the run's session: {e}"))?;
+            return Err(e.into());
+        }
+    };
+    let ctx = StageContext::new(plugin.name.clone(), session, files, request.limits.store, request.progress);
+    let config: Vec<(String, String)> = request.config.into_iter().collect();
+    let (outcome, ctx) = runtime.call(plugin, ctx, &config, &request.limits);
+
+    let failure = match outcome {
+        Outcome::Succeeded(summary) => commit(home, ctx, &run.id, &clip(&summary)).err(),
+        Outcome::Failed(e) => {
+            discard(&ctx);
+            Some(format!("the stage returned an error ({}): {}", code_name(e.code), e.message))
+        }
+        Outcome::Trapped(reason) => {
+            discard(&ctx);
+            Some(reason)
+        }
+    };
+    if let Some(reason) = failure {
+        let reason = clip(&reason);
+        tracing::warn!(stage = %plugin.name, run = %run.id, "stage failed: {reason}");
+        db::fail_run(home.conn_mut(), &run.id, &reason)?;
+    }
+    Ok(StageReport { run: db::get_run(home.conn(), &run.id)? })
+}
+
+/// Commits a successful stage; on any failure discards what it staged and returns the reason.
+fn commit(home: &Home, ctx: StageContext, run_id: &str, summary: &str) -> Result<(), String> {
+    let staged = match ctx.db.staged_files() {
+        Ok(staged) => staged,
+        Err(e) => {
+            discard(&ctx);
+            return Err(format!("could not list the run's staged files: {e}"));
+        }
+    };
+    let StageContext { db: session, files, .. } = ctx;
+    if let Err(e) = session.commit(summary) {
+        discard_files(&files, staged);
+        return Err(format!("the stage's work could not be committed: {e}"));
+    }
+    // Committed: the rows are visible and the journal owns the file moves. A failure here is
+    // finished by the next process that opens the home; the run stays succeeded.
+    if let Err(e) = home.finish_publishes(Some(run_id)) {
+        tracing::error!(run = run_id, "committed, but moving files into place failed (will be retried): {e}");
+    }
+    Ok(())
+}
+
+/// Removes the staged files of a context that will not commit.
+fn discard(ctx: &StageContext) {
+    match ctx.db.staged_files() {
+        Ok(staged) => discard_files(&ctx.files, staged),
+        Err(e) => tracing::warn!("could not list staged files to remove them: {e}"),
+    }
+}
+
+fn discard_files(files: &crate::artifacts::ProjectStore, staged: Vec<(db::Kind, String)>) {
+    for (kind, file) in staged {
+        let kind: ArtifactKind = kind.into();
+        if let Err(e) = files.discard(kind, &file) {
+            tracing::warn!("could not remove staged file {kind}/{file}: {e}");
+        }
+    }
+}

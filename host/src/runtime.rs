@@ -1,0 +1,542 @@
+//! The WebAssembly runtime: one wasmtime [`Engine`] and [`Linker`], plugins loaded into
+//! [`InstancePre`]s, and a fresh, limited [`Store`] for every stage run.
+//!
+//! Deny by default: the WASI context of a stage has no preopened directories, no environment, no
+//! arguments, no network and no stdin; its stdout and stderr go to the host's log under the stage's
+//! name. Its memory is capped for the whole instance by [`Limiter`], and its wall-clock time by an
+//! epoch deadline driven by one engine-wide ticker thread.
+//!
+//! [`InstancePre`]: wasmtime::component::InstancePre
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{self, Stage, StagePre};
+use crate::host_api::{StageContext, StoreLimits};
+
+/// How often the epoch ticker advances the engine's epoch; deadlines are rounded up to it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Most bytes of a stage's stdout and stderr that reach the log; the rest is counted and dropped.
+const MAX_CAPTURED_OUTPUT: usize = 1 << 20;
+/// Longest line of guest output logged as one event.
+const MAX_LINE: usize = 4096;
+
+/// The limits of one stage run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock time the stage may run.
+    pub timeout: Duration,
+    /// Linear memory of the whole instance (all its memories together), in bytes.
+    pub max_memory_bytes: usize,
+    /// Elements of any one table.
+    pub max_table_elements: usize,
+    /// Core instances the component may create.
+    pub max_instances: usize,
+    /// What the stage may store.
+    pub store: StoreLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(300),
+            max_memory_bytes: 512 << 20,
+            max_table_elements: 100_000,
+            max_instances: 100,
+            store: StoreLimits::default(),
+        }
+    }
+}
+
+/// Why a plugin could not be loaded. Each is bad input: nothing has been written when it happens.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Not WebAssembly at all.
+    #[error("{name} is not a WebAssembly file (it does not start with the \\0asm magic number)")]
+    NotWasm {
+        /// The plugin's name.
+        name: String,
+    },
+    /// A core module rather than a component.
+    #[error(
+        "{name} is a core WebAssembly module, not a component; build the stage for the wasm32-wasip2 target \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Malformed or unsupported binary.
+    #[error("{name} is not a valid WebAssembly component: {reason}")]
+    Invalid {
+        /// The plugin's name.
+        name: String,
+        /// The compiler's explanation.
+        reason: String,
+    },
+    /// Imports the host cannot satisfy, or the wrong exports.
+    #[error("{name} cannot run on this host: {reason}")]
+    Incompatible {
+        /// The plugin's name.
+        name: String,
+        /// What is missing or unsupported.
+        reason: String,
+    },
+}
+
+/// What a component imports and exports, by name.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Surface {
+    /// Imported interface or function names, e.g. `vidpipe:plugin/db@0.1.0`.
+    pub imports: Vec<String>,
+    /// Exported names, e.g. `run`.
+    pub exports: Vec<String>,
+}
+
+/// A plugin compiled and linked, ready to instantiate many times.
+pub struct Plugin {
+    /// Its name (the stage name unless overridden).
+    pub name: String,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What it imports and exports.
+    pub surface: Surface,
+    pre: StagePre<RunState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.name).field("sha256", &self.sha256).finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of `bytes` in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The data of a stage's [`Store`]: WASI state, the stage's context and its limiter.
+pub struct RunState {
+    wasi: WasiCtx,
+    wasi_table: ResourceTable,
+    /// What the stage can reach through the vidpipe interfaces.
+    pub ctx: StageContext,
+    limiter: Limiter,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.wasi_table }
+    }
+}
+
+/// Caps the linear memory of the whole instance (the sum over all its memories, which a
+/// per-memory limit would not), table sizes and instance counts. Exceeding a limit traps with a
+/// message naming the limit.
+struct Limiter {
+    max_memory: usize,
+    memory: usize,
+    max_table_elements: usize,
+    max_instances: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory.saturating_sub(current).saturating_add(desired);
+        if total > self.max_memory {
+            return Err(wasmtime::format_err!(
+                "the stage exceeded its memory limit of {} MiB (it asked for {} MiB in all)",
+                self.max_memory >> 20,
+                total.div_ceil(1 << 20)
+            ));
+        }
+        self.memory = total;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_table_elements {
+            return Err(wasmtime::format_err!(
+                "the stage exceeded its table limit of {} elements",
+                self.max_table_elements
+            ));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.max_instances
+    }
+
+    fn tables(&self) -> usize {
+        self.max_instances
+    }
+
+    fn memories(&self) -> usize {
+        self.max_instances
+    }
+}
+
+/// Guest stdout/stderr, forwarded line by line into the host's log.
+#[derive(Clone)]
+struct LogStream {
+    stage: Arc<str>,
+    stream: &'static str,
+    state: Arc<std::sync::Mutex<LineBuffer>>,
+}
+
+#[derive(Default)]
+struct LineBuffer {
+    line: Vec<u8>,
+    total: usize,
+    dropped: usize,
+}
+
+impl LogStream {
+    fn new(stage: &str, stream: &'static str) -> Self {
+        LogStream { stage: stage.into(), stream, state: Arc::default() }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        tracing::info!(target: "vidpipe::guest", stage = &*self.stage, stream = self.stream, "{}", text.trim_end());
+    }
+
+    fn accept(&self, bytes: &[u8]) {
+        let Ok(mut buf) = self.state.lock() else { return };
+        let room = MAX_CAPTURED_OUTPUT.saturating_sub(buf.total);
+        let (kept, dropped) = bytes.split_at(bytes.len().min(room));
+        buf.total += kept.len();
+        buf.dropped += dropped.len();
+        for &b in kept {
+            if b == b'\n' || buf.line.len() >= MAX_LINE {
+                let line = std::mem::take(&mut buf.line);
+                self.emit(&line);
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            buf.line.push(b);
+        }
+    }
+
+    fn finish(&self) {
+        let Ok(mut buf) = self.state.lock() else { return };
+        let line = std::mem::take(&mut buf.line);
+        if !line.is_empty() {
+            self.emit(&line);
+        }
+        if buf.dropped > 0 {
+            tracing::warn!(
+                stage = &*self.stage,
+                "dropped {} bytes of {} beyond the {} byte capture limit",
+                buf.dropped,
+                self.stream,
+                MAX_CAPTURED_OUTPUT
+            );
+        }
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for LogStream {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.accept(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new().name("vidpipe-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            // Without a ticker no deadline fires; say so loudly rather than run unbounded silently.
+            tracing::error!("could not start the epoch ticker thread, deadlines will not fire: {e}");
+        }
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a stage call ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The stage returned a summary.
+    Succeeded(String),
+    /// The stage returned a structured error.
+    Failed(bindings::types::Error),
+    /// The stage trapped, ran out of time or memory, or broke the contract.
+    Trapped(String),
+}
+
+/// The engine, the linker and the ticker, shared by every plugin and run of a process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    _ticker: Ticker,
+}
+
+impl Runtime {
+    /// Builds the engine (epoch interruption on) and the linker with WASI p2 and the vidpipe
+    /// interfaces.
+    pub fn new() -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Stage::add_to_linker::<RunState, HasSelf<StageContext>>(&mut linker, |s: &mut RunState| &mut s.ctx)?;
+        let ticker = Ticker::start(&engine);
+        Ok(Runtime { engine, linker, _ticker: ticker })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Checks, compiles and links `bytes` as a stage named `name`. Every failure is a
+    /// [`PluginError`] explaining what is wrong, before anything runs.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let component = self.compile(name, bytes)?;
+        let surface = surface(&self.engine, &component);
+        check_version(name, &surface)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| PluginError::Incompatible {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        let pre = StagePre::new(pre).map_err(|e| PluginError::Incompatible {
+            name: name.to_owned(),
+            reason: format!(
+                "it does not export the vidpipe:plugin@0.1.0 `stage` world's `run` function ({e:#}); its exports are [{}]",
+                surface.exports.join(", ")
+            ),
+        })?;
+        Ok(Plugin { name: name.to_owned(), sha256: sha256_hex(bytes), size: bytes.len() as u64, surface, pre })
+    }
+
+    /// Compiles a component, telling garbage and core modules apart from components.
+    pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::NotWasm { name: name.to_owned() });
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(PluginError::CoreModule { name: name.to_owned() });
+        }
+        Component::new(&self.engine, bytes)
+            .map_err(|e| PluginError::Invalid { name: name.to_owned(), reason: format!("{e:#}") })
+    }
+
+    /// The imports and exports of a compiled component.
+    pub fn surface(&self, component: &Component) -> Surface {
+        surface(&self.engine, component)
+    }
+
+    /// Runs `plugin` once in a fresh store with `ctx`, `config` and `limits`, and hands the
+    /// context back whatever happened, so the caller can commit or discard what the stage staged.
+    pub fn call(
+        &self,
+        plugin: &Plugin,
+        ctx: StageContext,
+        config: &[(String, String)],
+        limits: &Limits,
+    ) -> (Outcome, StageContext) {
+        let stdout = LogStream::new(&ctx.stage, "stdout");
+        let stderr = LogStream::new(&ctx.stage, "stderr");
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        let state = RunState {
+            wasi: wasi.build(),
+            wasi_table: ResourceTable::new(),
+            ctx,
+            limiter: Limiter {
+                max_memory: limits.max_memory_bytes,
+                memory: 0,
+                max_table_elements: limits.max_table_elements,
+                max_instances: limits.max_instances,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+
+        let result = plugin.pre.instantiate(&mut store).and_then(|stage| stage.call_run(&mut store, config));
+        let outcome = match result {
+            Ok(Ok(summary)) => Outcome::Succeeded(summary),
+            Ok(Err(error)) => Outcome::Failed(error),
+            Err(e) => Outcome::Trapped(describe_trap(&e, limits)),
+        };
+        stdout.finish();
+        stderr.finish();
+        // The store (and with it every instance and open writer of this run) is dropped here;
+        // dropping the writers removes their staged files.
+        let RunState { ctx, .. } = store.into_data();
+        (outcome, ctx)
+    }
+}
+
+fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!(
+            "the stage exceeded its time limit of {} s and was stopped",
+            limits.timeout.as_secs_f64()
+        ),
+        Some(Trap::StackOverflow) => "the stage overflowed its stack (too deep a recursion)".to_owned(),
+        Some(trap) => format!("the stage trapped: {trap} ({e:#})"),
+        None => format!("{e:#}"),
+    }
+}
+
+fn surface(engine: &Engine, component: &Component) -> Surface {
+    let ty = component.component_type();
+    let mut imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
+    let mut exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, item)| match item.ty {
+            ComponentItem::ComponentFunc(_) => format!("{name} (function)"),
+            ComponentItem::ComponentInstance(_) => format!("{name} (interface)"),
+            _ => name.to_owned(),
+        })
+        .collect();
+    imports.sort();
+    exports.sort();
+    Surface { imports, exports }
+}
+
+/// Refuses a plugin that imports a vidpipe:plugin version this host does not implement, with a
+/// message naming both versions (the linker's own message would only say "not found").
+fn check_version(name: &str, surface: &Surface) -> Result<(), PluginError> {
+    for import in &surface.imports {
+        let Some(rest) = import.strip_prefix("vidpipe:plugin/") else { continue };
+        let (iface, version) = rest.split_once('@').unwrap_or((rest, "(unversioned)"));
+        if version != "0.1.0" {
+            return Err(PluginError::Incompatible {
+                name: name.to_owned(),
+                reason: format!(
+                    "it imports {import}, but this host implements {} only",
+                    bindings::PACKAGE
+                ),
+            });
+        }
+        if !bindings::INTERFACES.contains(&iface) {
+            return Err(PluginError::Incompatible {
+                name: name.to_owned(),
+                reason: format!("it imports {import}, an interface {} does not have", bindings::PACKAGE),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(max_mib: usize) -> Limiter {
+        Limiter { max_memory: max_mib << 20, memory: 0, max_table_elements: 10, max_instances: 1 }
+    }
+
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_instance_together() {
+        let mut l = limiter(10);
+        assert!(l.memory_growing(0, 6 << 20, None).expect("first memory fits"));
+        let err = l.memory_growing(0, 6 << 20, None).expect_err("a second memory pushes the total over");
+        assert!(err.to_string().contains("memory limit of 10 MiB"), "{err}");
+        assert!(l.memory_growing(6 << 20, 10 << 20, None).expect("growing the first to the cap fits"));
+    }
+
+    #[test]
+    fn the_table_limit_names_its_value() {
+        let mut l = limiter(1);
+        assert!(l.table_growing(0, 10, None).expect("at the cap"));
+        let err = l.table_growing(10, 11, None).expect_err("over the cap");
+        assert!(err.to_string().contains("10 elements"), "{err}");
+    }
+
+    #[test]
+    fn guest_output_is_split_into_lines_and_capped() {
+        let s = LogStream::new("t", "stdout");
+        s.accept(b"one\ntwo");
+        s.accept(&vec![b'x'; MAX_CAPTURED_OUTPUT]);
+        let buf = s.state.lock().expect("lock");
+        assert_eq!(buf.total, MAX_CAPTURED_OUTPUT, "no more than the cap is kept");
+        assert_eq!(buf.dropped, 7, "the overflow is counted");
+        assert!(buf.line.len() <= MAX_LINE, "long lines are split");
+    }
+
+    #[test]
+    fn plugins_importing_another_vidpipe_version_are_refused_naming_both_versions() {
+        let surface = Surface {
+            imports: vec!["vidpipe:plugin/db@0.2.0".into(), "wasi:cli/stdout@0.2.6".into()],
+            exports: vec!["run (function)".into()],
+        };
+        let err = check_version("p", &surface).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("vidpipe:plugin/db@0.2.0") && text.contains("vidpipe:plugin@0.1.0"), "{text}");
+        let unknown = Surface { imports: vec!["vidpipe:plugin/render@0.1.0".into()], exports: vec![] };
+        assert!(check_version("p", &unknown).is_err());
+    }
+
+    #[test]
+    fn garbage_and_core_modules_are_told_apart_from_components() {
+        let rt = Runtime::new().expect("runtime");
+        assert!(matches!(rt.load("g", b"hello"), Err(PluginError::NotWasm { .. })));
+        assert!(matches!(rt.load("c", b"\0asm\x01\0\0\0"), Err(PluginError::CoreModule { .. })));
+        assert!(matches!(rt.load("t", b"\0asm\x0d\0\x01\0"), Err(PluginError::Invalid { .. }) | Err(PluginError::Incompatible { .. })));
+    }
+}
