@@ -48,14 +48,19 @@ pub struct Home {
 
 impl std::fmt::Debug for Home {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Home").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Home")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
 impl Home {
     /// Creates the home if needed, migrates it and finishes interrupted publishes. Idempotent.
     pub fn init(path: &Path) -> Result<Self, HomeError> {
-        std::fs::create_dir_all(path).map_err(|source| HomeError::Create { path: path.to_owned(), source })?;
+        std::fs::create_dir_all(path).map_err(|source| HomeError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::open_existing(path)
     }
 
@@ -71,7 +76,11 @@ impl Home {
         let mut conn = db::open(&path.join("vidpipe.db"))?;
         db::migrate(&mut conn)?;
         let artifacts = ArtifactRoot::open(&path.join("projects"))?;
-        let home = Home { path: path.to_owned(), conn, artifacts };
+        let home = Home {
+            path: path.to_owned(),
+            conn,
+            artifacts,
+        };
         home.finish_publishes(None)?;
         Ok(home)
     }
@@ -103,12 +112,23 @@ impl Home {
 
     /// Creates a project row and its folders. The folders come first: a crash in between leaves
     /// an empty folder no row points at, never a row without its folders.
-    pub fn create_project(&self, name: &str, script: &str, settings: &db::KeyValues) -> Result<db::Project, HomeError> {
+    pub fn create_project(
+        &self,
+        name: &str,
+        script: &str,
+        settings: &db::KeyValues,
+    ) -> Result<db::Project, HomeError> {
         // Validate before touching the disk, so bad input writes nothing.
         let probe_id = uuid::Uuid::new_v4();
         db::projects::check_new_project(name, script)?;
         self.artifacts.create_project(probe_id)?;
-        match db::create_project_with_id(&self.conn, &probe_id.hyphenated().to_string(), name, script, settings) {
+        match db::create_project_with_id(
+            &self.conn,
+            &probe_id.hyphenated().to_string(),
+            name,
+            script,
+            settings,
+        ) {
             Ok(p) => Ok(p),
             Err(e) => {
                 // Best effort: the folder is empty and unreferenced.
@@ -120,8 +140,9 @@ impl Home {
 
     /// Opens the artifact folders of a project.
     pub fn project_store(&self, project_id: &str) -> Result<ProjectStore, HomeError> {
-        let id = uuid::Uuid::parse_str(project_id)
-            .map_err(|_| DbError::InvalidInput(format!("project id {project_id:?} is not a UUID")))?;
+        let id = uuid::Uuid::parse_str(project_id).map_err(|_| {
+            DbError::InvalidInput(format!("project id {project_id:?} is not a UUID"))
+        })?;
         Ok(self.artifacts.project(id)?)
     }
 

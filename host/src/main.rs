@@ -17,7 +17,12 @@ use vidpipe_host::runtime::{Limits, Plugin, PluginError, Runtime};
 #[command(name = "vidpipe", version, about, propagate_version = true)]
 struct Cli {
     /// The home folder holding vidpipe.db and projects/.
-    #[arg(long, global = true, env = "VIDPIPE_HOME", default_value = "vidpipe-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "VIDPIPE_HOME",
+        default_value = "vidpipe-data"
+    )]
     home: PathBuf,
 
     #[command(subcommand)]
@@ -122,7 +127,11 @@ enum Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let e = e.into();
-        if is_bad_input(&e) { Failure::BadInput(e) } else { Failure::Failed(e) }
+        if is_bad_input(&e) {
+            Failure::BadInput(e)
+        } else {
+            Failure::Failed(e)
+        }
     }
 }
 
@@ -131,10 +140,19 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<PluginError>()
             || cause.is::<clap::Error>()
-            || matches!(cause.downcast_ref::<DbError>(), Some(DbError::NotFound(_) | DbError::InvalidInput(_)))
-            || matches!(cause.downcast_ref::<HomeError>(), Some(HomeError::Missing(_)))
+            || cause.downcast_ref::<DbError>().is_some_and(db_bad_input)
+            || match cause.downcast_ref::<HomeError>() {
+                Some(HomeError::Missing(_)) => true,
+                Some(HomeError::Db(e)) => db_bad_input(e),
+                _ => false,
+            }
             || cause.downcast_ref::<UsageError>().is_some()
     })
+}
+
+/// A lookup or a value the user gave was wrong (as opposed to the database failing).
+fn db_bad_input(e: &DbError) -> bool {
+    matches!(e, DbError::NotFound(_) | DbError::InvalidInput(_))
 }
 
 /// A usage mistake the CLI itself detected.
@@ -212,13 +230,19 @@ fn parse_pairs(what: &str, items: &[String]) -> anyhow::Result<KeyValues> {
 }
 
 fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read {what} {}: {e}", path.display())))?;
-    String::from_utf8(bytes).map_err(|_| bad(format!("{what} {} is not UTF-8 text", path.display())))
+    let bytes = std::fs::read(path)
+        .map_err(|e| bad(format!("cannot read {what} {}: {e}", path.display())))?;
+    String::from_utf8(bytes)
+        .map_err(|_| bad(format!("{what} {} is not UTF-8 text", path.display())))
 }
 
 fn project(home: &Path, cmd: ProjectCommand) -> Result<(), Failure> {
     match cmd {
-        ProjectCommand::Create { name, script, settings } => {
+        ProjectCommand::Create {
+            name,
+            script,
+            settings,
+        } => {
             let settings = parse_pairs("setting", &settings)?;
             let script = match script {
                 Some(path) => read_text(&path, "script")?,
@@ -233,13 +257,24 @@ fn project(home: &Path, cmd: ProjectCommand) -> Result<(), Failure> {
             let home = Home::open(home)?;
             let projects = db::list_projects(home.conn())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&projects).context("encoding JSON")?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&projects).context("encoding JSON")?
+                );
             } else if projects.is_empty() {
-                println!("no projects; create one with `vidpipe project create NAME --script FILE`");
+                println!(
+                    "no projects; create one with `vidpipe project create NAME --script FILE`"
+                );
             } else {
                 println!("{:<36}  {:<8}  {:<20}  name", "id", "status", "created");
                 for p in projects {
-                    println!("{:<36}  {:<8}  {:<20}  {}", p.id, p.status, time(p.created_at), p.name);
+                    println!(
+                        "{:<36}  {:<8}  {:<20}  {}",
+                        p.id,
+                        p.status,
+                        time(p.created_at),
+                        p.name
+                    );
                 }
             }
             Ok(())
@@ -248,7 +283,10 @@ fn project(home: &Path, cmd: ProjectCommand) -> Result<(), Failure> {
             let mut home = Home::open(home)?;
             let detail = db::project_detail(home.conn_mut(), &id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&detail).context("encoding JSON")?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&detail).context("encoding JSON")?
+                );
             } else {
                 print_detail(&home, &detail);
             }
@@ -269,17 +307,29 @@ fn print_detail(home: &Home, d: &db::ProjectDetail) {
     println!("status    {}", p.status);
     println!("created   {}", time(p.created_at));
     println!("script    {} bytes", p.script.len());
-    println!("folder    {}", home.path().join("projects").join(&p.id).display());
+    println!(
+        "folder    {}",
+        home.path().join("projects").join(&p.id).display()
+    );
     for (k, v) in &p.settings {
         println!("setting   {k} = {v}");
     }
     println!("\nscenes ({})", d.scenes.len());
     for s in &d.scenes {
-        println!("  {:>3}  {:>6.1} s  {}  [{}]", s.index, f64::from(s.duration_ms) / 1000.0, s.title, s.id);
+        println!(
+            "  {:>3}  {:>6.1} s  {}  [{}]",
+            s.index,
+            f64::from(s.duration_ms) / 1000.0,
+            s.title,
+            s.id
+        );
     }
     println!("\nkeyframes ({})", d.keyframes.len());
     for k in &d.keyframes {
-        println!("  {:<5}  {}/{}  scene {}  [{}]", k.position, k.image.kind, k.image.name, k.scene_id, k.id);
+        println!(
+            "  {:<5}  {}/{}  scene {}  [{}]",
+            k.position, k.image.kind, k.image.name, k.scene_id, k.id
+        );
     }
     println!("\nvideo clips ({})", d.video_clips.len());
     for c in &d.video_clips {
@@ -296,21 +346,40 @@ fn print_detail(home: &Home, d: &db::ProjectDetail) {
     println!("\nartifacts ({})", d.artifacts.len());
     for a in &d.artifacts {
         let kind: vidpipe_host::artifacts::ArtifactKind = a.kind.into();
-        println!("  {}/{}  {} bytes  sha256 {}", kind.dir_name(), a.name, a.size, a.sha256);
+        println!(
+            "  {}/{}  {} bytes  sha256 {}",
+            kind.dir_name(),
+            a.name,
+            a.size,
+            a.sha256
+        );
     }
     println!("\nruns ({})", d.runs.len());
     for r in &d.runs {
         let detail = r.error.as_deref().or(r.summary.as_deref()).unwrap_or("");
-        println!("  {}  {:<12}  {:<11}  {}  {}", r.id, r.stage, r.status, time(r.started_at), detail);
+        println!(
+            "  {}  {:<12}  {:<11}  {}  {}",
+            r.id,
+            r.stage,
+            r.status,
+            time(r.started_at),
+            detail
+        );
     }
 }
 
 fn limits(args: &StageRun) -> anyhow::Result<Limits> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(bad(format!("--timeout must be more than 0 and at most 86400 seconds, not {}", args.timeout)));
+        return Err(bad(format!(
+            "--timeout must be more than 0 and at most 86400 seconds, not {}",
+            args.timeout
+        )));
     }
     if !(1..=4096).contains(&args.max_memory) {
-        return Err(bad(format!("--max-memory must be 1 to 4096 MiB, not {}", args.max_memory)));
+        return Err(bad(format!(
+            "--max-memory must be 1 to 4096 MiB, not {}",
+            args.max_memory
+        )));
     }
     Ok(Limits {
         timeout: Duration::from_secs_f64(args.timeout),
@@ -321,7 +390,10 @@ fn limits(args: &StageRun) -> anyhow::Result<Limits> {
 
 fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.is_dir() {
-        return Err(bad(format!("{} is a directory, not a plugin file", path.display())));
+        return Err(bad(format!(
+            "{} is a directory, not a plugin file",
+            path.display()
+        )));
     }
     std::fs::read(path).map_err(|e| bad(format!("cannot read plugin {}: {e}", path.display())))
 }
@@ -362,18 +434,41 @@ fn run_and_report(
     config: KeyValues,
     limits: Limits,
 ) -> Result<(), Failure> {
-    let request = StageRequest { project_id: project_id.to_owned(), config, limits, progress: progress_printer() };
+    let request = StageRequest {
+        project_id: project_id.to_owned(),
+        config,
+        limits,
+        progress: progress_printer(),
+    };
     let report = runner::run_stage(home, runtime, plugin, request)?;
     let run = &report.run;
     if !report.succeeded() {
         let reason = run.error.as_deref().unwrap_or("unknown reason");
-        return Err(Failure::Failed(anyhow::anyhow!("stage {} failed (run {}): {reason}", run.stage, run.id)));
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "stage {} failed (run {}): {reason}",
+            run.stage,
+            run.id
+        )));
     }
-    println!("stage {} succeeded (run {}): {}", run.stage, run.id, run.summary.as_deref().unwrap_or(""));
+    println!(
+        "stage {} succeeded (run {}): {}",
+        run.stage,
+        run.id,
+        run.summary.as_deref().unwrap_or("")
+    );
     let detail = db::project_detail(home.conn_mut(), &run.project_id)?;
-    for a in detail.artifacts.iter().filter(|a| a.run_id.as_deref() == Some(run.id.as_str())) {
+    for a in detail
+        .artifacts
+        .iter()
+        .filter(|a| a.run_id.as_deref() == Some(run.id.as_str()))
+    {
         let kind: vidpipe_host::artifacts::ArtifactKind = a.kind.into();
-        let path = home.path().join("projects").join(&run.project_id).join(kind.dir_name()).join(&a.name);
+        let path = home
+            .path()
+            .join("projects")
+            .join(&run.project_id)
+            .join(kind.dir_name())
+            .join(&a.name);
         println!("wrote {} ({} bytes)", path.display(), a.size);
     }
     Ok(())
@@ -403,7 +498,12 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         .imports
         .iter()
         .filter_map(|i| i.strip_prefix("vidpipe:plugin/"))
-        .map(|rest| format!("vidpipe:plugin@{}", rest.split_once('@').map_or("(unversioned)", |(_, v)| v)))
+        .map(|rest| {
+            format!(
+                "vidpipe:plugin@{}",
+                rest.split_once('@').map_or("(unversioned)", |(_, v)| v)
+            )
+        })
         .collect();
     targets.dedup();
     let report = Inspection {
@@ -417,7 +517,10 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         reason: verdict.err().map(|e| e.to_string()),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("encoding JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding JSON")?
+        );
         return Ok(());
     }
     println!("plugin    {}", report.path);
@@ -437,7 +540,10 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
         println!("  {e}");
     }
     match &report.reason {
-        None => println!("runnable  yes: this host ({}) can run it", vidpipe_host::WIT_PACKAGE),
+        None => println!(
+            "runnable  yes: this host ({}) can run it",
+            vidpipe_host::WIT_PACKAGE
+        ),
         Some(reason) => println!("runnable  no: {reason}"),
     }
     Ok(())
@@ -449,7 +555,9 @@ const DEMO_PROJECT: &str = "vidpipe demo: The Lighthouse Keeper";
 
 fn demo(home_path: &Path) -> Result<(), Failure> {
     let mut home = Home::init(home_path)?;
-    let existing = db::list_projects(home.conn())?.into_iter().find(|p| p.name == DEMO_PROJECT);
+    let existing = db::list_projects(home.conn())?
+        .into_iter()
+        .find(|p| p.name == DEMO_PROJECT);
     let project = match existing {
         Some(p) => {
             eprintln!("reusing demo project {}", p.id);
@@ -459,7 +567,19 @@ fn demo(home_path: &Path) -> Result<(), Failure> {
     };
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let plugin = runtime.load("storyboard", vidpipe_example_plugins::STORYBOARD)?;
-    run_and_report(&mut home, &runtime, &plugin, &project.id, KeyValues::new(), Limits::default())?;
-    println!("project {}: see it with `vidpipe --home {} project show {}`", project.id, home.path().display(), project.id);
+    run_and_report(
+        &mut home,
+        &runtime,
+        &plugin,
+        &project.id,
+        KeyValues::new(),
+        Limits::default(),
+    )?;
+    println!(
+        "project {}: see it with `vidpipe --home {} project show {}`",
+        project.id,
+        home.path().display(),
+        project.id
+    );
     Ok(())
 }

@@ -66,20 +66,41 @@ fn clip(text: &str) -> String {
 /// Runs `plugin` on the request's project and records the run. `Err` means the host itself
 /// could not do its part (bad project id, database unavailable); a failing stage is an `Ok`
 /// report whose run is `failed`.
-pub fn run_stage(home: &mut Home, runtime: &Runtime, plugin: &Plugin, request: StageRequest) -> Result<StageReport, HomeError> {
+pub fn run_stage(
+    home: &mut Home,
+    runtime: &Runtime,
+    plugin: &Plugin,
+    request: StageRequest,
+) -> Result<StageReport, HomeError> {
     let project = db::get_project(home.conn(), &request.project_id)?;
     let files = home.project_store(&project.id)?;
-    let run = db::start_run(home.conn_mut(), &project.id, &plugin.name, &plugin.sha256, &request.config)?;
+    let run = db::start_run(
+        home.conn_mut(),
+        &project.id,
+        &plugin.name,
+        &plugin.sha256,
+        &request.config,
+    )?;
     tracing::info!(stage = %plugin.name, run = %run.id, project = %project.id, "stage started");
 
     let session = match StageSession::open(&home.db_path(), &project.id, &run.id) {
         Ok(s) => s,
         Err(e) => {
-            db::fail_run(home.conn_mut(), &run.id, &format!("could not open the run's session: {e}"))?;
+            db::fail_run(
+                home.conn_mut(),
+                &run.id,
+                &format!("could not open the run's session: {e}"),
+            )?;
             return Err(e.into());
         }
     };
-    let ctx = StageContext::new(plugin.name.clone(), session, files, request.limits.store, request.progress);
+    let ctx = StageContext::new(
+        plugin.name.clone(),
+        session,
+        files,
+        request.limits.store,
+        request.progress,
+    );
     let config: Vec<(String, String)> = request.config.into_iter().collect();
     let (outcome, ctx) = runtime.call(plugin, ctx, &config, &request.limits);
 
@@ -87,7 +108,11 @@ pub fn run_stage(home: &mut Home, runtime: &Runtime, plugin: &Plugin, request: S
         Outcome::Succeeded(summary) => commit(home, ctx, &run.id, &clip(&summary)).err(),
         Outcome::Failed(e) => {
             discard(&ctx);
-            Some(format!("the stage returned an error ({}): {}", code_name(e.code), e.message))
+            Some(format!(
+                "the stage returned an error ({}): {}",
+                code_name(e.code),
+                e.message
+            ))
         }
         Outcome::Trapped(reason) => {
             discard(&ctx);
@@ -99,7 +124,9 @@ pub fn run_stage(home: &mut Home, runtime: &Runtime, plugin: &Plugin, request: S
         tracing::warn!(stage = %plugin.name, run = %run.id, "stage failed: {reason}");
         db::fail_run(home.conn_mut(), &run.id, &reason)?;
     }
-    Ok(StageReport { run: db::get_run(home.conn(), &run.id)? })
+    Ok(StageReport {
+        run: db::get_run(home.conn(), &run.id)?,
+    })
 }
 
 /// Commits a successful stage; on any failure discards what it staged and returns the reason.
@@ -111,7 +138,9 @@ fn commit(home: &Home, ctx: StageContext, run_id: &str, summary: &str) -> Result
             return Err(format!("could not list the run's staged files: {e}"));
         }
     };
-    let StageContext { db: session, files, .. } = ctx;
+    let StageContext {
+        db: session, files, ..
+    } = ctx;
     if let Err(e) = session.commit(summary) {
         discard_files(&files, staged);
         return Err(format!("the stage's work could not be committed: {e}"));
@@ -119,7 +148,10 @@ fn commit(home: &Home, ctx: StageContext, run_id: &str, summary: &str) -> Result
     // Committed: the rows are visible and the journal owns the file moves. A failure here is
     // finished by the next process that opens the home; the run stays succeeded.
     if let Err(e) = home.finish_publishes(Some(run_id)) {
-        tracing::error!(run = run_id, "committed, but moving files into place failed (will be retried): {e}");
+        tracing::error!(
+            run = run_id,
+            "committed, but moving files into place failed (will be retried): {e}"
+        );
     }
     Ok(())
 }

@@ -118,7 +118,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.name).field("sha256", &self.sha256).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +141,10 @@ pub struct RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.wasi_table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.wasi_table,
+        }
     }
 }
 
@@ -153,7 +159,12 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let total = self.memory.saturating_sub(current).saturating_add(desired);
         if total > self.max_memory {
             return Err(wasmtime::format_err!(
@@ -166,7 +177,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_table_elements {
             return Err(wasmtime::format_err!(
                 "the stage exceeded its table limit of {} elements",
@@ -206,7 +222,11 @@ struct LineBuffer {
 
 impl LogStream {
     fn new(stage: &str, stream: &'static str) -> Self {
-        LogStream { stage: stage.into(), stream, state: Arc::default() }
+        LogStream {
+            stage: stage.into(),
+            stream,
+            state: Arc::default(),
+        }
     }
 
     fn emit(&self, line: &[u8]) {
@@ -215,7 +235,9 @@ impl LogStream {
     }
 
     fn accept(&self, bytes: &[u8]) {
-        let Ok(mut buf) = self.state.lock() else { return };
+        let Ok(mut buf) = self.state.lock() else {
+            return;
+        };
         let room = MAX_CAPTURED_OUTPUT.saturating_sub(buf.total);
         let (kept, dropped) = bytes.split_at(bytes.len().min(room));
         buf.total += kept.len();
@@ -233,7 +255,9 @@ impl LogStream {
     }
 
     fn finish(&self) {
-        let Ok(mut buf) = self.state.lock() else { return };
+        let Ok(mut buf) = self.state.lock() else {
+            return;
+        };
         let line = std::mem::take(&mut buf.line);
         if !line.is_empty() {
             self.emit(&line);
@@ -263,7 +287,11 @@ impl StdoutStream for LogStream {
 }
 
 impl tokio::io::AsyncWrite for LogStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.accept(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -287,18 +315,22 @@ impl Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = engine.weak();
         let flag = stop.clone();
-        let spawned = std::thread::Builder::new().name("vidpipe-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        let spawned = std::thread::Builder::new()
+            .name("vidpipe-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             // Without a ticker no deadline fires; say so loudly rather than run unbounded silently.
-            tracing::error!("could not start the epoch ticker thread, deadlines will not fire: {e}");
+            tracing::error!(
+                "could not start the epoch ticker thread, deadlines will not fire: {e}"
+            );
         }
         Ticker { stop }
     }
@@ -338,9 +370,16 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Stage::add_to_linker::<RunState, HasSelf<StageContext>>(&mut linker, |s: &mut RunState| &mut s.ctx)?;
+        Stage::add_to_linker::<RunState, HasSelf<StageContext>>(
+            &mut linker,
+            |s: &mut RunState| &mut s.ctx,
+        )?;
         let ticker = Ticker::start(&engine);
-        Ok(Runtime { engine, linker, _ticker: ticker })
+        Ok(Runtime {
+            engine,
+            linker,
+            _ticker: ticker,
+        })
     }
 
     /// The engine.
@@ -354,10 +393,13 @@ impl Runtime {
         let component = self.compile(name, bytes)?;
         let surface = surface(&self.engine, &component);
         check_version(name, &surface)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| PluginError::Incompatible {
-            name: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        let pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| PluginError::Incompatible {
+                    name: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
         let pre = StagePre::new(pre).map_err(|e| PluginError::Incompatible {
             name: name.to_owned(),
             reason: format!(
@@ -365,19 +407,31 @@ impl Runtime {
                 surface.exports.join(", ")
             ),
         })?;
-        Ok(Plugin { name: name.to_owned(), sha256: sha256_hex(bytes), size: bytes.len() as u64, surface, pre })
+        Ok(Plugin {
+            name: name.to_owned(),
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            surface,
+            pre,
+        })
     }
 
     /// Compiles a component, telling garbage and core modules apart from components.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
         if !bytes.starts_with(b"\0asm") {
-            return Err(PluginError::NotWasm { name: name.to_owned() });
+            return Err(PluginError::NotWasm {
+                name: name.to_owned(),
+            });
         }
         if wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(PluginError::CoreModule { name: name.to_owned() });
+            return Err(PluginError::CoreModule {
+                name: name.to_owned(),
+            });
         }
-        Component::new(&self.engine, bytes)
-            .map_err(|e| PluginError::Invalid { name: name.to_owned(), reason: format!("{e:#}") })
+        Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
+        })
     }
 
     /// The imports and exports of a compiled component.
@@ -397,7 +451,11 @@ impl Runtime {
         let stdout = LogStream::new(&ctx.stage, "stdout");
         let stderr = LogStream::new(&ctx.stage, "stderr");
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         let state = RunState {
             wasi: wasi.build(),
             wasi_table: ResourceTable::new(),
@@ -411,11 +469,18 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+        let ticks = limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
 
-        let result = plugin.pre.instantiate(&mut store).and_then(|stage| stage.call_run(&mut store, config));
+        let result = plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|stage| stage.call_run(&mut store, config));
         let outcome = match result {
             Ok(Ok(summary)) => Outcome::Succeeded(summary),
             Ok(Err(error)) => Outcome::Failed(error),
@@ -436,7 +501,9 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
             "the stage exceeded its time limit of {} s and was stopped",
             limits.timeout.as_secs_f64()
         ),
-        Some(Trap::StackOverflow) => "the stage overflowed its stack (too deep a recursion)".to_owned(),
+        Some(Trap::StackOverflow) => {
+            "the stage overflowed its stack (too deep a recursion)".to_owned()
+        }
         Some(trap) => format!("the stage trapped: {trap} ({e:#})"),
         None => format!("{e:#}"),
     }
@@ -444,7 +511,10 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
 
 fn surface(engine: &Engine, component: &Component) -> Surface {
     let ty = component.component_type();
-    let mut imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
+    let mut imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let mut exports: Vec<String> = ty
         .exports(engine)
         .map(|(name, item)| match item.ty {
@@ -462,7 +532,9 @@ fn surface(engine: &Engine, component: &Component) -> Surface {
 /// message naming both versions (the linker's own message would only say "not found").
 fn check_version(name: &str, surface: &Surface) -> Result<(), PluginError> {
     for import in &surface.imports {
-        let Some(rest) = import.strip_prefix("vidpipe:plugin/") else { continue };
+        let Some(rest) = import.strip_prefix("vidpipe:plugin/") else {
+            continue;
+        };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, "(unversioned)"));
         if version != "0.1.0" {
             return Err(PluginError::Incompatible {
@@ -476,7 +548,10 @@ fn check_version(name: &str, surface: &Surface) -> Result<(), PluginError> {
         if !bindings::INTERFACES.contains(&iface) {
             return Err(PluginError::Incompatible {
                 name: name.to_owned(),
-                reason: format!("it imports {import}, an interface {} does not have", bindings::PACKAGE),
+                reason: format!(
+                    "it imports {import}, an interface {} does not have",
+                    bindings::PACKAGE
+                ),
             });
         }
     }
@@ -488,16 +563,29 @@ mod tests {
     use super::*;
 
     fn limiter(max_mib: usize) -> Limiter {
-        Limiter { max_memory: max_mib << 20, memory: 0, max_table_elements: 10, max_instances: 1 }
+        Limiter {
+            max_memory: max_mib << 20,
+            memory: 0,
+            max_table_elements: 10,
+            max_instances: 1,
+        }
     }
 
     #[test]
     fn the_memory_limit_counts_every_memory_of_the_instance_together() {
         let mut l = limiter(10);
-        assert!(l.memory_growing(0, 6 << 20, None).expect("first memory fits"));
-        let err = l.memory_growing(0, 6 << 20, None).expect_err("a second memory pushes the total over");
+        assert!(
+            l.memory_growing(0, 6 << 20, None)
+                .expect("first memory fits")
+        );
+        let err = l
+            .memory_growing(0, 6 << 20, None)
+            .expect_err("a second memory pushes the total over");
         assert!(err.to_string().contains("memory limit of 10 MiB"), "{err}");
-        assert!(l.memory_growing(6 << 20, 10 << 20, None).expect("growing the first to the cap fits"));
+        assert!(
+            l.memory_growing(6 << 20, 10 << 20, None)
+                .expect("growing the first to the cap fits")
+        );
     }
 
     #[test]
@@ -514,7 +602,10 @@ mod tests {
         s.accept(b"one\ntwo");
         s.accept(&vec![b'x'; MAX_CAPTURED_OUTPUT]);
         let buf = s.state.lock().expect("lock");
-        assert_eq!(buf.total, MAX_CAPTURED_OUTPUT, "no more than the cap is kept");
+        assert_eq!(
+            buf.total, MAX_CAPTURED_OUTPUT,
+            "no more than the cap is kept"
+        );
         assert_eq!(buf.dropped, 7, "the overflow is counted");
         assert!(buf.line.len() <= MAX_LINE, "long lines are split");
     }
@@ -522,21 +613,39 @@ mod tests {
     #[test]
     fn plugins_importing_another_vidpipe_version_are_refused_naming_both_versions() {
         let surface = Surface {
-            imports: vec!["vidpipe:plugin/db@0.2.0".into(), "wasi:cli/stdout@0.2.6".into()],
+            imports: vec![
+                "vidpipe:plugin/db@0.2.0".into(),
+                "wasi:cli/stdout@0.2.6".into(),
+            ],
             exports: vec!["run (function)".into()],
         };
         let err = check_version("p", &surface).expect_err("refused");
         let text = err.to_string();
-        assert!(text.contains("vidpipe:plugin/db@0.2.0") && text.contains("vidpipe:plugin@0.1.0"), "{text}");
-        let unknown = Surface { imports: vec!["vidpipe:plugin/render@0.1.0".into()], exports: vec![] };
+        assert!(
+            text.contains("vidpipe:plugin/db@0.2.0") && text.contains("vidpipe:plugin@0.1.0"),
+            "{text}"
+        );
+        let unknown = Surface {
+            imports: vec!["vidpipe:plugin/render@0.1.0".into()],
+            exports: vec![],
+        };
         assert!(check_version("p", &unknown).is_err());
     }
 
     #[test]
     fn garbage_and_core_modules_are_told_apart_from_components() {
         let rt = Runtime::new().expect("runtime");
-        assert!(matches!(rt.load("g", b"hello"), Err(PluginError::NotWasm { .. })));
-        assert!(matches!(rt.load("c", b"\0asm\x01\0\0\0"), Err(PluginError::CoreModule { .. })));
-        assert!(matches!(rt.load("t", b"\0asm\x0d\0\x01\0"), Err(PluginError::Invalid { .. }) | Err(PluginError::Incompatible { .. })));
+        assert!(matches!(
+            rt.load("g", b"hello"),
+            Err(PluginError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            rt.load("c", b"\0asm\x01\0\0\0"),
+            Err(PluginError::CoreModule { .. })
+        ));
+        assert!(matches!(
+            rt.load("t", b"\0asm\x0d\0\x01\0"),
+            Err(PluginError::Invalid { .. }) | Err(PluginError::Incompatible { .. })
+        ));
     }
 }

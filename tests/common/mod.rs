@@ -31,14 +31,20 @@ impl Run {
 
     /// Panics with both streams unless the exit code is `code`.
     pub fn expect_code(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "exit code\n--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 impl TestHome {
     pub fn new() -> Self {
-        let home = TestHome { dir: tempfile::tempdir().unwrap() };
+        let home = TestHome {
+            dir: tempfile::tempdir().unwrap(),
+        };
         home.vidpipe(&["init"]).expect_code(0);
         home
     }
@@ -64,12 +70,22 @@ impl TestHome {
     pub fn project(&self, name: &str, script: &str) -> String {
         let script_path = self.dir.path().join(format!("{}.txt", uuid_like(name)));
         std::fs::write(&script_path, script).unwrap();
-        let run = self.vidpipe(&["project", "create", name, "--script", script_path.to_str().unwrap()]).expect_code(0);
+        let run = self
+            .vidpipe(&[
+                "project",
+                "create",
+                name,
+                "--script",
+                script_path.to_str().unwrap(),
+            ])
+            .expect_code(0);
         run.stdout.trim().to_owned()
     }
 
     pub fn show(&self, id: &str) -> serde_json::Value {
-        let run = self.vidpipe(&["project", "show", id, "--json"]).expect_code(0);
+        let run = self
+            .vidpipe(&["project", "show", id, "--json"])
+            .expect_code(0);
         serde_json::from_str(&run.stdout).unwrap()
     }
 
@@ -95,7 +111,9 @@ impl TestHome {
 }
 
 fn uuid_like(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {

@@ -50,7 +50,9 @@ pub enum DbError {
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
     /// The database was written by a newer vidpipe.
-    #[error("the database has schema version {found}, newer than this vidpipe understands ({known})")]
+    #[error(
+        "the database has schema version {found}, newer than this vidpipe understands ({known})"
+    )]
     TooNew {
         /// The version found in the file.
         found: i64,
@@ -65,7 +67,9 @@ impl From<rusqlite::Error> for DbError {
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
                 DbError::Busy { source: e }
             }
-            Some(ErrorCode::ConstraintViolation) => DbError::Conflict(format!("refused by the database: {e}")),
+            Some(ErrorCode::ConstraintViolation) => {
+                DbError::Conflict(format!("refused by the database: {e}"))
+            }
             _ => DbError::Sqlite(e),
         }
     }
@@ -185,7 +189,6 @@ macro_rules! text_enum {
         }
     };
 }
-
 
 text_enum! {
     /// Where a project stands.
@@ -403,10 +406,18 @@ mod tests {
     fn every_connection_reads_back_wal_full_foreign_keys_and_busy_timeout() {
         let (dir, _first) = fresh();
         let conn = open(&dir.path().join("vidpipe.db")).expect("second connection");
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
-        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("sync");
-        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("fk");
-        let busy: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0)).expect("busy");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("sync");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("fk");
+        let busy: i64 = conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .expect("busy");
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL is 2");
         assert_eq!(fk, 1);
@@ -420,14 +431,32 @@ mod tests {
             let mut st = c
                 .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
                 .expect("prepare");
-            st.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+            st.query_map([], |r| r.get(0))
+                .expect("query")
+                .map(|r| r.expect("row"))
+                .collect()
         };
         let before = tables(&conn);
         migrate(&mut conn).expect("second migrate");
         assert_eq!(tables(&conn), before);
-        assert_eq!(schema_version(&conn).expect("version"), schema::MIGRATIONS.len() as i64);
-        for table in ["projects", "scenes", "keyframes", "video_clips", "pipeline_runs", "artifacts"] {
-            assert!(before.iter().any(|s| s.contains(&format!("CREATE TABLE {table} "))), "{table}");
+        assert_eq!(
+            schema_version(&conn).expect("version"),
+            schema::MIGRATIONS.len() as i64
+        );
+        for table in [
+            "projects",
+            "scenes",
+            "keyframes",
+            "video_clips",
+            "pipeline_runs",
+            "artifacts",
+        ] {
+            assert!(
+                before
+                    .iter()
+                    .any(|s| s.contains(&format!("CREATE TABLE {table} "))),
+                "{table}"
+            );
         }
     }
 
@@ -447,16 +476,27 @@ mod tests {
              VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000009', 0, 't', 'd', 1, 0, 0)",
             [],
         );
-        assert!(matches!(DbError::from(orphan.expect_err("fk")), DbError::Conflict(_)));
+        assert!(matches!(
+            DbError::from(orphan.expect_err("fk")),
+            DbError::Conflict(_)
+        ));
         let project = create_project(&conn, "p", "", &KeyValues::new()).expect("project");
-        let bad_status = conn.execute("UPDATE projects SET status = 'exploded' WHERE id = ?1", [&project.id]);
+        let bad_status = conn.execute(
+            "UPDATE projects SET status = 'exploded' WHERE id = ?1",
+            [&project.id],
+        );
         assert!(bad_status.expect_err("check").to_string().contains("CHECK"));
         let bad_duration = conn.execute(
             "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
              VALUES ('00000000-0000-0000-0000-000000000001', ?1, 0, 't', 'd', 0, 0, 0)",
             [&project.id],
         );
-        assert!(bad_duration.expect_err("check").to_string().contains("CHECK"));
+        assert!(
+            bad_duration
+                .expect_err("check")
+                .to_string()
+                .contains("CHECK")
+        );
         let mut fk_check = conn.prepare("PRAGMA foreign_key_check").expect("prepare");
         assert!(!fk_check.exists([]).expect("fk check"), "no orphan rows");
     }
@@ -472,7 +512,9 @@ mod tests {
         )
         .expect("scene");
         delete_project(&conn, &project.id).expect("delete");
-        let n: i64 = conn.query_row("SELECT count(*) FROM scenes", [], |r| r.get(0)).expect("count");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+            .expect("count");
         assert_eq!(n, 0);
     }
 }

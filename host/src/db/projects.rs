@@ -30,7 +30,9 @@ pub fn check_new_project(name: &str, script: &str) -> Result<()> {
         )));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(DbError::InvalidInput("a project name must not contain control characters".into()));
+        return Err(DbError::InvalidInput(
+            "a project name must not contain control characters".into(),
+        ));
     }
     if script.len() > MAX_SCRIPT_BYTES {
         return Err(DbError::InvalidInput(format!(
@@ -42,8 +44,19 @@ pub fn check_new_project(name: &str, script: &str) -> Result<()> {
 }
 
 /// Creates a project (status `draft`) with a fresh id and returns it.
-pub fn create_project(conn: &Connection, name: &str, script: &str, settings: &KeyValues) -> Result<Project> {
-    create_project_with_id(conn, &uuid::Uuid::new_v4().hyphenated().to_string(), name, script, settings)
+pub fn create_project(
+    conn: &Connection,
+    name: &str,
+    script: &str,
+    settings: &KeyValues,
+) -> Result<Project> {
+    create_project_with_id(
+        conn,
+        &uuid::Uuid::new_v4().hyphenated().to_string(),
+        name,
+        script,
+        settings,
+    )
 }
 
 /// Creates a project (status `draft`) with the given id and returns it.
@@ -68,12 +81,20 @@ pub fn create_project_with_id(
     conn.execute(
         "INSERT INTO projects (id, name, script, settings, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![project.id, project.name, project.script, kv_to_json(&project.settings), project.status, now],
+        params![
+            project.id,
+            project.name,
+            project.script,
+            kv_to_json(&project.settings),
+            project.status,
+            now
+        ],
     )?;
     Ok(project)
 }
 
-pub(crate) const PROJECT_COLUMNS: &str = "id, name, script, settings, status, created_at, updated_at";
+pub(crate) const PROJECT_COLUMNS: &str =
+    "id, name, script, settings, status, created_at, updated_at";
 
 pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project {
@@ -163,7 +184,9 @@ pub fn start_run(
         params![project_id, now],
     )?;
     if updated == 0 {
-        return Err(DbError::NotFound(format!("no project with id {project_id}")));
+        return Err(DbError::NotFound(format!(
+            "no project with id {project_id}"
+        )));
     }
     tx.execute(
         "INSERT INTO pipeline_runs (id, project_id, stage, plugin_sha256, config, status, pid, started_at)
@@ -199,9 +222,13 @@ pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> 
 /// Reads one run record.
 pub fn get_run(conn: &Connection, id: &str) -> Result<Run> {
     let id = parse_id("run", id)?;
-    conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = ?1"), [&id], run_from_row)
-        .optional()?
-        .ok_or_else(|| DbError::NotFound(format!("no run with id {id}")))
+    conn.query_row(
+        &format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = ?1"),
+        [&id],
+        run_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound(format!("no run with id {id}")))
 }
 
 /// Lists the runs of a project, oldest first.
@@ -214,7 +241,8 @@ pub fn list_runs(conn: &Connection, project_id: &str) -> Result<Vec<Run>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) const SCENE_COLUMNS: &str = "id, idx, title, description, duration_ms, created_at, updated_at";
+pub(crate) const SCENE_COLUMNS: &str =
+    "id, idx, title, description, duration_ms, created_at, updated_at";
 
 pub(crate) fn scene_from_row(r: &Row<'_>) -> rusqlite::Result<Scene> {
     Ok(Scene {
@@ -237,7 +265,10 @@ pub(crate) fn keyframe_from_row(r: &Row<'_>) -> rusqlite::Result<Keyframe> {
         scene_id: r.get(1)?,
         position: r.get(2)?,
         prompt: r.get(3)?,
-        image: ArtifactRef { kind: r.get(4)?, name: r.get(5)? },
+        image: ArtifactRef {
+            kind: r.get(4)?,
+            name: r.get(5)?,
+        },
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
     })
@@ -250,7 +281,10 @@ pub(crate) fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<VideoClip> {
     Ok(VideoClip {
         id: r.get(0)?,
         scene_id: r.get(1)?,
-        video: ArtifactRef { kind: r.get(2)?, name: r.get(3)? },
+        video: ArtifactRef {
+            kind: r.get(2)?,
+            name: r.get(3)?,
+        },
         duration_ms: r.get(4)?,
         frame_rate: r.get(5)?,
         created_at: r.get(6)?,
@@ -321,18 +355,29 @@ pub fn project_detail(conn: &mut Connection, id: &str) -> Result<ProjectDetail> 
     )?;
     let artifacts = query_all(
         &tx,
-        &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE project_id = ?1 ORDER BY kind, name"),
+        &format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE project_id = ?1 ORDER BY kind, name"
+        ),
         pid,
         artifact_from_row,
     )?;
     let runs = query_all(
         &tx,
-        &format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 ORDER BY started_at, rowid"),
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 ORDER BY started_at, rowid"
+        ),
         pid,
         run_from_row,
     )?;
     tx.finish()?;
-    Ok(ProjectDetail { project, scenes, keyframes, video_clips, artifacts, runs })
+    Ok(ProjectDetail {
+        project,
+        scenes,
+        keyframes,
+        video_clips,
+        artifacts,
+        runs,
+    })
 }
 
 fn query_all<T>(

@@ -25,12 +25,12 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::projects::{
-    ARTIFACT_COLUMNS, CLIP_COLUMNS, KEYFRAME_COLUMNS, PROJECT_COLUMNS, RUN_COLUMNS, SCENE_COLUMNS,
-    JournalEntry, artifact_from_row, clip_from_row, keyframe_from_row, parse_id, project_from_row,
+    ARTIFACT_COLUMNS, CLIP_COLUMNS, JournalEntry, KEYFRAME_COLUMNS, PROJECT_COLUMNS, RUN_COLUMNS,
+    SCENE_COLUMNS, artifact_from_row, clip_from_row, keyframe_from_row, parse_id, project_from_row,
     run_from_row, scene_from_row,
 };
 use super::{
-    Artifact, ArtifactRef, DbError, KeyframePosition, Keyframe, Kind, Project, Result, Run, Scene,
+    Artifact, ArtifactRef, DbError, Keyframe, KeyframePosition, Kind, Project, Result, Run, Scene,
     VideoClip, now_ms,
 };
 
@@ -197,7 +197,9 @@ impl std::fmt::Debug for StageSession {
 
 fn check_title(title: &str) -> Result<()> {
     if title.trim().is_empty() {
-        return Err(DbError::InvalidInput("a scene title must not be empty".into()));
+        return Err(DbError::InvalidInput(
+            "a scene title must not be empty".into(),
+        ));
     }
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(DbError::InvalidInput(format!(
@@ -226,14 +228,18 @@ fn check_positive(what: &str, v: u32) -> Result<()> {
 
 fn check_frame_rate(v: u32) -> Result<()> {
     if !(1..=1000).contains(&v) {
-        return Err(DbError::InvalidInput(format!("a frame rate must be 1 to 1000, not {v}")));
+        return Err(DbError::InvalidInput(format!(
+            "a frame rate must be 1 to 1000, not {v}"
+        )));
     }
     Ok(())
 }
 
 fn check_limit(limit: u32) -> Result<i64> {
     if limit == 0 {
-        return Err(DbError::InvalidInput("a page limit must be more than 0".into()));
+        return Err(DbError::InvalidInput(
+            "a page limit must be more than 0".into(),
+        ));
     }
     Ok(i64::from(limit.min(MAX_PAGE)))
 }
@@ -254,8 +260,15 @@ fn parse_index_cursor(cursor: Option<&str>) -> Result<i64> {
 fn paginate<T>(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(cursor_of) } else { None };
-    Page { items: rows, next_cursor }
+    let next_cursor = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
 }
 
 impl StageSession {
@@ -272,7 +285,11 @@ impl StageSession {
         // Staged rows never touch the disk file; keep them in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(TEMP_SCHEMA)?;
-        Ok(StageSession { conn, project_id, run_id })
+        Ok(StageSession {
+            conn,
+            project_id,
+            run_id,
+        })
     }
 
     /// The project this session is bound to.
@@ -294,14 +311,18 @@ impl StageSession {
                 project_from_row,
             )
             .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("project {} no longer exists", self.project_id)))
+            .ok_or_else(|| {
+                DbError::NotFound(format!("project {} no longer exists", self.project_id))
+            })
     }
 
     /// Reads this run's record.
     pub fn run(&self) -> Result<Run> {
         self.conn
             .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM main.pipeline_runs WHERE id = ?1 AND project_id = ?2"),
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM main.pipeline_runs WHERE id = ?1 AND project_id = ?2"
+                ),
                 [&self.run_id, &self.project_id],
                 run_from_row,
             )
@@ -328,7 +349,10 @@ impl StageSession {
             |r| r.get(0),
         )?;
         if taken {
-            return Err(DbError::Conflict(format!("scene index {} is already taken", new.index)));
+            return Err(DbError::Conflict(format!(
+                "scene index {} is already taken",
+                new.index
+            )));
         }
         let now = now_ms();
         let scene = Scene {
@@ -349,7 +373,16 @@ impl StageSession {
             "INSERT OR REPLACE INTO temp.stage_scenes
              (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![s.id, self.project_id, s.index, s.title, s.description, s.duration_ms, s.created_at, s.updated_at],
+            params![
+                s.id,
+                self.project_id,
+                s.index,
+                s.title,
+                s.description,
+                s.duration_ms,
+                s.created_at,
+                s.updated_at
+            ],
         )?;
         Ok(())
     }
@@ -460,7 +493,9 @@ impl StageSession {
         let id = Self::row_id("keyframe", id)?;
         self.conn
             .query_row(
-                &format!("SELECT {KEYFRAME_COLUMNS} FROM v_keyframes WHERE id = ?1 AND project_id = ?2"),
+                &format!(
+                    "SELECT {KEYFRAME_COLUMNS} FROM v_keyframes WHERE id = ?1 AND project_id = ?2"
+                ),
                 [&id, &self.project_id],
                 keyframe_from_row,
             )
@@ -469,7 +504,12 @@ impl StageSession {
     }
 
     /// Lists keyframes by scene index, start before end; of one scene if `scene_id` is given.
-    pub fn list_keyframes(&self, scene_id: Option<&str>, cursor: Option<&str>, limit: u32) -> Result<Page<Keyframe>> {
+    pub fn list_keyframes(
+        &self,
+        scene_id: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Keyframe>> {
         let limit = check_limit(limit)?;
         let scene_id = match scene_id {
             Some(s) => Some(self.get_scene(s)?.id),
@@ -481,7 +521,11 @@ impl StageSession {
             Some(c) => {
                 let (i, p) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
                 let i = i.parse::<u32>().map_err(|_| bad_cursor(c))?;
-                let p = p.parse::<u8>().ok().filter(|p| *p <= 1).ok_or_else(|| bad_cursor(c))?;
+                let p = p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= 1)
+                    .ok_or_else(|| bad_cursor(c))?;
                 (i64::from(i), i64::from(p))
             }
         };
@@ -493,12 +537,22 @@ impl StageSession {
              ORDER BY s.idx, pos LIMIT ?5"
         ))?;
         let rows = st
-            .query_map(params![self.project_id, scene_id, after_idx, after_pos, limit + 1], |r| {
-                Ok((keyframe_from_row(r)?, r.get::<_, u32>(8)?, r.get::<_, u8>(9)?))
-            })?
+            .query_map(
+                params![self.project_id, scene_id, after_idx, after_pos, limit + 1],
+                |r| {
+                    Ok((
+                        keyframe_from_row(r)?,
+                        r.get::<_, u32>(8)?,
+                        r.get::<_, u8>(9)?,
+                    ))
+                },
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let page = paginate(rows, limit, |(_, idx, pos)| format!("{idx}:{pos}"));
-        Ok(Page { items: page.items.into_iter().map(|(k, _, _)| k).collect(), next_cursor: page.next_cursor })
+        Ok(Page {
+            items: page.items.into_iter().map(|(k, _, _)| k).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Changes a keyframe.
@@ -531,7 +585,10 @@ impl StageSession {
             |r| r.get(0),
         )?;
         if taken {
-            return Err(DbError::Conflict(format!("scene {} already has a video clip", scene.index)));
+            return Err(DbError::Conflict(format!(
+                "scene {} already has a video clip",
+                scene.index
+            )));
         }
         let now = now_ms();
         let c = VideoClip {
@@ -565,7 +622,9 @@ impl StageSession {
         let id = Self::row_id("video clip", id)?;
         self.conn
             .query_row(
-                &format!("SELECT {CLIP_COLUMNS} FROM v_video_clips WHERE id = ?1 AND project_id = ?2"),
+                &format!(
+                    "SELECT {CLIP_COLUMNS} FROM v_video_clips WHERE id = ?1 AND project_id = ?2"
+                ),
                 [&id, &self.project_id],
                 clip_from_row,
             )
@@ -574,7 +633,12 @@ impl StageSession {
     }
 
     /// Lists video clips in scene order; of one scene if `scene_id` is given.
-    pub fn list_video_clips(&self, scene_id: Option<&str>, cursor: Option<&str>, limit: u32) -> Result<Page<VideoClip>> {
+    pub fn list_video_clips(
+        &self,
+        scene_id: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<VideoClip>> {
         let limit = check_limit(limit)?;
         let scene_id = match scene_id {
             Some(s) => Some(self.get_scene(s)?.id),
@@ -594,7 +658,10 @@ impl StageSession {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let page = paginate(rows, limit, |(_, idx)| idx.to_string());
-        Ok(Page { items: page.items.into_iter().map(|(c, _)| c).collect(), next_cursor: page.next_cursor })
+        Ok(Page {
+            items: page.items.into_iter().map(|(c, _)| c).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Changes a video clip.
@@ -626,33 +693,60 @@ impl StageSession {
         ))?;
         Ok(st
             .query_row(params![self.project_id, kind, name], |r| {
-                Ok(ArtifactView { info: artifact_from_row(r)?, staged: r.get(6)? })
+                Ok(ArtifactView {
+                    info: artifact_from_row(r)?,
+                    staged: r.get(6)?,
+                })
             })
             .optional()?)
     }
 
     /// Lists the artifacts of one kind in name order; the cursor is the last name returned.
-    pub fn list_artifacts(&self, kind: Kind, cursor: Option<&str>, limit: u32) -> Result<Page<Artifact>> {
+    pub fn list_artifacts(
+        &self,
+        kind: Kind,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Artifact>> {
         let limit = check_limit(limit)?;
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {ARTIFACT_COLUMNS} FROM v_artifacts WHERE project_id = ?1 AND kind = ?2 AND name > ?3
              ORDER BY name LIMIT ?4"
         ))?;
         let rows = st
-            .query_map(params![self.project_id, kind, cursor.unwrap_or(""), limit + 1], artifact_from_row)?
+            .query_map(
+                params![self.project_id, kind, cursor.unwrap_or(""), limit + 1],
+                artifact_from_row,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(paginate(rows, limit, |a| a.name.clone()))
     }
 
     /// Records a finished staged file as the new content of `kind/name`. Returns the staged file
     /// of an earlier write of the same name in this run, which the caller must discard.
-    pub fn stage_artifact(&mut self, kind: Kind, name: &str, staged: &str, size: u64, sha256: &str) -> Result<Option<String>> {
+    pub fn stage_artifact(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        staged: &str,
+        size: u64,
+        sha256: &str,
+    ) -> Result<Option<String>> {
         let previous = self.staged_file(kind, name)?;
         self.conn.execute(
             "INSERT OR REPLACE INTO temp.stage_artifacts
              (project_id, kind, name, size, sha256, run_id, created_at, staged)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![self.project_id, kind, name, size, sha256, self.run_id, now_ms(), staged],
+            params![
+                self.project_id,
+                kind,
+                name,
+                size,
+                sha256,
+                self.run_id,
+                now_ms(),
+                staged
+            ],
         )?;
         Ok(previous)
     }
@@ -723,7 +817,9 @@ impl StageSession {
     pub fn commit(mut self, summary: &str) -> Result<Vec<JournalEntry>> {
         let pid = self.project_id.clone();
         let run_id = self.run_id.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
         let still_running: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM main.pipeline_runs WHERE id = ?1 AND status = 'running')",
@@ -731,7 +827,9 @@ impl StageSession {
             |r| r.get(0),
         )?;
         if !still_running {
-            return Err(DbError::Conflict(format!("run {run_id} is no longer running; nothing was committed")));
+            return Err(DbError::Conflict(format!(
+                "run {run_id} is no longer running; nothing was committed"
+            )));
         }
         // Order matters for foreign keys: artifacts and scenes before the rows that refer to them,
         // deletions of artifacts after the rows that may have stopped referring to them.
@@ -816,16 +914,32 @@ mod tests {
         let path = dir.path().join("vidpipe.db");
         let mut main = open(&path).expect("open");
         migrate(&mut main).expect("migrate");
-        Fixture { _dir: dir, path, main }
+        Fixture {
+            _dir: dir,
+            path,
+            main,
+        }
     }
 
     fn session(f: &mut Fixture, project: &str) -> StageSession {
-        let run = start_run(&mut f.main, project, "test", &"0".repeat(64), &KeyValues::new()).expect("run");
+        let run = start_run(
+            &mut f.main,
+            project,
+            "test",
+            &"0".repeat(64),
+            &KeyValues::new(),
+        )
+        .expect("run");
         StageSession::open(&f.path, project, &run.id).expect("session")
     }
 
     fn scene(index: u32) -> NewScene {
-        NewScene { index, title: format!("scene {index}"), description: "d".into(), duration_ms: 1000 }
+        NewScene {
+            index,
+            title: format!("scene {index}"),
+            description: "d".into(),
+            duration_ms: 1000,
+        }
     }
 
     #[test]
@@ -836,9 +950,19 @@ mod tests {
         for i in 0..3 {
             s.create_scene(scene(i)).expect("create");
         }
-        s.stage_artifact(Kind::Output, "doc.md", ".stage-x", 3, &"a".repeat(64)).expect("stage");
-        assert_eq!(s.list_scenes(None, 10).expect("list").items.len(), 3, "the stage reads its own writes");
-        assert!(project_detail(&mut f.main, &p.id).expect("detail").scenes.is_empty());
+        s.stage_artifact(Kind::Output, "doc.md", ".stage-x", 3, &"a".repeat(64))
+            .expect("stage");
+        assert_eq!(
+            s.list_scenes(None, 10).expect("list").items.len(),
+            3,
+            "the stage reads its own writes"
+        );
+        assert!(
+            project_detail(&mut f.main, &p.id)
+                .expect("detail")
+                .scenes
+                .is_empty()
+        );
         let journal = s.commit("ok").expect("commit");
         assert_eq!(journal.len(), 1);
         assert_eq!(journal[0].staged.as_deref(), Some(".stage-x"));
@@ -855,7 +979,10 @@ mod tests {
         let mut s = session(&mut f, &p.id);
         s.create_scene(scene(0)).expect("create");
         drop(s);
-        let n: i64 = f.main.query_row("SELECT count(*) FROM scenes", [], |r| r.get(0)).expect("count");
+        let n: i64 = f
+            .main
+            .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+            .expect("count");
         assert_eq!(n, 0);
     }
 
@@ -868,17 +995,29 @@ mod tests {
         let theirs = sa.create_scene(scene(0)).expect("create");
         sa.commit("ok").expect("commit");
         let mut sb = session(&mut f, &b.id);
-        assert!(matches!(sb.get_scene(&theirs.id), Err(DbError::NotFound(_))));
-        assert!(matches!(sb.update_scene(&theirs.id, SceneUpdate::default()), Err(DbError::NotFound(_))));
+        assert!(matches!(
+            sb.get_scene(&theirs.id),
+            Err(DbError::NotFound(_))
+        ));
+        assert!(matches!(
+            sb.update_scene(&theirs.id, SceneUpdate::default()),
+            Err(DbError::NotFound(_))
+        ));
         assert!(sb.list_scenes(None, 10).expect("list").items.is_empty());
         let new = NewKeyframe {
             scene_id: theirs.id.clone(),
             position: KeyframePosition::Start,
             prompt: String::new(),
-            image: ArtifactRef { kind: Kind::Keyframe, name: "x.png".into() },
+            image: ArtifactRef {
+                kind: Kind::Keyframe,
+                name: "x.png".into(),
+            },
         };
         assert!(matches!(sb.create_keyframe(new), Err(DbError::NotFound(_))));
-        assert!(matches!(sb.get_scene("not a uuid"), Err(DbError::NotFound(_))));
+        assert!(matches!(
+            sb.get_scene("not a uuid"),
+            Err(DbError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -887,18 +1026,37 @@ mod tests {
         let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         let sc = s.create_scene(scene(0)).expect("create");
-        assert!(matches!(s.create_scene(scene(0)), Err(DbError::Conflict(_))));
+        assert!(matches!(
+            s.create_scene(scene(0)),
+            Err(DbError::Conflict(_))
+        ));
         let new = NewKeyframe {
             scene_id: sc.id.clone(),
             position: KeyframePosition::Start,
             prompt: "p".into(),
-            image: ArtifactRef { kind: Kind::Keyframe, name: "missing.png".into() },
+            image: ArtifactRef {
+                kind: Kind::Keyframe,
+                name: "missing.png".into(),
+            },
         };
-        assert!(matches!(s.create_keyframe(new.clone()), Err(DbError::InvalidInput(_))));
-        s.stage_artifact(Kind::Keyframe, "missing.png", ".stage-1", 1, &"b".repeat(64)).expect("stage");
+        assert!(matches!(
+            s.create_keyframe(new.clone()),
+            Err(DbError::InvalidInput(_))
+        ));
+        s.stage_artifact(
+            Kind::Keyframe,
+            "missing.png",
+            ".stage-1",
+            1,
+            &"b".repeat(64),
+        )
+        .expect("stage");
         s.create_keyframe(new.clone()).expect("now it exists");
         assert!(matches!(s.create_keyframe(new), Err(DbError::Conflict(_))));
-        assert!(matches!(s.stage_delete(Kind::Keyframe, "missing.png"), Err(DbError::Conflict(_))));
+        assert!(matches!(
+            s.stage_delete(Kind::Keyframe, "missing.png"),
+            Err(DbError::Conflict(_))
+        ));
     }
 
     #[test]
@@ -920,8 +1078,14 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..23).map(|i| i * 2).collect::<Vec<_>>());
-        assert!(matches!(s.list_scenes(Some("garbage"), 5), Err(DbError::InvalidInput(_))));
-        assert!(matches!(s.list_scenes(None, 0), Err(DbError::InvalidInput(_))));
+        assert!(matches!(
+            s.list_scenes(Some("garbage"), 5),
+            Err(DbError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            s.list_scenes(None, 0),
+            Err(DbError::InvalidInput(_))
+        ));
     }
 
     #[test]
@@ -929,7 +1093,8 @@ mod tests {
         let mut f = fixture();
         let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
-        s.stage_artifact(Kind::Keyframe, "k.png", ".stage-k", 1, &"c".repeat(64)).expect("stage");
+        s.stage_artifact(Kind::Keyframe, "k.png", ".stage-k", 1, &"c".repeat(64))
+            .expect("stage");
         for i in (0..4).rev() {
             let sc = s.create_scene(scene(i)).expect("scene");
             for position in [KeyframePosition::End, KeyframePosition::Start] {
@@ -937,7 +1102,10 @@ mod tests {
                     scene_id: sc.id.clone(),
                     position,
                     prompt: format!("{i}"),
-                    image: ArtifactRef { kind: Kind::Keyframe, name: "k.png".into() },
+                    image: ArtifactRef {
+                        kind: Kind::Keyframe,
+                        name: "k.png".into(),
+                    },
                 })
                 .expect("keyframe");
             }
@@ -946,13 +1114,19 @@ mod tests {
         let mut cursor = None;
         loop {
             let page = s.list_keyframes(None, cursor.as_deref(), 3).expect("page");
-            seen.extend(page.items.iter().map(|k| format!("{}{}", k.prompt, k.position)));
+            seen.extend(
+                page.items
+                    .iter()
+                    .map(|k| format!("{}{}", k.prompt, k.position)),
+            );
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => break,
             }
         }
-        let expected: Vec<String> = (0..4).flat_map(|i| [format!("{i}start"), format!("{i}end")]).collect();
+        let expected: Vec<String> = (0..4)
+            .flat_map(|i| [format!("{i}start"), format!("{i}end")])
+            .collect();
         assert_eq!(seen, expected);
     }
 
@@ -965,8 +1139,14 @@ mod tests {
         let run_id = s.run_id().to_owned();
         crate::db::fail_run(&mut f.main, &run_id, "killed").expect("fail");
         assert!(matches!(s.commit("late"), Err(DbError::Conflict(_))));
-        assert_eq!(get_run(&f.main, &run_id).expect("run").status, crate::db::RunStatus::Failed);
-        let n: i64 = f.main.query_row("SELECT count(*) FROM scenes", [], |r| r.get(0)).expect("count");
+        assert_eq!(
+            get_run(&f.main, &run_id).expect("run").status,
+            crate::db::RunStatus::Failed
+        );
+        let n: i64 = f
+            .main
+            .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+            .expect("count");
         assert_eq!(n, 0);
     }
 
@@ -975,7 +1155,8 @@ mod tests {
         let mut f = fixture();
         let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
-        s.stage_artifact(Kind::Output, "a.txt", ".stage-a", 1, &"d".repeat(64)).expect("stage");
+        s.stage_artifact(Kind::Output, "a.txt", ".stage-a", 1, &"d".repeat(64))
+            .expect("stage");
         s.commit("ok").expect("commit");
         let mut s = session(&mut f, &p.id);
         assert!(s.artifact(Kind::Output, "a.txt").expect("lookup").is_some());
@@ -984,6 +1165,11 @@ mod tests {
         let journal = s.commit("ok").expect("commit");
         assert_eq!(journal.len(), 1);
         assert_eq!(journal[0].staged, None);
-        assert!(project_detail(&mut f.main, &p.id).expect("detail").artifacts.is_empty());
+        assert!(
+            project_detail(&mut f.main, &p.id)
+                .expect("detail")
+                .artifacts
+                .is_empty()
+        );
     }
 }

@@ -55,9 +55,9 @@ impl StageContext {
     fn find(&self, k: WitKind, name: &str) -> Result<db::stage::ArtifactView, HostError> {
         validate_name(name)?;
         let kind = kind(k);
-        self.db
-            .artifact(kind.into(), name)?
-            .ok_or_else(|| HostError::guest(ErrorCode::NotFound, format!("no artifact {kind}/{name}")))
+        self.db.artifact(kind.into(), name)?.ok_or_else(|| {
+            HostError::guest(ErrorCode::NotFound, format!("no artifact {kind}/{name}"))
+        })
     }
 }
 
@@ -73,8 +73,13 @@ impl HostWriter for StageContext {
         self.open_writers -= 1;
         let staged = writer.finish()?;
         let kind = staged.kind;
-        let replaced = match self.db.stage_artifact(kind.into(), &name, &staged.staged_name, staged.size, &staged.sha256)
-        {
+        let replaced = match self.db.stage_artifact(
+            kind.into(),
+            &name,
+            &staged.staged_name,
+            staged.size,
+            &staged.sha256,
+        ) {
             Ok(replaced) => replaced,
             Err(e) => {
                 self.files.discard(kind, &staged.staged_name)?;
@@ -107,16 +112,30 @@ impl Host for StageContext {
         if self.open_writers >= self.limits.max_open_writers {
             return Err(HostError::guest(
                 ErrorCode::LimitExceeded,
-                format!("at most {} artifact writers may be open at once", self.limits.max_open_writers),
+                format!(
+                    "at most {} artifact writers may be open at once",
+                    self.limits.max_open_writers
+                ),
             ));
         }
-        let writer = self.files.begin_write(kind(k), self.limits.max_artifact_bytes)?;
-        let handle = self.table.push(WriterState { name, writer }).map_err(trap)?;
+        let writer = self
+            .files
+            .begin_write(kind(k), self.limits.max_artifact_bytes)?;
+        let handle = self
+            .table
+            .push(WriterState { name, writer })
+            .map_err(trap)?;
         self.open_writers += 1;
         Ok(handle)
     }
 
-    fn read(&mut self, k: WitKind, name: String, offset: u64, length: u32) -> Result<Vec<u8>, HostError> {
+    fn read(
+        &mut self,
+        k: WitKind,
+        name: String,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, HostError> {
         let view = self.find(k, &name)?;
         let file = view.staged.as_deref().unwrap_or(&name);
         let len = length.min(self.limits.max_read_bytes) as usize;
@@ -127,9 +146,19 @@ impl Host for StageContext {
         Ok(info(self.find(k, &name)?.info))
     }
 
-    fn list(&mut self, k: WitKind, cursor: Option<String>, limit: u32) -> Result<ArtifactPage, HostError> {
-        let page = self.db.list_artifacts(kind(k).into(), cursor.as_deref(), limit)?;
-        Ok(ArtifactPage { items: page.items.into_iter().map(info).collect(), next_cursor: page.next_cursor })
+    fn list(
+        &mut self,
+        k: WitKind,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<ArtifactPage, HostError> {
+        let page = self
+            .db
+            .list_artifacts(kind(k).into(), cursor.as_deref(), limit)?;
+        Ok(ArtifactPage {
+            items: page.items.into_iter().map(info).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     fn delete(&mut self, k: WitKind, name: String) -> Result<(), HostError> {

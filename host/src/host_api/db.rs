@@ -69,11 +69,17 @@ fn position(p: wit::KeyframePosition) -> db::KeyframePosition {
 /// Converts a guest's artifact reference, refusing a malformed name with `invalid-input`.
 fn artifact_ref(r: WitRef) -> Result<db::ArtifactRef, HostError> {
     crate::artifacts::validate_name(&r.name)?;
-    Ok(db::ArtifactRef { kind: super::artifacts::kind(r.kind).into(), name: r.name })
+    Ok(db::ArtifactRef {
+        kind: super::artifacts::kind(r.kind).into(),
+        name: r.name,
+    })
 }
 
 fn wit_ref(r: db::ArtifactRef) -> WitRef {
-    WitRef { kind: super::artifacts::wit_kind(r.kind.into()), name: r.name }
+    WitRef {
+        kind: super::artifacts::wit_kind(r.kind.into()),
+        name: r.name,
+    }
 }
 
 fn keyframe(k: db::Keyframe) -> wit::Keyframe {
@@ -126,12 +132,23 @@ impl Host for StageContext {
         Ok(scene(self.db.get_scene(&id)?))
     }
 
-    fn list_scenes(&mut self, cursor: Option<String>, limit: u32) -> Result<wit::ScenePage, HostError> {
+    fn list_scenes(
+        &mut self,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<wit::ScenePage, HostError> {
         let page = self.db.list_scenes(cursor.as_deref(), limit)?;
-        Ok(wit::ScenePage { items: page.items.into_iter().map(scene).collect(), next_cursor: page.next_cursor })
+        Ok(wit::ScenePage {
+            items: page.items.into_iter().map(scene).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
-    fn update_scene(&mut self, id: String, changes: wit::SceneUpdate) -> Result<wit::Scene, HostError> {
+    fn update_scene(
+        &mut self,
+        id: String,
+        changes: wit::SceneUpdate,
+    ) -> Result<wit::Scene, HostError> {
         let changes = stage::SceneUpdate {
             title: changes.title,
             description: changes.description,
@@ -160,11 +177,20 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<wit::KeyframePage, HostError> {
-        let page = self.db.list_keyframes(scene_id.as_deref(), cursor.as_deref(), limit)?;
-        Ok(wit::KeyframePage { items: page.items.into_iter().map(keyframe).collect(), next_cursor: page.next_cursor })
+        let page = self
+            .db
+            .list_keyframes(scene_id.as_deref(), cursor.as_deref(), limit)?;
+        Ok(wit::KeyframePage {
+            items: page.items.into_iter().map(keyframe).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
-    fn update_keyframe(&mut self, id: String, changes: wit::KeyframeUpdate) -> Result<wit::Keyframe, HostError> {
+    fn update_keyframe(
+        &mut self,
+        id: String,
+        changes: wit::KeyframeUpdate,
+    ) -> Result<wit::Keyframe, HostError> {
         let changes = stage::KeyframeUpdate {
             prompt: changes.prompt,
             image: changes.image.map(artifact_ref).transpose()?,
@@ -192,11 +218,20 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<wit::VideoClipPage, HostError> {
-        let page = self.db.list_video_clips(scene_id.as_deref(), cursor.as_deref(), limit)?;
-        Ok(wit::VideoClipPage { items: page.items.into_iter().map(clip).collect(), next_cursor: page.next_cursor })
+        let page = self
+            .db
+            .list_video_clips(scene_id.as_deref(), cursor.as_deref(), limit)?;
+        Ok(wit::VideoClipPage {
+            items: page.items.into_iter().map(clip).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
-    fn update_video_clip(&mut self, id: String, changes: wit::VideoClipUpdate) -> Result<wit::VideoClip, HostError> {
+    fn update_video_clip(
+        &mut self,
+        id: String,
+        changes: wit::VideoClipUpdate,
+    ) -> Result<wit::VideoClip, HostError> {
         let changes = stage::VideoClipUpdate {
             video: changes.video.map(artifact_ref).transpose()?,
             duration_ms: changes.duration_ms,

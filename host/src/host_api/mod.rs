@@ -26,7 +26,11 @@ pub struct StoreLimits {
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        StoreLimits { max_artifact_bytes: 4 << 30, max_read_bytes: 4 << 20, max_open_writers: 64 }
+        StoreLimits {
+            max_artifact_bytes: 4 << 30,
+            max_read_bytes: 4 << 20,
+            max_open_writers: 64,
+        }
     }
 }
 
@@ -53,8 +57,22 @@ pub struct StageContext {
 
 impl StageContext {
     /// Binds a context to one run's database session and project folders.
-    pub fn new(stage: String, db: StageSession, files: ProjectStore, limits: StoreLimits, progress: ProgressSink) -> Self {
-        StageContext { stage, db, files, limits, progress, table: wasmtime::component::ResourceTable::new(), open_writers: 0 }
+    pub fn new(
+        stage: String,
+        db: StageSession,
+        files: ProjectStore,
+        limits: StoreLimits,
+        progress: ProgressSink,
+    ) -> Self {
+        StageContext {
+            stage,
+            db,
+            files,
+            limits,
+            progress,
+            table: wasmtime::component::ResourceTable::new(),
+            open_writers: 0,
+        }
     }
 }
 
@@ -70,7 +88,10 @@ pub enum HostError {
 impl HostError {
     /// A guest-visible error with `code` and `message`.
     pub fn guest(code: ErrorCode, message: impl Into<String>) -> Self {
-        HostError::Guest(Error { code, message: message.into() })
+        HostError::Guest(Error {
+            code,
+            message: message.into(),
+        })
     }
 }
 

@@ -1,0 +1,42 @@
+//! The vidpipe stage plugins, built as `wasm32-wasip2` components by this crate's build script.
+//!
+//! Building this crate runs a nested `cargo build --release --target wasm32-wasip2` of the
+//! plugin packages into `<target dir>/wasm-guests`, so depending on it is enough to have fresh
+//! plugins. It exposes, for each plugin, `<NAME>_PATH` (the absolute path of its `.wasm`) and,
+//! for the example stages, the component bytes themselves:
+//!
+//! - [`STORYBOARD`] / [`STORYBOARD_PATH`]: the `storyboard` stage.
+//! - [`FAULTY_STAGE_PATH`]: the `faulty-stage` test plugin (fails, traps, loops, hoards memory
+//!   or probes artifact-name escapes, by its `mode` config).
+//! - [`OTHER_WORLD_PATH`]: the `other-world` test plugin, a component of another world.
+
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The preamble of a binary component: magic, version 0x0d, layer 1 (core modules have
+    /// layer 0).
+    const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    #[test]
+    fn the_embedded_storyboard_is_a_component() {
+        assert!(STORYBOARD.starts_with(&COMPONENT_PREAMBLE));
+    }
+
+    #[test]
+    fn every_plugin_path_is_an_absolute_path_to_a_component() {
+        for path in [STORYBOARD_PATH, FAULTY_STAGE_PATH, OTHER_WORLD_PATH] {
+            assert!(std::path::Path::new(path).is_absolute(), "{path}");
+            let bytes = std::fs::read(path).expect("the plugin was built");
+            assert!(bytes.starts_with(&COMPONENT_PREAMBLE), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_bytes_are_the_built_file() {
+        let on_disk = std::fs::read(STORYBOARD_PATH).expect("the plugin was built");
+        assert!(on_disk == STORYBOARD);
+    }
+}

@@ -1,0 +1,370 @@
+//! `faulty-stage`: a test plugin of world `stage` that misbehaves on demand, so host tests can
+//! check that a failing, trapping, looping or memory-hungry stage leaves nothing behind, and that
+//! artifact names trying to escape the store are refused.
+//!
+//! Every run first does some real work: it writes scene 0 titled `doomed` (creating it, or
+//! updating it if the project already has a scene 0), publishes the `output` artifact
+//! `doomed.txt`, and starts writing `output/half.bin` without finishing it. Then the config key
+//! `mode` picks what happens:
+//!
+//! | mode | behaviour |
+//! | --- | --- |
+//! | `error` | returns the error `conflict: faulty-stage failed on purpose` |
+//! | `trap` | executes `unreachable` |
+//! | `loop` | spins forever |
+//! | `memory` | allocates and touches 1 MiB blocks forever |
+//! | `ok` | returns `fine`, so the same plugin can be shown to commit when healthy |
+//! | `escape` | tries [`ESCAPE_CORPUS`] names with create/read/stat/delete and returns what each got |
+//! | `read` | reads the whole `output` artifact named by config key `name` and returns it as text |
+//!
+//! In `error`, `ok` and `escape` the unfinished `half.bin` writer is dropped when `run` returns;
+//! in the other modes it is never dropped.
+
+use std::hint::black_box;
+
+// The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined to this
+// module so the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "stage",
+    });
+
+    use super::FaultyStage;
+    export!(FaultyStage with_types_in crate::bindings);
+}
+
+use bindings::vidpipe::plugin::{artifacts, db, log, types};
+use types::{ArtifactKind, Error, ErrorCode};
+
+/// The message of the `error` mode.
+pub const ERROR_MESSAGE: &str = "faulty-stage failed on purpose";
+
+/// The misbehaviours the plugin can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Return an error.
+    Error,
+    /// Trap.
+    Trap,
+    /// Loop forever.
+    Loop,
+    /// Allocate memory forever.
+    Memory,
+    /// Succeed.
+    Ok,
+    /// Probe the artifact store with escaping names.
+    Escape,
+    /// Read the `output` artifact named by config key `name`.
+    Read,
+}
+
+/// The accepted values of `mode`.
+pub const MODES: [&str; 7] = ["error", "trap", "loop", "memory", "ok", "escape", "read"];
+
+impl Mode {
+    /// Reads `mode` from the stage's configuration; any other key, a missing `mode` or an
+    /// unknown one is an error message for `invalid-input`.
+    pub fn from_config(config: &[(String, String)]) -> Result<Self, String> {
+        let mut mode = None;
+        for (key, value) in config {
+            match key.as_str() {
+                "mode" => mode = Some(value.as_str()),
+                "name" => {}
+                _ => {
+                    return Err(format!(
+                        "unknown config key `{key}`; known keys: mode, name"
+                    ));
+                }
+            }
+        }
+        match mode {
+            Some("error") => Ok(Self::Error),
+            Some("trap") => Ok(Self::Trap),
+            Some("loop") => Ok(Self::Loop),
+            Some("memory") => Ok(Self::Memory),
+            Some("ok") => Ok(Self::Ok),
+            Some("escape") => Ok(Self::Escape),
+            Some("read") => Ok(Self::Read),
+            Some(other) => Err(format!(
+                "unknown mode `{other}`; expected one of: {}",
+                MODES.join(", ")
+            )),
+            None => Err(format!(
+                "config key `mode` is required; one of: {}",
+                MODES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Artifact names that must all be refused, each with the label used for it in the summary.
+pub fn escape_corpus() -> Vec<(String, String)> {
+    let long = "a".repeat(4096);
+    [
+        ("../x", "../x".to_owned()),
+        ("a/../../x", "a/../../x".to_owned()),
+        ("/etc/passwd", "/etc/passwd".to_owned()),
+        ("//x", "//x".to_owned()),
+        ("x\\0y", "x\0y".to_owned()),
+        (".", ".".to_owned()),
+        ("..", "..".to_owned()),
+        ("(empty)", String::new()),
+        ("(4096 bytes)", long),
+        ("..\\x", "..\\x".to_owned()),
+        ("../vidpipe.db", "../vidpipe.db".to_owned()),
+        ("../../../vidpipe.db", "../../../vidpipe.db".to_owned()),
+    ]
+    .into_iter()
+    .map(|(label, name)| (label.to_owned(), name))
+    .collect()
+}
+
+/// The labels of [`escape_corpus`], in order, for tests that check the summary.
+pub const ESCAPE_CORPUS: [&str; 12] = [
+    "../x",
+    "a/../../x",
+    "/etc/passwd",
+    "//x",
+    "x\\0y",
+    ".",
+    "..",
+    "(empty)",
+    "(4096 bytes)",
+    "..\\x",
+    "../vidpipe.db",
+    "../../../vidpipe.db",
+];
+
+/// The WIT spelling of an error code, as used in the `escape` summary.
+fn code_text(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::InvalidInput => "invalid-input",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::LimitExceeded => "limit-exceeded",
+        ErrorCode::Io => "io",
+        ErrorCode::Busy => "busy",
+    }
+}
+
+/// The summary of the `escape` mode from the outcomes, one per operation and name in order:
+/// entries such as `create ../x:invalid-input` joined by `; `. An accepted call shows as `ok`.
+pub fn escape_summary(outcomes: &[(&str, &str, &str)]) -> String {
+    outcomes
+        .iter()
+        .map(|(op, label, outcome)| format!("{op} {label}:{outcome}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+struct FaultyStage;
+
+impl bindings::Guest for FaultyStage {
+    fn run(config: Vec<(String, String)>) -> Result<String, Error> {
+        let mode = Mode::from_config(&config).map_err(|message| Error {
+            code: ErrorCode::InvalidInput,
+            message,
+        })?;
+        log::log(log::Level::Info, &format!("faulty-stage: mode {mode:?}"));
+        // Kept alive on purpose: the host must discard it whatever happens next.
+        let _half_written = do_some_real_work()?;
+        match mode {
+            Mode::Error => Err(Error {
+                code: ErrorCode::Conflict,
+                message: ERROR_MESSAGE.to_owned(),
+            }),
+            Mode::Trap => trap(),
+            Mode::Loop => spin_forever(),
+            Mode::Memory => hoard_memory_forever(),
+            Mode::Ok => Ok("fine".to_owned()),
+            Mode::Escape => Ok(probe_escapes()),
+            Mode::Read => {
+                let name = config
+                    .iter()
+                    .find(|(k, _)| k == "name")
+                    .map_or("", |(_, v)| v.as_str());
+                read_all(name)
+            }
+        }
+    }
+}
+
+/// Writes the `doomed` scene, publishes `doomed.txt` and returns an unfinished `half.bin` writer.
+fn do_some_real_work() -> Result<artifacts::Writer, Error> {
+    let first = db::list_scenes(None, 1)?;
+    match first.items.first().filter(|scene| scene.index == 0) {
+        // A scene 0 left by an earlier healthy run must not turn every later mode into a
+        // duplicate-index conflict before the misbehaviour under test.
+        Some(scene) => {
+            db::update_scene(
+                &scene.id,
+                &db::SceneUpdate {
+                    title: Some("doomed".to_owned()),
+                    description: Some("written by faulty-stage".to_owned()),
+                    duration_ms: Some(1_000),
+                },
+            )?;
+        }
+        None => {
+            db::create_scene(&db::NewScene {
+                index: 0,
+                title: "doomed".to_owned(),
+                description: "written by faulty-stage".to_owned(),
+                duration_ms: 1_000,
+            })?;
+        }
+    }
+
+    let doomed = artifacts::create(ArtifactKind::Output, "doomed.txt")?;
+    doomed.write(b"this artifact must not survive a failed run\n")?;
+    artifacts::Writer::finish(doomed)?;
+
+    let half = artifacts::create(ArtifactKind::Output, "half.bin")?;
+    half.write(&[0xA5; 4096])?;
+    half.write(&[0x5A; 1000])?;
+    Ok(half)
+}
+
+/// Reads a whole `output` artifact in 64 KiB ranges and returns it as (lossy) text.
+fn read_all(name: &str) -> Result<String, Error> {
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = artifacts::read(ArtifactKind::Output, name, bytes.len() as u64, 64 * 1024)?;
+        if chunk.is_empty() {
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    panic!("faulty-stage trapped on purpose");
+}
+
+fn spin_forever() -> ! {
+    let mut counter = 0u64;
+    loop {
+        // black_box keeps the optimiser from proving the loop side-effect free and removing it.
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+fn hoard_memory_forever() -> ! {
+    const BLOCK: usize = 1 << 20;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; BLOCK];
+        // Touch every page so the memory is really used, not just reserved.
+        for byte in block.iter_mut().step_by(4096) {
+            *byte = 1;
+        }
+        hoard.push(black_box(block));
+        black_box(&mut hoard);
+    }
+}
+
+fn probe_escapes() -> String {
+    let corpus = escape_corpus();
+    let mut outcomes: Vec<(&str, &str, &'static str)> = Vec::new();
+    for (label, name) in &corpus {
+        let outcome = |result: Result<(), Error>| match result {
+            Ok(()) => "ok",
+            Err(error) => code_text(error.code),
+        };
+        // An accepted writer is dropped unfinished, so even a host that wrongly accepts the
+        // name publishes nothing.
+        let created = outcome(artifacts::create(ArtifactKind::Output, name).map(drop));
+        let read = outcome(artifacts::read(ArtifactKind::Output, name, 0, 16).map(drop));
+        let stat = outcome(artifacts::stat(ArtifactKind::Output, name).map(drop));
+        let deleted = outcome(artifacts::delete(ArtifactKind::Output, name));
+        for (op, result) in [
+            ("create", created),
+            ("read", read),
+            ("stat", stat),
+            ("delete", deleted),
+        ] {
+            outcomes.push((op, label.as_str(), result));
+        }
+    }
+    let summary = escape_summary(&outcomes);
+    log::log(log::Level::Info, &format!("escape probes: {summary}"));
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_documented_mode_is_understood() {
+        let modes: Vec<Mode> = MODES
+            .iter()
+            .map(|m| Mode::from_config(&config(&[("mode", m)])).expect("known mode"))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                Mode::Error,
+                Mode::Trap,
+                Mode::Loop,
+                Mode::Memory,
+                Mode::Ok,
+                Mode::Escape,
+                Mode::Read
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_missing_mode_is_refused_with_the_list_of_modes() {
+        for pairs in [vec![("mode", "explode")], vec![]] {
+            let message = Mode::from_config(&config(&pairs)).expect_err("refused");
+            assert!(
+                message.contains("error, trap, loop, memory, ok, escape, read"),
+                "{message}"
+            );
+        }
+        let message =
+            Mode::from_config(&config(&[("mode", "ok"), ("speed", "1")])).expect_err("refused");
+        assert!(message.contains("`speed`"), "{message}");
+    }
+
+    #[test]
+    fn the_escape_corpus_has_every_hostile_name_once() {
+        let corpus = escape_corpus();
+        let labels: Vec<&str> = corpus.iter().map(|(label, _)| label.as_str()).collect();
+        assert_eq!(labels, ESCAPE_CORPUS);
+        let names: Vec<&str> = corpus.iter().map(|(_, name)| name.as_str()).collect();
+        assert!(names.contains(&"x\0y"));
+        assert!(names.contains(&""));
+        assert!(names.contains(&"..\\x"));
+        assert!(names.iter().any(|n| n.len() == 4096));
+    }
+
+    #[test]
+    fn the_escape_summary_pairs_operation_name_and_code() {
+        let summary =
+            escape_summary(&[("create", "../x", "invalid-input"), ("read", "../x", "ok")]);
+        assert_eq!(summary, "create ../x:invalid-input; read ../x:ok");
+    }
+
+    #[test]
+    fn error_codes_use_their_wit_spelling() {
+        assert_eq!(code_text(ErrorCode::InvalidInput), "invalid-input");
+        assert_eq!(code_text(ErrorCode::LimitExceeded), "limit-exceeded");
+        assert_eq!(code_text(ErrorCode::NotFound), "not-found");
+    }
+}
