@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 3] = [
+const PLUGINS: [Plugin; 4] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -33,6 +33,11 @@ const PLUGINS: [Plugin; 3] = [
     Plugin {
         package: "faulty-stage",
         what: "the `faulty-stage` test plugin, which misbehaves as its `mode` config says",
+        embed: false,
+    },
+    Plugin {
+        package: "bulk-stage",
+        what: "the `bulk-stage` test plugin, which writes many rows and artifacts deterministically",
         embed: false,
     },
     Plugin {

@@ -458,6 +458,11 @@ impl ProjectStore {
         sync_dir(dir, kind.dir_name())
     }
 
+    /// Fsyncs a kind folder, making every rename and removal in it durable.
+    pub fn sync(&self, kind: ArtifactKind) -> Result<(), ArtifactError> {
+        sync_dir(self.dir(kind), kind.dir_name())
+    }
+
     /// Removes a staged file; a missing file is not an error.
     pub fn discard(&self, kind: ArtifactKind, staged: &str) -> Result<(), ArtifactError> {
         validate_staged_name(staged)?;

@@ -7,8 +7,15 @@
 //!     keyframes/  clips/  output/ artifacts, reached only through cap-std Dirs
 //! ```
 //!
-//! Opening a home migrates the schema and rolls forward any file moves that a committed run
-//! left unfinished when its process died (see [`crate::db::stage`]).
+//! ```text
+//!   locks/<project uuid>.lock     one advisory lock per project: held by whoever runs stages on it
+//! ```
+//!
+//! Opening a home migrates the schema and recovers from crashes: for every project with a run
+//! still recorded as `running` (or file moves still journaled) whose lock nobody holds — so the
+//! process that ran it is gone — it finishes the journaled file moves of committed runs, marks
+//! the unfinished runs `interrupted`, and removes their staged files. The operating system
+//! releases a dead process's lock, so "lock free" is exactly "nobody is running this project".
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +41,29 @@ pub enum HomeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process is running stages on the project.
+    #[error(
+        "project {0} is busy: another vidpipe process is running a stage or pipeline on it \
+         (wait for it to finish, or pass --wait)"
+    )]
+    Busy(String),
+    /// The project lock file could not be opened or locked.
+    #[error("could not lock project {project}: {source}")]
+    Lock {
+        /// The project.
+        project: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The home does not exist and creating it was not asked for.
     #[error("{0} is not a vidpipe home (no vidpipe.db); run `vidpipe init` first")]
     Missing(PathBuf),
+}
+
+/// The lock of one project, held while stages run on it; released on drop.
+#[derive(Debug)]
+pub struct ProjectLock {
+    _file: std::fs::File,
 }
 
 /// An open home: the database connection of this process and the artifact root.
@@ -76,13 +103,99 @@ impl Home {
         let mut conn = db::open(&path.join("vidpipe.db"))?;
         db::migrate(&mut conn)?;
         let artifacts = ArtifactRoot::open(&path.join("projects"))?;
-        let home = Home {
+        std::fs::create_dir_all(path.join("locks")).map_err(|source| HomeError::Create {
+            path: path.join("locks"),
+            source,
+        })?;
+        let mut home = Home {
             path: path.to_owned(),
             conn,
             artifacts,
         };
-        home.finish_publishes(None)?;
+        home.recover()?;
         Ok(home)
+    }
+
+    /// Recovers every project that needs it and nobody is working on. See the module docs.
+    fn recover(&mut self) -> Result<(), HomeError> {
+        for project_id in db::projects_needing_recovery(&self.conn)? {
+            // One broken project must not stop every command on the home: report and go on.
+            if let Err(e) = self.recover_project(&project_id) {
+                tracing::error!(project = %project_id, "could not recover the project after a crash: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_project(&mut self, project_id: &str) -> Result<(), HomeError> {
+        let Some(_lock) = self.try_lock(project_id)? else {
+            return Ok(()); // Somebody is running it; it is theirs to finish.
+        };
+        // Roll forward before sweeping: the journal names staged files it still needs.
+        self.finish_publishes(project_id, None)?;
+        let interrupted = db::mark_interrupted(&mut self.conn, project_id)?;
+        let swept = self.project_store(project_id)?.sweep_staged()?;
+        if interrupted + swept > 0 {
+            tracing::warn!(
+                project = %project_id,
+                "recovered from an interrupted run: {interrupted} record(s) marked interrupted, \
+                 {swept} staged file(s) removed"
+            );
+        }
+        Ok(())
+    }
+
+    fn lock_path(&self, project_id: &str) -> Result<PathBuf, HomeError> {
+        // A canonical UUID is a safe file name; anything else never reaches the filesystem.
+        let id = db::parse_id("project", project_id)?;
+        Ok(self.path.join("locks").join(format!("{id}.lock")))
+    }
+
+    fn open_lock(&self, project_id: &str) -> Result<std::fs::File, HomeError> {
+        let path = self.lock_path(project_id)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| HomeError::Lock {
+                project: project_id.to_owned(),
+                source,
+            })
+    }
+
+    fn try_lock(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
+        let file = self.open_lock(project_id)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ProjectLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(HomeError::Lock {
+                project: project_id.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Takes the project's lock, which every stage run on it holds. Without `wait`, a project
+    /// somebody else holds is [`HomeError::Busy`]; with it, this blocks until they finish.
+    /// The lock is released when the returned guard is dropped, or when the process dies.
+    pub fn lock_project(&self, project_id: &str, wait: bool) -> Result<ProjectLock, HomeError> {
+        if let Some(lock) = self.try_lock(project_id)? {
+            return Ok(lock);
+        }
+        if !wait {
+            return Err(HomeError::Busy(project_id.to_owned()));
+        }
+        tracing::info!(
+            project = project_id,
+            "waiting for another vidpipe process to finish with the project"
+        );
+        let file = self.open_lock(project_id)?;
+        file.lock().map_err(|source| HomeError::Lock {
+            project: project_id.to_owned(),
+            source,
+        })?;
+        Ok(ProjectLock { _file: file })
     }
 
     /// The home folder.
@@ -146,11 +259,15 @@ impl Home {
         Ok(self.artifacts.project(id)?)
     }
 
-    /// Carries out the file moves of committed runs (all, or those of `run_id`) and clears them
-    /// from the journal. Safe to repeat and to race with another process doing the same: a
-    /// staged file already moved by someone else is simply gone.
-    pub fn finish_publishes(&self, run_id: Option<&str>) -> Result<usize, HomeError> {
-        let entries = db::pending_journal(&self.conn, run_id)?;
+    /// Carries out the journaled file moves of a project's committed runs (all, or those of
+    /// `run_id`) and clears them from the journal. Call it holding the project's lock. Safe to
+    /// repeat: a staged file already moved is simply gone.
+    pub fn finish_publishes(
+        &self,
+        project_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<usize, HomeError> {
+        let entries = db::pending_journal(&self.conn, project_id, run_id)?;
         for entry in &entries {
             self.apply(entry)?;
             db::clear_journal_entry(&self.conn, entry)?;
@@ -158,17 +275,27 @@ impl Home {
         Ok(entries.len())
     }
 
+    /// Carries out one journaled move, unless a later commit has superseded it: a staged file
+    /// whose artifact row now belongs to another run is discarded instead of moved, and a
+    /// removal of a name that a later run published again is skipped. So replaying entries in
+    /// any order, any number of times, leaves every file matching its row.
     fn apply(&self, entry: &JournalEntry) -> Result<(), HomeError> {
         let store = self.project_store(&entry.project_id)?;
         let kind = entry.kind.into();
+        let publisher =
+            db::artifact_publisher(&self.conn, &entry.project_id, entry.kind, &entry.name)?;
         match &entry.staged {
-            Some(staged) => match store.publish(kind, staged, &entry.name) {
-                Ok(()) => Ok(()),
-                // Moved already (by us before a crash, or by another process rolling forward).
-                Err(ArtifactError::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            None => Ok(store.remove(kind, &entry.name)?),
+            Some(staged) if publisher == Some(Some(entry.run_id.clone())) => {
+                match store.publish(kind, staged, &entry.name) {
+                    Ok(()) => Ok(()),
+                    // Moved already, by us before a crash; make sure the move is durable.
+                    Err(ArtifactError::NotFound { .. }) => Ok(store.sync(kind)?),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Some(staged) => Ok(store.discard(kind, staged)?),
+            None if publisher.is_none() => Ok(store.remove(kind, &entry.name)?),
+            None => Ok(()),
         }
     }
 }

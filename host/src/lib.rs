@@ -17,12 +17,14 @@
 //! | [`host_api`] | one file per WIT interface, each a `Host` impl over the run's context |
 //! | [`home`] | the home folder: database + artifact root, crash roll-forward |
 //! | [`runner`] | one stage run: record, run, commit or discard |
+//! | [`pipeline`] | manifests, running stages in order, resume |
 
 pub mod artifacts;
 pub(crate) mod bindings;
 pub mod db;
 pub mod home;
 pub mod host_api;
+pub mod pipeline;
 pub mod runner;
 pub mod runtime;
 

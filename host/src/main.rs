@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use vidpipe_host::db::{self, DbError, KeyValues};
 use vidpipe_host::home::{Home, HomeError};
+use vidpipe_host::pipeline::{self, Manifest, ManifestError, PipelineOptions, StageOutcome};
 use vidpipe_host::runner::{self, StageRequest};
 use vidpipe_host::runtime::{Limits, Plugin, PluginError, Runtime};
 
@@ -39,6 +40,12 @@ enum Command {
     /// Runs stage plugins.
     #[command(subcommand)]
     Stage(StageCommand),
+    /// Runs a pipeline manifest on a project: its stages in order, each atomically, skipping
+    /// stages whose work is already done with the same plugin and configuration.
+    Run(PipelineRun),
+    /// Lists and shows run records.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Inspects plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -76,6 +83,42 @@ enum ProjectCommand {
     },
 }
 
+#[derive(Debug, Args)]
+struct PipelineRun {
+    /// The pipeline manifest (TOML).
+    manifest: PathBuf,
+    /// The project to run it on.
+    #[arg(long)]
+    project: String,
+    /// Run every stage, even those whose work is already done.
+    #[arg(long)]
+    force: bool,
+    /// If another process is running stages on the project, wait for it instead of refusing.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Lists a project's pipeline runs and stage runs, oldest first.
+    List {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows one pipeline run (with its stage runs) or one stage run.
+    Show {
+        /// A pipeline run id or a stage run id.
+        run: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum StageCommand {
     /// Runs one stage plugin on a project and records the run.
@@ -101,6 +144,9 @@ struct StageRun {
     /// Linear-memory limit of the whole instance, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512)]
     max_memory: u64,
+    /// If another process is running stages on the project, wait for it instead of refusing.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +185,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<PluginError>()
+            || cause.is::<ManifestError>()
             || cause.is::<clap::Error>()
             || cause.downcast_ref::<DbError>().is_some_and(db_bad_input)
             || match cause.downcast_ref::<HomeError>() {
@@ -208,6 +255,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Project(cmd) => project(&cli.home, cmd),
         Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, args),
+        Command::Run(args) => pipeline_run(&cli.home, args),
+        Command::Runs(cmd) => runs(&cli.home, cmd),
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => inspect(&plugin, json),
         Command::Demo => demo(&cli.home),
     }
@@ -369,21 +418,11 @@ fn print_detail(home: &Home, d: &db::ProjectDetail) {
 }
 
 fn limits(args: &StageRun) -> anyhow::Result<Limits> {
-    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        return Err(bad(format!(
-            "--timeout must be more than 0 and at most 86400 seconds, not {}",
-            args.timeout
-        )));
-    }
-    if !(1..=4096).contains(&args.max_memory) {
-        return Err(bad(format!(
-            "--max-memory must be 1 to 4096 MiB, not {}",
-            args.max_memory
-        )));
-    }
     Ok(Limits {
-        timeout: Duration::from_secs_f64(args.timeout),
-        max_memory_bytes: usize::try_from(args.max_memory << 20).unwrap_or(usize::MAX),
+        timeout: pipeline::check_timeout(args.timeout)
+            .map_err(|r| bad(format!("--timeout {r}")))?,
+        max_memory_bytes: pipeline::check_memory(args.max_memory)
+            .map_err(|r| bad(format!("--max-memory {r}")))?,
         ..Limits::default()
     })
 }
@@ -398,19 +437,67 @@ fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| bad(format!("cannot read plugin {}: {e}", path.display())))
 }
 
-fn stage_name(path: &Path, name: Option<&str>) -> String {
-    name.map(str::to_owned)
-        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "stage".to_owned())
+/// The stage name: `--name` as given (checked), else the plugin's file stem made into a valid
+/// name (other characters become `-`, cut to 64).
+fn stage_name(path: &Path, name: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = name {
+        pipeline::check_stage_name(name).map_err(|r| bad(format!("--name {r}")))?;
+        return Ok(name.to_owned());
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    Ok(if cleaned.is_empty() {
+        "stage".to_owned()
+    } else {
+        cleaned
+    })
 }
 
-fn progress_printer() -> vidpipe_host::host_api::ProgressSink {
-    Box::new(|stage, done, total, message| {
-        if message.is_empty() {
-            eprintln!("[{stage}] {done}/{total}");
-        } else {
-            eprintln!("[{stage}] {done}/{total} {message}");
+/// A progress bar on a terminal, plain lines otherwise (logs, pipes, CI).
+fn progress_printer(label: String) -> vidpipe_host::host_api::ProgressSink {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Box::new(move |_stage, done, total, message| {
+            if message.is_empty() {
+                eprintln!("[{label}] {done}/{total}");
+            } else {
+                eprintln!("[{label}] {done}/{total} {message}");
+            }
+        });
+    }
+    /// Clears the bar when the stage ends and its sink is dropped.
+    struct Bar(indicatif::ProgressBar);
+    impl Drop for Bar {
+        fn drop(&mut self) {
+            self.0.finish_and_clear();
         }
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} {wide_msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label);
+    let bar = Bar(bar);
+    Box::new(move |_stage, done, total, message| {
+        bar.0.set_length(total);
+        bar.0.set_position(done);
+        bar.0.set_message(message.to_owned());
     })
 }
 
@@ -419,11 +506,19 @@ fn stage_run(home: &Path, args: StageRun) -> Result<(), Failure> {
     let config = parse_pairs("--set", &args.set)?;
     let limits = limits(&args)?;
     let bytes = read_plugin(&args.plugin)?;
-    let name = stage_name(&args.plugin, args.name.as_deref());
+    let name = stage_name(&args.plugin, args.name.as_deref())?;
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let plugin = runtime.load(&name, &bytes)?;
     let mut home = Home::open(home)?;
-    run_and_report(&mut home, &runtime, &plugin, &args.project, config, limits)
+    run_and_report(
+        &mut home,
+        &runtime,
+        &plugin,
+        &args.project,
+        config,
+        limits,
+        args.wait,
+    )
 }
 
 fn run_and_report(
@@ -433,12 +528,17 @@ fn run_and_report(
     project_id: &str,
     config: KeyValues,
     limits: Limits,
+    wait: bool,
 ) -> Result<(), Failure> {
+    // Look the project up first: an unknown id is bad input, not a lock error.
+    let project = db::get_project(home.conn(), project_id)?;
+    let _lock = home.lock_project(&project.id, wait)?;
     let request = StageRequest {
-        project_id: project_id.to_owned(),
+        project_id: project.id.clone(),
         config,
         limits,
-        progress: progress_printer(),
+        progress: progress_printer(plugin.name.clone()),
+        pipeline: None,
     };
     let report = runner::run_stage(home, runtime, plugin, request)?;
     let run = &report.run;
@@ -474,6 +574,187 @@ fn run_and_report(
     Ok(())
 }
 
+/// The plugins built into this binary, for `builtin:NAME` in manifests.
+fn builtin_plugin(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "storyboard" => Some(vidpipe_example_plugins::STORYBOARD),
+        _ => None,
+    }
+}
+
+fn pipeline_run(home_path: &Path, args: PipelineRun) -> Result<(), Failure> {
+    // Everything the user gave is checked, and every plugin compiled, before anything is written.
+    let manifest = Manifest::load(&args.manifest)?;
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let plugins = manifest.load_plugins(&runtime, builtin_plugin)?;
+    let mut home = Home::open(home_path)?;
+    let options = PipelineOptions {
+        force: args.force,
+        wait: args.wait,
+    };
+    let count = manifest.stages.len();
+    let report = pipeline::run_pipeline(
+        &mut home,
+        &runtime,
+        &manifest,
+        &plugins,
+        &args.project,
+        options,
+        |i, name| {
+            eprintln!("[{}/{count}] {name}: running", i + 1);
+            progress_printer(format!("{}/{count} {name}", i + 1))
+        },
+    )?;
+    for (i, (name, outcome)) in report.stages.iter().enumerate() {
+        let line = match outcome {
+            StageOutcome::Skipped { previous } => format!("skipped (done by run {})", previous.id),
+            StageOutcome::Ran(r) if r.succeeded() => {
+                format!(
+                    "succeeded (run {}): {}",
+                    r.run.id,
+                    r.run.summary.as_deref().unwrap_or("")
+                )
+            }
+            StageOutcome::Ran(r) => format!(
+                "FAILED (run {}): {}",
+                r.run.id,
+                r.run.error.as_deref().unwrap_or("")
+            ),
+            StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),
+        };
+        println!("[{}/{count}] {name}: {line}", i + 1);
+    }
+    let p = &report.pipeline;
+    if !report.succeeded() {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "pipeline {} failed (run {}): {}",
+            p.name,
+            p.id,
+            p.error.as_deref().unwrap_or("unknown reason")
+        )));
+    }
+    println!(
+        "pipeline {} succeeded (run {}): {}",
+        p.name,
+        p.id,
+        p.summary.as_deref().unwrap_or("")
+    );
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct PipelineWithRuns {
+    pipeline: db::Pipeline,
+    runs: Vec<db::Run>,
+}
+
+fn print_run(r: &db::Run) {
+    let detail = r.error.as_deref().or(r.summary.as_deref()).unwrap_or("");
+    println!(
+        "  {}  {:<12}  {:<11}  {}  {}",
+        r.id,
+        r.stage,
+        r.status,
+        time(r.started_at),
+        detail
+    );
+}
+
+fn runs(home_path: &Path, cmd: RunsCommand) -> Result<(), Failure> {
+    let home = Home::open(home_path)?;
+    match cmd {
+        RunsCommand::List { project, json } => {
+            let project = db::get_project(home.conn(), &project)?;
+            let pipelines = db::list_pipelines(home.conn(), &project.id)?;
+            let runs = db::list_runs(home.conn(), &project.id)?;
+            if json {
+                let value = serde_json::json!({ "pipelines": pipelines, "runs": runs });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).context("encoding JSON")?
+                );
+                return Ok(());
+            }
+            println!("pipeline runs ({})", pipelines.len());
+            for p in &pipelines {
+                let detail = p.error.as_deref().or(p.summary.as_deref()).unwrap_or("");
+                println!(
+                    "  {}  {:<12}  {:<11}  {}  {}",
+                    p.id,
+                    p.name,
+                    p.status,
+                    time(p.started_at),
+                    detail
+                );
+            }
+            println!("\nstage runs ({})", runs.len());
+            runs.iter().for_each(print_run);
+            Ok(())
+        }
+        RunsCommand::Show { run, json } => {
+            if let Some(pipeline) = db::get_pipeline(home.conn(), &run)? {
+                let runs = db::runs_of_pipeline(home.conn(), &pipeline.id)?;
+                if json {
+                    let value = PipelineWithRuns { pipeline, runs };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&value).context("encoding JSON")?
+                    );
+                    return Ok(());
+                }
+                println!("pipeline run {}", pipeline.id);
+                println!("manifest  {} ({})", pipeline.name, pipeline.manifest);
+                println!("project   {}", pipeline.project_id);
+                println!("status    {}", pipeline.status);
+                println!("started   {}", time(pipeline.started_at));
+                if let Some(f) = pipeline.finished_at {
+                    println!("finished  {}", time(f));
+                }
+                if let Some(d) = pipeline.error.as_deref().or(pipeline.summary.as_deref()) {
+                    println!("detail    {d}");
+                }
+                println!(
+                    "stage runs ({} of {} stages)",
+                    runs.len(),
+                    pipeline.stage_count
+                );
+                runs.iter().for_each(print_run);
+                return Ok(());
+            }
+            let r = db::get_run(home.conn(), &run)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).context("encoding JSON")?
+                );
+                return Ok(());
+            }
+            println!("stage run {}", r.id);
+            println!("stage     {}", r.stage);
+            println!("project   {}", r.project_id);
+            if let Some(p) = &r.pipeline_id {
+                println!(
+                    "pipeline  {p} (stage {})",
+                    r.stage_index.map_or(0, |i| i + 1)
+                );
+            }
+            println!("plugin    sha256 {}", r.plugin_sha256);
+            println!("status    {}", r.status);
+            println!("started   {}", time(r.started_at));
+            if let Some(f) = r.finished_at {
+                println!("finished  {}", time(f));
+            }
+            for (k, v) in &r.config {
+                println!("config    {k} = {v}");
+            }
+            if let Some(d) = r.error.as_deref().or(r.summary.as_deref()) {
+                println!("detail    {d}");
+            }
+            Ok(())
+        }
+    }
+}
+
 #[derive(serde::Serialize)]
 struct Inspection {
     path: String,
@@ -489,7 +770,7 @@ struct Inspection {
 fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
     let bytes = read_plugin(path)?;
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let name = stage_name(path, None);
+    let name = stage_name(path, None)?;
     // A file that is not a component at all cannot be described: that is bad input.
     let component = runtime.compile(&name, &bytes)?;
     let surface = runtime.surface(&component);
@@ -574,6 +855,7 @@ fn demo(home_path: &Path) -> Result<(), Failure> {
         &project.id,
         KeyValues::new(),
         Limits::default(),
+        true,
     )?;
     println!(
         "project {}: see it with `vidpipe --home {} project show {}`",

@@ -28,6 +28,8 @@ pub struct StageRequest {
     pub limits: Limits,
     /// Where its progress reports go.
     pub progress: ProgressSink,
+    /// The pipeline run it belongs to and its position there, if any.
+    pub pipeline: Option<(String, u32)>,
 }
 
 /// The record of a finished stage run, as committed.
@@ -63,7 +65,8 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// Runs `plugin` on the request's project and records the run. `Err` means the host itself
+/// Runs `plugin` on the request's project and records the run. The caller must hold the
+/// project's lock ([`Home::lock_project`]) for the whole call. `Err` means the host itself
 /// could not do its part (bad project id, database unavailable); a failing stage is an `Ok`
 /// report whose run is `failed`.
 pub fn run_stage(
@@ -80,6 +83,10 @@ pub fn run_stage(
         &plugin.name,
         &plugin.sha256,
         &request.config,
+        request
+            .pipeline
+            .as_ref()
+            .map(|(id, index)| (id.as_str(), *index)),
     )?;
     tracing::info!(stage = %plugin.name, run = %run.id, project = %project.id, "stage started");
 
@@ -105,7 +112,9 @@ pub fn run_stage(
     let (outcome, ctx) = runtime.call(plugin, ctx, &config, &request.limits);
 
     let failure = match outcome {
-        Outcome::Succeeded(summary) => commit(home, ctx, &run.id, &clip(&summary)).err(),
+        Outcome::Succeeded(summary) => {
+            commit(home, ctx, &project.id, &run.id, &clip(&summary)).err()
+        }
         Outcome::Failed(e) => {
             discard(&ctx);
             Some(format!(
@@ -130,7 +139,13 @@ pub fn run_stage(
 }
 
 /// Commits a successful stage; on any failure discards what it staged and returns the reason.
-fn commit(home: &Home, ctx: StageContext, run_id: &str, summary: &str) -> Result<(), String> {
+fn commit(
+    home: &Home,
+    ctx: StageContext,
+    project_id: &str,
+    run_id: &str,
+    summary: &str,
+) -> Result<(), String> {
     let staged = match ctx.db.staged_files() {
         Ok(staged) => staged,
         Err(e) => {
@@ -147,7 +162,7 @@ fn commit(home: &Home, ctx: StageContext, run_id: &str, summary: &str) -> Result
     }
     // Committed: the rows are visible and the journal owns the file moves. A failure here is
     // finished by the next process that opens the home; the run stays succeeded.
-    if let Err(e) = home.finish_publishes(Some(run_id)) {
+    if let Err(e) = home.finish_publishes(project_id, Some(run_id)) {
         tracing::error!(
             run = run_id,
             "committed, but moving files into place failed (will be retried): {e}"

@@ -49,6 +49,9 @@ pub enum DbError {
     /// Any other SQLite failure (I/O error, corruption, full disk).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// A connection could not be given the settings vidpipe relies on.
+    #[error("{0}")]
+    Setup(String),
     /// The database was written by a newer vidpipe.
     #[error(
         "the database has schema version {found}, newer than this vidpipe understands ({known})"
@@ -97,7 +100,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // journal_mode answers with the mode actually in force; an in-memory database says "memory".
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-        return Err(DbError::InvalidInput(format!(
+        return Err(DbError::Setup(format!(
             "the database refused WAL mode (journal_mode is {mode})"
         )));
     }
@@ -389,6 +392,10 @@ pub struct Run {
     pub started_at: i64,
     /// End time.
     pub finished_at: Option<i64>,
+    /// The pipeline run it was part of, if any.
+    pub pipeline_id: Option<String>,
+    /// Its position in that pipeline's manifest.
+    pub stage_index: Option<u32>,
 }
 
 #[cfg(test)]

@@ -138,8 +138,8 @@ pub fn delete_project(conn: &Connection, id: &str) -> Result<()> {
     }
 }
 
-pub(crate) const RUN_COLUMNS: &str =
-    "id, project_id, stage, plugin_sha256, config, status, summary, error, started_at, finished_at";
+pub(crate) const RUN_COLUMNS: &str = "id, project_id, stage, plugin_sha256, config, status, summary, error, \
+     started_at, finished_at, pipeline_id, stage_index";
 
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
@@ -153,6 +153,8 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         error: r.get(7)?,
         started_at: r.get(8)?,
         finished_at: r.get(9)?,
+        pipeline_id: r.get(10)?,
+        stage_index: r.get(11)?,
     })
 }
 
@@ -163,6 +165,7 @@ pub fn start_run(
     stage: &str,
     plugin_sha256: &str,
     config: &KeyValues,
+    pipeline: Option<(&str, u32)>,
 ) -> Result<Run> {
     let project_id = parse_id("project", project_id)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -178,6 +181,8 @@ pub fn start_run(
         error: None,
         started_at: now,
         finished_at: None,
+        pipeline_id: pipeline.map(|(id, _)| id.to_owned()),
+        stage_index: pipeline.map(|(_, i)| i),
     };
     let updated = tx.execute(
         "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
@@ -189,9 +194,20 @@ pub fn start_run(
         )));
     }
     tx.execute(
-        "INSERT INTO pipeline_runs (id, project_id, stage, plugin_sha256, config, status, pid, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-        params![run.id, project_id, stage, plugin_sha256, kv_to_json(config), std::process::id(), now],
+        "INSERT INTO pipeline_runs
+         (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+        params![
+            run.id,
+            project_id,
+            stage,
+            plugin_sha256,
+            kv_to_json(config),
+            std::process::id(),
+            now,
+            run.pipeline_id,
+            run.stage_index
+        ],
     )?;
     tx.commit()?;
     Ok(run)
@@ -239,6 +255,183 @@ pub fn list_runs(conn: &Connection, project_id: &str) -> Result<Vec<Run>> {
     ))?;
     let rows = st.query_map([&project_id], run_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The latest run of `stage` on a project, if any.
+pub fn latest_run_of_stage(
+    conn: &Connection,
+    project_id: &str,
+    stage: &str,
+) -> Result<Option<Run>> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 AND stage = ?2
+                 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            ),
+            params![project_id, stage],
+            run_from_row,
+        )
+        .optional()?)
+}
+
+/// The runs of one pipeline, in stage order.
+pub fn runs_of_pipeline(conn: &Connection, pipeline_id: &str) -> Result<Vec<Run>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE pipeline_id = ?1 ORDER BY stage_index, started_at"
+    ))?;
+    let rows = st.query_map([pipeline_id], run_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A pipeline run: one `vidpipe run` of a manifest on a project.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Pipeline {
+    /// Its id.
+    pub id: String,
+    /// The project it ran on.
+    pub project_id: String,
+    /// The manifest's name.
+    pub name: String,
+    /// The manifest's path, as given.
+    pub manifest: String,
+    /// How many stages the manifest lists.
+    pub stage_count: u32,
+    /// `running`, `succeeded`, `failed` or `interrupted`.
+    pub status: RunStatus,
+    /// What it did, when it succeeded.
+    pub summary: Option<String>,
+    /// Why it failed or was interrupted.
+    pub error: Option<String>,
+    /// Start time.
+    pub started_at: i64,
+    /// End time.
+    pub finished_at: Option<i64>,
+}
+
+const PIPELINE_COLUMNS: &str =
+    "id, project_id, name, manifest, stage_count, status, summary, error, started_at, finished_at";
+
+fn pipeline_from_row(r: &Row<'_>) -> rusqlite::Result<Pipeline> {
+    Ok(Pipeline {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        name: r.get(2)?,
+        manifest: r.get(3)?,
+        stage_count: r.get(4)?,
+        status: r.get(5)?,
+        summary: r.get(6)?,
+        error: r.get(7)?,
+        started_at: r.get(8)?,
+        finished_at: r.get(9)?,
+    })
+}
+
+/// Records the start of a pipeline run.
+pub fn start_pipeline(
+    conn: &Connection,
+    project_id: &str,
+    name: &str,
+    manifest: &str,
+    stage_count: u32,
+) -> Result<Pipeline> {
+    let now = now_ms();
+    let p = Pipeline {
+        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        project_id: parse_id("project", project_id)?,
+        name: name.to_owned(),
+        manifest: manifest.to_owned(),
+        stage_count,
+        status: RunStatus::Running,
+        summary: None,
+        error: None,
+        started_at: now,
+        finished_at: None,
+    };
+    conn.execute(
+        "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+        params![p.id, p.project_id, p.name, p.manifest, p.stage_count, std::process::id(), now],
+    )?;
+    Ok(p)
+}
+
+/// Records how a pipeline run ended: `Ok(summary)` or `Err(reason)`.
+pub fn finish_pipeline(
+    conn: &Connection,
+    id: &str,
+    outcome: std::result::Result<&str, &str>,
+) -> Result<()> {
+    let (status, summary, error) = match outcome {
+        Ok(summary) => ("succeeded", Some(summary), None),
+        Err(reason) => ("failed", None, Some(reason)),
+    };
+    conn.execute(
+        "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5
+         WHERE id = ?1 AND status = 'running'",
+        params![id, status, summary, error, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Reads one pipeline run.
+pub fn get_pipeline(conn: &Connection, id: &str) -> Result<Option<Pipeline>> {
+    let id = parse_id("run", id)?;
+    Ok(conn
+        .query_row(
+            &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"),
+            [&id],
+            pipeline_from_row,
+        )
+        .optional()?)
+}
+
+/// Lists the pipeline runs of a project, oldest first.
+pub fn list_pipelines(conn: &Connection, project_id: &str) -> Result<Vec<Pipeline>> {
+    let project_id = parse_id("project", project_id)?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE project_id = ?1 ORDER BY started_at, rowid"
+    ))?;
+    let rows = st.query_map([&project_id], pipeline_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Projects that have a run or pipeline recorded as `running`, or file moves still journaled.
+pub fn projects_needing_recovery(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT project_id FROM pipeline_runs WHERE status IN ('queued', 'running')
+         UNION SELECT project_id FROM pipelines WHERE status = 'running'
+         UNION SELECT project_id FROM publish_journal",
+    )?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Marks every `running` stage run and pipeline of a project `interrupted`, in one IMMEDIATE
+/// transaction. Only call it while holding the project's lock: then nobody is running them.
+/// Returns how many records changed.
+pub fn mark_interrupted(conn: &mut Connection, project_id: &str) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now_ms();
+    let reason = "interrupted: the vidpipe process running it stopped before it finished; nothing it wrote was kept";
+    let runs = tx.execute(
+        "UPDATE pipeline_runs SET status = 'interrupted', error = ?2, finished_at = ?3
+         WHERE project_id = ?1 AND status IN ('queued', 'running')",
+        params![project_id, reason, now],
+    )?;
+    let pipelines = tx.execute(
+        "UPDATE pipelines SET status = 'interrupted', error = ?2, finished_at = ?3
+         WHERE project_id = ?1 AND status = 'running'",
+        params![project_id, reason, now],
+    )?;
+    if runs + pipelines > 0 {
+        tx.execute(
+            "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'running'",
+            params![project_id, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(runs + pipelines)
 }
 
 pub(crate) const SCENE_COLUMNS: &str =
@@ -406,13 +599,17 @@ pub struct JournalEntry {
     pub staged: Option<String>,
 }
 
-/// Every pending journal entry, optionally of one run only.
-pub fn pending_journal(conn: &Connection, run_id: Option<&str>) -> Result<Vec<JournalEntry>> {
+/// Every pending journal entry of one project, optionally of one run only.
+pub fn pending_journal(
+    conn: &Connection,
+    project_id: &str,
+    run_id: Option<&str>,
+) -> Result<Vec<JournalEntry>> {
     let mut st = conn.prepare(
         "SELECT run_id, project_id, kind, name, staged FROM publish_journal
-         WHERE ?1 IS NULL OR run_id = ?1 ORDER BY run_id, kind, name",
+         WHERE project_id = ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY run_id, kind, name",
     )?;
-    let rows = st.query_map([run_id], |r| {
+    let rows = st.query_map(params![project_id, run_id], |r| {
         Ok(JournalEntry {
             run_id: r.get(0)?,
             project_id: r.get(1)?,
@@ -422,6 +619,23 @@ pub fn pending_journal(conn: &Connection, run_id: Option<&str>) -> Result<Vec<Jo
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which run published the committed artifact `kind/name` of a project: `None` if there is no
+/// such artifact, `Some(None)` if the publishing run's record is gone.
+pub fn artifact_publisher(
+    conn: &Connection,
+    project_id: &str,
+    kind: super::Kind,
+    name: &str,
+) -> Result<Option<Option<String>>> {
+    Ok(conn
+        .query_row(
+            "SELECT run_id FROM artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
+            params![project_id, kind, name],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Forgets a journal entry once its file move is durable.

@@ -4,7 +4,7 @@
 //! edited once released: a change to the schema is a new entry at the end of [`MIGRATIONS`].
 
 /// Every migration, oldest first. Index `i` moves a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
 ///
@@ -109,4 +109,31 @@ CREATE TABLE publish_journal (
     staged      TEXT CHECK (staged IS NULL OR substr(staged, 1, 7) = '.stage-'),
     PRIMARY KEY (run_id, kind, name)
 ) STRICT, WITHOUT ROWID;
+"#;
+
+/// Version 2: pipeline runs. One `pipelines` row per `vidpipe run`; each stage it runs is a
+/// `pipeline_runs` row pointing back at it with its position in the manifest.
+const MIGRATION_2: &str = r#"
+CREATE TABLE pipelines (
+    id           TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id   TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    manifest     TEXT NOT NULL,
+    stage_count  INTEGER NOT NULL CHECK (stage_count >= 1),
+    status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+    summary      TEXT,
+    error        TEXT,
+    pid          INTEGER,
+    started_at   INTEGER NOT NULL,
+    finished_at  INTEGER,
+    CHECK ((status <> 'running') = (finished_at IS NOT NULL)),
+    CHECK (status NOT IN ('failed', 'interrupted') OR error IS NOT NULL)
+) STRICT;
+CREATE INDEX pipelines_by_project ON pipelines(project_id, started_at);
+CREATE INDEX pipelines_running ON pipelines(status) WHERE status = 'running';
+
+ALTER TABLE pipeline_runs ADD COLUMN pipeline_id TEXT REFERENCES pipelines(id) ON DELETE CASCADE;
+ALTER TABLE pipeline_runs ADD COLUMN stage_index INTEGER CHECK (stage_index IS NULL OR stage_index >= 0);
+CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs(pipeline_id, stage_index) WHERE pipeline_id IS NOT NULL;
+CREATE INDEX pipeline_runs_by_stage ON pipeline_runs(project_id, stage, started_at);
 "#;

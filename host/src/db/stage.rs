@@ -179,11 +179,33 @@ pub struct ArtifactView {
     pub staged: Option<String>,
 }
 
+/// How much one run may stage. Staged rows live in memory until commit, and the commit copies
+/// them in one transaction, so a guest must not be able to stage without bound.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Row writes (creates, updates, artifact records) per run.
+    pub max_writes: u64,
+    /// Bytes of text (titles, descriptions, prompts, names) written per run.
+    pub max_bytes: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_writes: 250_000,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
 /// The database side of one stage run. See the module docs.
 pub struct StageSession {
     conn: Connection,
     project_id: String,
     run_id: String,
+    limits: SessionLimits,
+    writes: u64,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for StageSession {
@@ -289,7 +311,36 @@ impl StageSession {
             conn,
             project_id,
             run_id,
+            limits: SessionLimits::default(),
+            writes: 0,
+            bytes: 0,
         })
+    }
+
+    /// Replaces the default staging limits.
+    pub fn set_limits(&mut self, limits: SessionLimits) {
+        self.limits = limits;
+    }
+
+    /// Counts one staged write of `bytes` bytes of text against the run's limits.
+    fn charge(&mut self, bytes: usize) -> Result<()> {
+        let writes = self.writes + 1;
+        let total = self.bytes.saturating_add(bytes as u64);
+        if writes > self.limits.max_writes {
+            return Err(DbError::LimitExceeded(format!(
+                "the stage has made {} row writes; the limit per run is {}",
+                self.writes, self.limits.max_writes
+            )));
+        }
+        if total > self.limits.max_bytes {
+            return Err(DbError::LimitExceeded(format!(
+                "the stage has written more than {} bytes of text; the limit per run is {}",
+                self.bytes, self.limits.max_bytes
+            )));
+        }
+        self.writes = writes;
+        self.bytes = total;
+        Ok(())
     }
 
     /// The project this session is bound to.
@@ -368,7 +419,8 @@ impl StageSession {
         Ok(scene)
     }
 
-    fn put_scene(&self, s: &Scene) -> Result<()> {
+    fn put_scene(&mut self, s: &Scene) -> Result<()> {
+        self.charge(s.title.len() + s.description.len())?;
         self.conn.execute(
             "INSERT OR REPLACE INTO temp.stage_scenes
              (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
@@ -475,7 +527,8 @@ impl StageSession {
         Ok(k)
     }
 
-    fn put_keyframe(&self, k: &Keyframe) -> Result<()> {
+    fn put_keyframe(&mut self, k: &Keyframe) -> Result<()> {
+        self.charge(k.prompt.len() + k.image.name.len())?;
         self.conn.execute(
             "INSERT OR REPLACE INTO temp.stage_keyframes
              (id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at)
@@ -604,7 +657,8 @@ impl StageSession {
         Ok(c)
     }
 
-    fn put_clip(&self, c: &VideoClip) -> Result<()> {
+    fn put_clip(&mut self, c: &VideoClip) -> Result<()> {
+        self.charge(c.video.name.len())?;
         self.conn.execute(
             "INSERT OR REPLACE INTO temp.stage_video_clips
              (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
@@ -732,6 +786,7 @@ impl StageSession {
         size: u64,
         sha256: &str,
     ) -> Result<Option<String>> {
+        self.charge(name.len())?;
         let previous = self.staged_file(kind, name)?;
         self.conn.execute(
             "INSERT OR REPLACE INTO temp.stage_artifacts
@@ -766,6 +821,7 @@ impl StageSession {
     /// Stages the deletion of `kind/name`. Refused while a keyframe or clip (as this run sees
     /// them) refers to it. Returns a staged file of this run that the caller must discard.
     pub fn stage_delete(&mut self, kind: Kind, name: &str) -> Result<Option<String>> {
+        self.charge(name.len())?;
         let Some(view) = self.artifact(kind, name)? else {
             return Err(DbError::NotFound(format!("no artifact {kind}/{name}")));
         };
@@ -928,6 +984,7 @@ mod tests {
             "test",
             &"0".repeat(64),
             &KeyValues::new(),
+            None,
         )
         .expect("run");
         StageSession::open(&f.path, project, &run.id).expect("session")
@@ -1057,6 +1114,35 @@ mod tests {
             s.stage_delete(Kind::Keyframe, "missing.png"),
             Err(DbError::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
+        let mut f = fixture();
+        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let mut s = session(&mut f, &p.id);
+        s.set_limits(SessionLimits {
+            max_writes: 3,
+            max_bytes: 1 << 20,
+        });
+        for i in 0..3 {
+            s.create_scene(scene(i)).expect("within the limit");
+        }
+        let err = s.create_scene(scene(3)).expect_err("over the limit");
+        assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
+        assert!(err.to_string().contains("limit per run is 3"), "{err}");
+        let mut s = session(&mut f, &p.id);
+        s.set_limits(SessionLimits {
+            max_writes: 100,
+            max_bytes: 10,
+        });
+        let err = s
+            .create_scene(NewScene {
+                description: "x".repeat(20),
+                ..scene(0)
+            })
+            .expect_err("too many bytes");
+        assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
     }
 
     #[test]

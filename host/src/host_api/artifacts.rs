@@ -15,6 +15,9 @@ use crate::bindings::artifacts::{ArtifactInfo, ArtifactPage, Host, HostWriter};
 use crate::bindings::types::{ArtifactKind as WitKind, ErrorCode};
 use crate::db;
 
+/// Largest chunk one `write` call accepts.
+pub const MAX_CHUNK: usize = 16 << 20;
+
 /// The host state behind a guest's `writer` handle.
 pub struct WriterState {
     name: String,
@@ -63,6 +66,15 @@ impl StageContext {
 
 impl HostWriter for StageContext {
     fn write(&mut self, this: Resource<WriterState>, chunk: Vec<u8>) -> Result<(), HostError> {
+        if chunk.len() > MAX_CHUNK {
+            return Err(HostError::guest(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "a write chunk has {} bytes; the limit is {MAX_CHUNK}",
+                    chunk.len()
+                ),
+            ));
+        }
         let state = self.table.get_mut(&this).map_err(trap)?;
         state.writer.write(&chunk)?;
         Ok(())
@@ -73,13 +85,14 @@ impl HostWriter for StageContext {
         self.open_writers -= 1;
         let staged = writer.finish()?;
         let kind = staged.kind;
-        let replaced = match self.db.stage_artifact(
+        let recorded = self.db.stage_artifact(
             kind.into(),
             &name,
             &staged.staged_name,
             staged.size,
             &staged.sha256,
-        ) {
+        );
+        let replaced = match recorded {
             Ok(replaced) => replaced,
             Err(e) => {
                 self.files.discard(kind, &staged.staged_name)?;
@@ -87,15 +100,14 @@ impl HostWriter for StageContext {
             }
         };
         if let Some(old) = replaced {
-            self.files.discard(kind, &old)?;
+            // The new artifact is staged either way; a leftover file is swept at the run's end.
+            if let Err(e) = self.files.discard(kind, &old) {
+                tracing::warn!(stage = %self.stage, "could not remove a superseded staged file {kind}/{old}: {e}");
+            }
         }
-        Ok(ArtifactInfo {
-            kind: wit_kind(kind),
-            name,
-            size: staged.size,
-            sha256: staged.sha256,
-            created_at: db::now_ms(),
-        })
+        // Report what is recorded, so `finish` and a later `stat` agree.
+        let view = self.find(wit_kind(kind), &name)?;
+        Ok(info(view.info))
     }
 
     fn drop(&mut self, this: Resource<WriterState>) -> wasmtime::Result<()> {

@@ -6,6 +6,8 @@ use crate::bindings::log::{Host, Level};
 /// Longest message logged as is; longer ones are cut, so a guest cannot flood the host's log
 /// with one call.
 const MAX_MESSAGE_CHARS: usize = 4096;
+/// Most bytes of log messages one run may emit; beyond it messages are counted and dropped.
+pub const MAX_LOG_BYTES: usize = 1 << 20;
 
 fn clip(message: &str) -> &str {
     match message.char_indices().nth(MAX_MESSAGE_CHARS) {
@@ -16,8 +18,11 @@ fn clip(message: &str) -> &str {
 
 impl Host for StageContext {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let stage = self.stage.as_str();
         let message = clip(&message);
+        if !self.charge_log(message.len()) {
+            return Ok(());
+        }
+        let stage = self.stage.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "vidpipe::guest", stage, "{message}"),
             Level::Debug => tracing::debug!(target: "vidpipe::guest", stage, "{message}"),
@@ -29,7 +34,26 @@ impl Host for StageContext {
     }
 
     fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
-        (self.progress)(&self.stage, done, total, clip(&message));
+        let message = clip(&message);
+        if !self.charge_log(message.len()) {
+            return Ok(());
+        }
+        (self.progress)(&self.stage, done, total, message);
         Ok(())
+    }
+}
+
+impl StageContext {
+    /// Counts `bytes` of log output; false once the run has used up [`MAX_LOG_BYTES`] (said
+    /// once, then silent).
+    fn charge_log(&mut self, bytes: usize) -> bool {
+        if self.log_bytes >= MAX_LOG_BYTES {
+            return false;
+        }
+        self.log_bytes += bytes.max(1);
+        if self.log_bytes >= MAX_LOG_BYTES {
+            tracing::warn!(stage = %self.stage, "the stage logged more than {MAX_LOG_BYTES} bytes; the rest is dropped");
+        }
+        true
     }
 }

@@ -53,6 +53,8 @@ pub struct StageContext {
     pub(crate) table: wasmtime::component::ResourceTable,
     /// How many writers are open now (bounded by `limits.max_open_writers`).
     pub(crate) open_writers: usize,
+    /// Bytes of log and progress messages so far (bounded by `log::MAX_LOG_BYTES`).
+    pub(crate) log_bytes: usize,
 }
 
 impl StageContext {
@@ -72,6 +74,7 @@ impl StageContext {
             progress,
             table: wasmtime::component::ResourceTable::new(),
             open_writers: 0,
+            log_bytes: 0,
         }
     }
 }
@@ -103,7 +106,7 @@ impl From<DbError> for HostError {
             DbError::Conflict(_) => ErrorCode::Conflict,
             DbError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             DbError::Busy { .. } => ErrorCode::Busy,
-            DbError::Sqlite(_) | DbError::TooNew { .. } => ErrorCode::Io,
+            DbError::Sqlite(_) | DbError::TooNew { .. } | DbError::Setup(_) => ErrorCode::Io,
         };
         HostError::guest(code, e.to_string())
     }

@@ -1,0 +1,523 @@
+//! Pipelines: a TOML manifest lists stages in order; running it runs them on one project, each
+//! atomically, skipping those whose work is already done.
+//!
+//! ```toml
+//! name = "storyboard only"          # optional; defaults to the file stem
+//!
+//! [[stage]]
+//! name = "storyboard"               # unique within the manifest
+//! plugin = "storyboard.wasm"        # relative to the manifest, or "builtin:storyboard"
+//! timeout = 60                      # seconds, optional
+//! max-memory = 256                  # MiB, optional
+//! [stage.config]                    # strings, numbers or booleans
+//! seconds-per-scene = 4
+//! ```
+//!
+//! # Resume
+//!
+//! A stage is skipped when its latest run on the project succeeded with the same plugin (by
+//! SHA-256) and the same configuration, and started after the run the stage before it relied
+//! on — so its input has not changed since. Once one stage runs, every stage after it runs too:
+//! its input may have changed. `force` runs everything.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::db::{self, KeyValues, RunStatus};
+use crate::home::{Home, HomeError};
+use crate::host_api::ProgressSink;
+use crate::runner::{self, StageReport, StageRequest};
+use crate::runtime::{Limits, Plugin, PluginError, Runtime};
+
+/// Most stages a manifest may list.
+pub const MAX_STAGES: usize = 64;
+
+/// Why a manifest was refused. Always bad input: nothing has been written.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read pipeline manifest {path}: {source}")]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("pipeline manifest {path} is malformed: {message}")]
+    Parse {
+        /// The manifest.
+        path: PathBuf,
+        /// The parser's explanation, with line, column and key.
+        message: String,
+    },
+    /// A key has a value the pipeline cannot use.
+    #[error("pipeline manifest {path}: `{key}` {reason}")]
+    Invalid {
+        /// The manifest.
+        path: PathBuf,
+        /// The offending key, e.g. `stage[2].timeout`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A plugin it names could not be loaded.
+    #[error("pipeline manifest {path}: `{key}`: {source}")]
+    Plugin {
+        /// The manifest.
+        path: PathBuf,
+        /// The offending key.
+        key: String,
+        /// Why the plugin was refused.
+        source: PluginError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawManifest {
+    name: Option<String>,
+    #[serde(default)]
+    stage: Vec<RawStage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStage {
+    name: String,
+    plugin: String,
+    #[serde(default)]
+    config: toml::Table,
+    timeout: Option<f64>,
+    max_memory: Option<u64>,
+}
+
+/// Where a stage's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A file (resolved against the manifest's folder).
+    File(PathBuf),
+    /// A plugin built into the `vidpipe` binary, by name.
+    Builtin(String),
+}
+
+/// One stage of a manifest.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    /// Its name, unique in the manifest; run records use it.
+    pub name: String,
+    /// Its plugin.
+    pub plugin: PluginSource,
+    /// Its configuration.
+    pub config: KeyValues,
+    /// Its limits (defaults where the manifest is silent).
+    pub limits: Limits,
+}
+
+/// A checked manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// Its stages, in order.
+    pub stages: Vec<StageSpec>,
+}
+
+/// Checks a stage name: 1 to 64 characters of letters, digits, `-`, `_` and `.`.
+pub fn check_stage_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must have 1 to 64 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{name:?} may only contain letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `--timeout` style seconds.
+pub fn check_timeout(seconds: f64) -> Result<std::time::Duration, String> {
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(std::time::Duration::from_secs_f64(seconds))
+    } else {
+        Err(format!(
+            "must be more than 0 and at most 86400 seconds, not {seconds}"
+        ))
+    }
+}
+
+/// Checks `--max-memory` style MiB.
+pub fn check_memory(mib: u64) -> Result<usize, String> {
+    if (1..=4096).contains(&mib) {
+        Ok(usize::try_from(mib << 20).unwrap_or(usize::MAX))
+    } else {
+        Err(format!("must be 1 to 4096 MiB, not {mib}"))
+    }
+}
+
+impl Manifest {
+    /// Reads and checks a manifest. Plugin files must exist; their contents are checked by
+    /// [`Manifest::load_plugins`].
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks manifest text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let invalid = |key: String, reason: String| ManifestError::Invalid {
+            path: path.to_owned(),
+            key,
+            reason,
+        };
+        if raw.stage.is_empty() {
+            return Err(invalid(
+                "stage".into(),
+                "is missing: a pipeline needs at least one [[stage]]".into(),
+            ));
+        }
+        if raw.stage.len() > MAX_STAGES {
+            return Err(invalid(
+                "stage".into(),
+                format!(
+                    "lists {} stages; the limit is {MAX_STAGES}",
+                    raw.stage.len()
+                ),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut stages: Vec<StageSpec> = Vec::with_capacity(raw.stage.len());
+        for (i, st) in raw.stage.into_iter().enumerate() {
+            let key = |field: &str| format!("stage[{i}].{field}");
+            check_stage_name(&st.name).map_err(|r| invalid(key("name"), r))?;
+            if stages.iter().any(|s| s.name == st.name) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is used by an earlier stage", st.name),
+                ));
+            }
+            let plugin = match st.plugin.strip_prefix("builtin:") {
+                Some(name) => PluginSource::Builtin(name.to_owned()),
+                None => {
+                    let file = base.join(&st.plugin);
+                    if !file.is_file() {
+                        let what = if file.is_dir() {
+                            "is a directory"
+                        } else {
+                            "does not exist"
+                        };
+                        return Err(invalid(key("plugin"), format!("{} {what}", file.display())));
+                    }
+                    PluginSource::File(file)
+                }
+            };
+            let mut config = KeyValues::new();
+            for (k, v) in st.config {
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(n) => n.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(invalid(
+                            format!("stage[{i}].config.{k}"),
+                            format!(
+                                "must be a string, number or boolean, not a {}",
+                                other.type_str()
+                            ),
+                        ));
+                    }
+                };
+                config.insert(k, value);
+            }
+            let mut limits = Limits::default();
+            if let Some(t) = st.timeout {
+                limits.timeout = check_timeout(t).map_err(|r| invalid(key("timeout"), r))?;
+            }
+            if let Some(m) = st.max_memory {
+                limits.max_memory_bytes =
+                    check_memory(m).map_err(|r| invalid(key("max-memory"), r))?;
+            }
+            stages.push(StageSpec {
+                name: st.name,
+                plugin,
+                config,
+                limits,
+            });
+        }
+        let name = match raw.name {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => path.file_stem().map_or_else(
+                || "pipeline".to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            ),
+        };
+        Ok(Manifest {
+            path: path.to_owned(),
+            name,
+            stages,
+        })
+    }
+
+    /// Reads and compiles every stage's plugin, before anything runs. `builtin` resolves
+    /// `builtin:NAME` plugins.
+    pub fn load_plugins(
+        &self,
+        runtime: &Runtime,
+        builtin: impl Fn(&str) -> Option<&'static [u8]>,
+    ) -> Result<Vec<Plugin>, ManifestError> {
+        let mut plugins = Vec::with_capacity(self.stages.len());
+        for (i, stage) in self.stages.iter().enumerate() {
+            let key = format!("stage[{i}].plugin");
+            let loaded = match &stage.plugin {
+                PluginSource::Builtin(name) => match builtin(name) {
+                    Some(bytes) => runtime.load(&stage.name, bytes),
+                    None => {
+                        return Err(ManifestError::Invalid {
+                            path: self.path.clone(),
+                            key,
+                            reason: format!(
+                                "builtin:{name} is not a plugin built into this vidpipe"
+                            ),
+                        });
+                    }
+                },
+                PluginSource::File(file) => {
+                    let bytes = std::fs::read(file).map_err(|source| ManifestError::Read {
+                        path: file.clone(),
+                        source,
+                    })?;
+                    runtime.load(&stage.name, &bytes)
+                }
+            };
+            plugins.push(loaded.map_err(|source| ManifestError::Plugin {
+                path: self.path.clone(),
+                key,
+                source,
+            })?);
+        }
+        Ok(plugins)
+    }
+}
+
+/// What happened to one stage of a pipeline run.
+#[derive(Debug, Clone)]
+pub enum StageOutcome {
+    /// Its work was already done by this earlier run.
+    Skipped {
+        /// The run whose work stands.
+        previous: db::Run,
+    },
+    /// It ran (and succeeded or failed).
+    Ran(StageReport),
+    /// An earlier stage failed, so it did not run.
+    NotReached,
+}
+
+/// The end of a pipeline run.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    /// The pipeline record.
+    pub pipeline: db::Pipeline,
+    /// Each stage's outcome, in manifest order.
+    pub stages: Vec<(String, StageOutcome)>,
+}
+
+impl PipelineReport {
+    /// Whether every stage succeeded or was skipped.
+    pub fn succeeded(&self) -> bool {
+        self.pipeline.status == RunStatus::Succeeded
+    }
+}
+
+/// How to run a pipeline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PipelineOptions {
+    /// Run every stage, even those whose work is done.
+    pub force: bool,
+    /// Wait for another process that is running stages on the project instead of refusing.
+    pub wait: bool,
+}
+
+/// Runs `manifest` (with its `plugins`, from [`Manifest::load_plugins`]) on a project.
+/// `progress(index, stage)` makes the progress sink of each stage that runs.
+pub fn run_pipeline(
+    home: &mut Home,
+    runtime: &Runtime,
+    manifest: &Manifest,
+    plugins: &[Plugin],
+    project_id: &str,
+    options: PipelineOptions,
+    mut progress: impl FnMut(usize, &str) -> ProgressSink,
+) -> Result<PipelineReport, HomeError> {
+    let project = db::get_project(home.conn(), project_id)?;
+    let _lock = home.lock_project(&project.id, options.wait)?;
+    let stage_count = u32::try_from(manifest.stages.len()).unwrap_or(u32::MAX);
+    let record = db::start_pipeline(
+        home.conn(),
+        &project.id,
+        &manifest.name,
+        &manifest.path.display().to_string(),
+        stage_count,
+    )?;
+    let mut outcomes = Vec::with_capacity(manifest.stages.len());
+    let mut rerun = options.force;
+    // When the run the previous stage's output came from started; a stage run before that
+    // read an older input.
+    let mut input_since: Option<i64> = None;
+    let mut failure: Option<String> = None;
+    let (mut ran, mut skipped) = (0, 0);
+
+    for (i, (spec, plugin)) in manifest.stages.iter().zip(plugins).enumerate() {
+        if failure.is_some() {
+            outcomes.push((spec.name.clone(), StageOutcome::NotReached));
+            continue;
+        }
+        if !rerun {
+            let previous = db::latest_run_of_stage(home.conn(), &project.id, &spec.name)?;
+            if let Some(previous) = previous.filter(|r| {
+                r.status == RunStatus::Succeeded
+                    && r.plugin_sha256 == plugin.sha256
+                    && r.config == spec.config
+                    && input_since.is_none_or(|t| r.started_at >= t)
+            }) {
+                tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
+                input_since = Some(previous.started_at);
+                skipped += 1;
+                outcomes.push((spec.name.clone(), StageOutcome::Skipped { previous }));
+                continue;
+            }
+        }
+        rerun = true;
+        let request = StageRequest {
+            project_id: project.id.clone(),
+            config: spec.config.clone(),
+            limits: spec.limits,
+            progress: progress(i, &spec.name),
+            pipeline: Some((record.id.clone(), u32::try_from(i).unwrap_or(u32::MAX))),
+        };
+        let report = runner::run_stage(home, runtime, plugin, request)?;
+        ran += 1;
+        if !report.succeeded() {
+            failure = Some(format!(
+                "stage {} ({} of {}) failed: {}",
+                spec.name,
+                i + 1,
+                manifest.stages.len(),
+                report.run.error.as_deref().unwrap_or("unknown reason")
+            ));
+        }
+        input_since = Some(report.run.started_at);
+        outcomes.push((spec.name.clone(), StageOutcome::Ran(report)));
+    }
+    let summary = format!("{ran} stage(s) ran, {skipped} skipped");
+    let outcome = match &failure {
+        Some(reason) => Err(reason.as_str()),
+        None => Ok(summary.as_str()),
+    };
+    db::finish_pipeline(home.conn(), &record.id, outcome)?;
+    let pipeline = db::get_pipeline(home.conn(), &record.id)?.unwrap_or(record);
+    Ok(PipelineReport {
+        pipeline,
+        stages: outcomes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let dir = std::env::temp_dir();
+        Manifest::parse(&dir.join("p.toml"), text)
+    }
+
+    #[test]
+    fn a_manifest_of_builtin_stages_parses_with_config_and_limits() {
+        let m = parse(
+            r#"
+            name = "demo"
+            [[stage]]
+            name = "storyboard"
+            plugin = "builtin:storyboard"
+            timeout = 2.5
+            max-memory = 64
+            [stage.config]
+            seconds-per-scene = 4
+            format = "json"
+            strict = true
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(m.name, "demo");
+        let s = &m.stages[0];
+        assert_eq!(s.plugin, PluginSource::Builtin("storyboard".into()));
+        assert_eq!(
+            s.config.get("seconds-per-scene").map(String::as_str),
+            Some("4")
+        );
+        assert_eq!(s.config.get("strict").map(String::as_str), Some("true"));
+        assert_eq!(s.limits.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(s.limits.max_memory_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn bad_manifests_name_the_key_and_the_reason() {
+        let cases = [
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ncolour = 1\n",
+                "colour",
+            ),
+            ("[[stage]]\nname = \"a\"\n", "plugin"),
+            ("name = \"x\"\n", "`stage` is missing"),
+            (
+                "[[stage]]\nname = \"a b\"\nplugin = \"builtin:x\"\n",
+                "stage[0].name",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
+                "stage[1].name",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ntimeout = 0\n",
+                "stage[0].timeout",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nmax-memory = 99999\n",
+                "stage[0].max-memory",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nconfig = { k = [1] }\n",
+                "stage[0].config.k",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \"missing.wasm\"\n",
+                "does not exist",
+            ),
+            (
+                "[[stage]]\nname = \"a\"\nplugin = \".\"\n",
+                "is a directory",
+            ),
+            ("this is = not toml", "malformed"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(needle), "{needle:?} in {err:?}");
+            assert!(err.contains("p.toml"), "names the file: {err}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `bulk-stage`: a test plugin that does a lot of deterministic work, so crash and concurrency
+//! tests have something big to interrupt.
+//!
+//! For every scene of the project (written by an earlier stage), it publishes artifacts and
+//! points rows at them; it also writes `extra-scenes` scenes of its own. Re-running it updates
+//! the same rows and replaces the same files, so its end state depends only on its input.
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `kind` | `keyframe` (a start and an end keyframe per scene) or `clip` (one clip per scene) | `keyframe` |
+//! | `bytes` | size of each artifact | `65536` |
+//! | `extra-scenes` | scenes to write at indexes 1000, 1001, … | `0` |
+//! | `spin` | busy iterations between artifacts, to stretch the stage out in time | `0` |
+
+// The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "stage",
+    });
+
+    use super::BulkStage;
+    export!(BulkStage with_types_in crate::bindings);
+}
+
+use bindings::vidpipe::plugin::{artifacts, db, log, types};
+use types::{ArtifactKind, ArtifactRef, Error, ErrorCode};
+
+/// What the stage was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Keyframes (true) or clips (false).
+    pub keyframes: bool,
+    /// Size of each artifact.
+    pub bytes: u32,
+    /// Scenes of its own to write.
+    pub extra_scenes: u32,
+    /// Busy iterations between artifacts.
+    pub spin: u64,
+}
+
+/// Parses the configuration; unknown keys and bad numbers are errors.
+pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
+    let mut c = Config {
+        keyframes: true,
+        bytes: 65536,
+        extra_scenes: 0,
+        spin: 0,
+    };
+    for (key, value) in config {
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("`{key}` must be a whole number, not {value:?}"))
+        };
+        match key.as_str() {
+            "kind" => match value.as_str() {
+                "keyframe" => c.keyframes = true,
+                "clip" => c.keyframes = false,
+                _ => return Err(format!("`kind` must be keyframe or clip, not {value:?}")),
+            },
+            "bytes" => {
+                c.bytes = u32::try_from(number()?).map_err(|_| "`bytes` is too large".to_owned())?
+            }
+            "extra-scenes" => {
+                c.extra_scenes = u32::try_from(number()?)
+                    .map_err(|_| "`extra-scenes` is too large".to_owned())?
+            }
+            "spin" => c.spin = number()?,
+            _ => {
+                return Err(format!(
+                    "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin"
+                ));
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// The deterministic content of an artifact: a repeating pattern seeded by its name.
+pub fn content(name: &str, len: u32) -> Vec<u8> {
+    let mut state = name
+        .bytes()
+        .fold(0x9E37_79B9u32, |h, b| h.rotate_left(5) ^ u32::from(b));
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+struct BulkStage;
+
+fn all_scenes() -> Result<Vec<db::Scene>, Error> {
+    let mut scenes = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db::list_scenes(cursor.as_deref(), 500)?;
+        scenes.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(scenes),
+        }
+    }
+}
+
+fn publish(kind: ArtifactKind, name: &str, bytes: u32, spin: u64) -> Result<ArtifactRef, Error> {
+    let writer = artifacts::create(kind, name)?;
+    for chunk in content(name, bytes).chunks(64 * 1024) {
+        writer.write(chunk)?;
+    }
+    let mut x = 0u64;
+    for i in 0..spin {
+        x = std::hint::black_box(x.wrapping_add(i));
+    }
+    artifacts::Writer::finish(writer)?;
+    Ok(ArtifactRef {
+        kind,
+        name: name.to_owned(),
+    })
+}
+
+impl bindings::Guest for BulkStage {
+    fn run(config: Vec<(String, String)>) -> Result<String, Error> {
+        let c = parse(&config).map_err(|message| Error {
+            code: ErrorCode::InvalidInput,
+            message,
+        })?;
+        let existing = all_scenes()?;
+        for i in 0..c.extra_scenes {
+            let index = 1000 + i;
+            let title = format!("extra {index}");
+            match existing.iter().find(|s| s.index == index) {
+                Some(s) => {
+                    db::update_scene(
+                        &s.id,
+                        &db::SceneUpdate {
+                            title: Some(title),
+                            description: None,
+                            duration_ms: Some(500),
+                        },
+                    )?;
+                }
+                None => {
+                    db::create_scene(&db::NewScene {
+                        index,
+                        title,
+                        description: "written by bulk-stage".to_owned(),
+                        duration_ms: 500,
+                    })?;
+                }
+            }
+        }
+        let scenes: Vec<db::Scene> = existing.into_iter().filter(|s| s.index < 1000).collect();
+        let total = scenes.len() as u64;
+        let mut files = 0;
+        for (done, scene) in scenes.iter().enumerate() {
+            if c.keyframes {
+                let have = db::list_keyframes(Some(&scene.id), None, 10)?.items;
+                for (position, end) in [
+                    (db::KeyframePosition::Start, "start"),
+                    (db::KeyframePosition::End, "end"),
+                ] {
+                    let image = publish(
+                        ArtifactKind::Keyframe,
+                        &format!("scene-{:03}-{end}.bin", scene.index),
+                        c.bytes,
+                        c.spin,
+                    )?;
+                    files += 1;
+                    let prompt = format!("{} ({end})", scene.title);
+                    match have.iter().find(|k| k.position == position) {
+                        Some(k) => {
+                            db::update_keyframe(
+                                &k.id,
+                                &db::KeyframeUpdate {
+                                    prompt: Some(prompt),
+                                    image: Some(image),
+                                },
+                            )?;
+                        }
+                        None => {
+                            db::create_keyframe(&db::NewKeyframe {
+                                scene_id: scene.id.clone(),
+                                position,
+                                prompt,
+                                image,
+                            })?;
+                        }
+                    }
+                }
+            } else {
+                let video = publish(
+                    ArtifactKind::Clip,
+                    &format!("scene-{:03}.bin", scene.index),
+                    c.bytes,
+                    c.spin,
+                )?;
+                files += 1;
+                let have = db::list_video_clips(Some(&scene.id), None, 10)?.items;
+                match have.first() {
+                    Some(clip) => {
+                        db::update_video_clip(
+                            &clip.id,
+                            &db::VideoClipUpdate {
+                                video: Some(video),
+                                duration_ms: Some(scene.duration_ms),
+                                frame_rate: Some(24),
+                            },
+                        )?;
+                    }
+                    None => {
+                        db::create_video_clip(&db::NewVideoClip {
+                            scene_id: scene.id.clone(),
+                            video,
+                            duration_ms: scene.duration_ms,
+                            frame_rate: 24,
+                        })?;
+                    }
+                }
+            }
+            log::progress(done as u64 + 1, total, &format!("scene {}", scene.index));
+        }
+        Ok(format!(
+            "{files} artifacts for {total} scenes, {} extra scenes",
+            c.extra_scenes
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_is_strict() {
+        let cfg = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            parse(&cfg(&[("kind", "clip"), ("bytes", "10")])),
+            Ok(Config {
+                keyframes: false,
+                bytes: 10,
+                extra_scenes: 0,
+                spin: 0
+            })
+        );
+        assert!(parse(&cfg(&[("kind", "video")])).is_err());
+        assert!(parse(&cfg(&[("bytes", "-1")])).is_err());
+        assert!(parse(&cfg(&[("colour", "red")])).is_err());
+    }
+
+    #[test]
+    fn content_depends_only_on_the_name() {
+        assert_eq!(content("a", 100), content("a", 100));
+        assert_ne!(content("a", 100), content("b", 100));
+        assert_eq!(content("a", 7).len(), 7);
+    }
+}
