@@ -53,6 +53,19 @@ impl TestHome {
         self.dir.path().join("home")
     }
 
+    /// A `vidpipe` command on this home, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(VIDPIPE);
+        command
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("VIDPIPE_HOME")
+            .env_remove("VIDPIPE_LOG")
+            .current_dir(self.dir.path());
+        command
+    }
+
     pub fn vidpipe(&self, args: &[&str]) -> Run {
         let output = Command::new(VIDPIPE)
             .arg("--home")
@@ -124,6 +137,171 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
             walk(root, &path, out);
         } else {
             out.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+/// Writes a pipeline manifest into the test's temp dir and returns its path.
+pub fn manifest(home: &TestHome, file: &str, text: &str) -> String {
+    let path = home.dir.path().join(file);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A three-stage manifest: storyboard, then bulk keyframes, then bulk clips.
+pub fn bulk_manifest(keyframe_bytes: u32, extra_scenes: u32, clip_bytes: u32, spin: u64) -> String {
+    format!(
+        r#"name = "bulk"
+
+[[stage]]
+name = "storyboard"
+plugin = "{storyboard}"
+
+[[stage]]
+name = "keyframes"
+plugin = "{bulk}"
+[stage.config]
+kind = "keyframe"
+bytes = {keyframe_bytes}
+extra-scenes = {extra_scenes}
+spin = {spin}
+
+[[stage]]
+name = "clips"
+plugin = "{bulk}"
+[stage.config]
+kind = "clip"
+bytes = {clip_bytes}
+spin = {spin}
+"#,
+        storyboard = vidpipe_example_plugins::STORYBOARD_PATH,
+        bulk = vidpipe_example_plugins::BULK_STAGE_PATH,
+    )
+}
+
+/// The committed state of a project without ids and times, to compare two runs' results.
+pub fn normalized_state(home: &TestHome, id: &str) -> serde_json::Value {
+    let d = home.show(id);
+    let scene_index = |scene_id: &serde_json::Value| -> i64 {
+        d["scenes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| &s["id"] == scene_id)
+            .map_or(-1, |s| s["index"].as_i64().unwrap())
+    };
+    let scenes: Vec<_> = d["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["index"].clone(),
+                s["title"].clone(),
+                s["description"].clone(),
+                s["duration_ms"].clone(),
+            )
+        })
+        .collect();
+    let keyframes: Vec<_> = d["keyframes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                scene_index(&k["scene_id"]),
+                k["position"].clone(),
+                k["prompt"].clone(),
+                k["image"].clone(),
+            )
+        })
+        .collect();
+    let clips: Vec<_> = d["video_clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                scene_index(&c["scene_id"]),
+                c["video"].clone(),
+                c["duration_ms"].clone(),
+                c["frame_rate"].clone(),
+            )
+        })
+        .collect();
+    let artifacts: Vec<_> = d["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].clone(),
+                a["name"].clone(),
+                a["size"].clone(),
+                a["sha256"].clone(),
+            )
+        })
+        .collect();
+    serde_json::json!({ "scenes": scenes, "keyframes": keyframes, "clips": clips, "artifacts": artifacts })
+}
+
+/// Checks the invariants a crash must never break, directly on the files of the home:
+/// the database is intact, every artifact row names a complete file, no staged file is left,
+/// nothing is recorded as still running.
+pub fn assert_consistent(home: &TestHome) {
+    use sha2::Digest;
+    let db = home.db();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let mut fk = db.prepare("PRAGMA foreign_key_check").unwrap();
+    assert!(!fk.exists([]).unwrap(), "foreign_key_check is empty");
+    let running: i64 = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM pipeline_runs WHERE status IN ('queued', 'running'))
+                  + (SELECT count(*) FROM pipelines WHERE status = 'running')
+                  + (SELECT count(*) FROM publish_journal)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        running, 0,
+        "nothing is left running or journaled after recovery"
+    );
+    let mut st = db
+        .prepare("SELECT project_id, kind, name, size, sha256 FROM artifacts")
+        .unwrap();
+    let rows: Vec<(String, String, String, u64, String)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (project, kind, name, size, sha) in rows {
+        let folder = match kind.as_str() {
+            "keyframe" => "keyframes",
+            "clip" => "clips",
+            _ => "output",
+        };
+        let bytes = std::fs::read(home.project_dir(&project).join(folder).join(&name))
+            .unwrap_or_else(|e| panic!("artifact {kind}/{name} has a row but no file: {e}"));
+        assert_eq!(bytes.len() as u64, size, "{kind}/{name} size");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            sha,
+            "{kind}/{name} sha256"
+        );
+    }
+    for entry in std::fs::read_dir(home.path().join("projects")).unwrap() {
+        let id = entry.unwrap().file_name().to_string_lossy().into_owned();
+        for file in home.files(&id) {
+            assert!(
+                !file.contains(".stage-"),
+                "staged file left visible: {id}/{file}"
+            );
         }
     }
 }

@@ -1,0 +1,374 @@
+//! Pipelines through the real binary: manifests, atomic stages, resume, run records, locks.
+
+// A failed unwrap is a failed test, with its location; that is what tests want.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{SCRIPT, TestHome, bulk_manifest, manifest, normalized_state};
+use vidpipe_example_plugins as plugins;
+
+fn stage_statuses(home: &TestHome, id: &str) -> Vec<(String, String)> {
+    let runs = home
+        .vidpipe(&["runs", "list", "--project", id, "--json"])
+        .expect_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stage"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_pipeline_runs_its_stages_in_order_and_a_second_run_skips_them_all() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    // No extra scenes: the storyboard, rerun by --force, refuses to leave scenes it did not write.
+    let m = manifest(&home, "bulk.toml", &bulk_manifest(1000, 0, 2000, 0));
+    let first = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        first.stdout.contains("3 stage(s) ran, 0 skipped"),
+        "{}",
+        first.stdout
+    );
+    let state = normalized_state(&home, &id);
+    assert_eq!(
+        state["keyframes"].as_array().unwrap().len(),
+        6,
+        "two keyframes for each of 3 scenes"
+    );
+    assert_eq!(state["clips"].as_array().unwrap().len(), 3);
+    assert_eq!(state["scenes"].as_array().unwrap().len(), 3);
+
+    let second = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        second.stdout.contains("0 stage(s) ran, 3 skipped"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(normalized_state(&home, &id), state);
+    assert_eq!(
+        stage_statuses(&home, &id).len(),
+        3,
+        "skipped stages add no run"
+    );
+
+    let forced = home
+        .vidpipe(&["run", &m, "--project", &id, "--force"])
+        .expect_code(0);
+    assert!(
+        forced.stdout.contains("3 stage(s) ran, 0 skipped"),
+        "{}",
+        forced.stdout
+    );
+    assert_eq!(
+        normalized_state(&home, &id),
+        state,
+        "rerunning deterministic stages changes nothing"
+    );
+
+    let list = home
+        .vidpipe(&["runs", "list", "--project", &id, "--json"])
+        .expect_code(0);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let pipelines = list["pipelines"].as_array().unwrap();
+    assert_eq!(pipelines.len(), 3);
+    assert!(pipelines.iter().all(|p| p["status"] == "succeeded"));
+    let shown = home
+        .vidpipe(&[
+            "runs",
+            "show",
+            pipelines[0]["id"].as_str().unwrap(),
+            "--json",
+        ])
+        .expect_code(0);
+    let shown: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    let stages: Vec<&str> = shown["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["storyboard", "keyframes", "clips"]);
+}
+
+#[test]
+fn a_changed_configuration_reruns_that_stage_and_the_ones_after_it() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let m = manifest(&home, "a.toml", &bulk_manifest(1000, 0, 2000, 0));
+    home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    let changed = manifest(&home, "b.toml", &bulk_manifest(1500, 0, 2000, 0));
+    let run = home
+        .vidpipe(&["run", &changed, "--project", &id])
+        .expect_code(0);
+    assert!(
+        run.stdout.contains("[1/3] storyboard: skipped"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[2/3] keyframes: succeeded"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[3/3] clips: succeeded"),
+        "the stage after it reran too: {}",
+        run.stdout
+    );
+    let state = normalized_state(&home, &id);
+    assert!(
+        state["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a[0] == "keyframe" && a[2] == 1500)
+    );
+}
+
+#[test]
+fn a_failing_stage_stops_the_pipeline_keeps_earlier_stages_and_leaves_no_trace_of_itself() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let m = manifest(
+        &home,
+        "failing.toml",
+        &format!(
+            "[[stage]]\nname = \"storyboard\"\nplugin = \"{}\"\n\n\
+             [[stage]]\nname = \"faulty\"\nplugin = \"{}\"\nconfig = {{ mode = \"trap\" }}\n\n\
+             [[stage]]\nname = \"clips\"\nplugin = \"{}\"\nconfig = {{ kind = \"clip\" }}\n",
+            plugins::STORYBOARD_PATH,
+            plugins::FAULTY_STAGE_PATH,
+            plugins::BULK_STAGE_PATH
+        ),
+    );
+    let run = home.vidpipe(&["run", &m, "--project", &id]).expect_code(1);
+    assert!(
+        run.stdout.contains("[3/3] clips: not run"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("stage faulty (2 of 3) failed"),
+        "{}",
+        run.stderr
+    );
+    let detail = home.show(&id);
+    let titles: Vec<&str> = detail["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        !titles.contains(&"doomed"),
+        "the faulty stage's scene is gone: {titles:?}"
+    );
+    assert_eq!(titles.len(), 3, "the storyboard's scenes stay");
+    assert_eq!(home.files(&id), ["output/storyboard.md"]);
+    assert_eq!(
+        stage_statuses(&home, &id),
+        [
+            ("storyboard".to_owned(), "succeeded".to_owned()),
+            ("faulty".to_owned(), "failed".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn bad_manifests_exit_2_and_write_nothing() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let s = plugins::STORYBOARD_PATH;
+    let cases = [
+        (
+            "missing.toml",
+            "[[stage]]\nname = \"a\"\nplugin = \"nowhere.wasm\"\n".to_owned(),
+            "stage[0].plugin",
+        ),
+        (
+            "unknown.toml",
+            format!("[[stage]]\nname = \"a\"\nplugin = \"{s}\"\ncolor = 1\n"),
+            "unknown field `color`",
+        ),
+        (
+            "limits.toml",
+            format!("[[stage]]\nname = \"a\"\nplugin = \"{s}\"\ntimeout = -1\n"),
+            "stage[0].timeout",
+        ),
+        (
+            "memory.toml",
+            format!("[[stage]]\nname = \"a\"\nplugin = \"{s}\"\nmax-memory = 0\n"),
+            "stage[0].max-memory",
+        ),
+        (
+            "dir.toml",
+            "[[stage]]\nname = \"a\"\nplugin = \".\"\n".to_owned(),
+            "is a directory",
+        ),
+        (
+            "world.toml",
+            format!(
+                "[[stage]]\nname = \"a\"\nplugin = \"{}\"\n",
+                plugins::OTHER_WORLD_PATH
+            ),
+            "does not export",
+        ),
+    ];
+    for (file, text, needle) in cases {
+        let path = manifest(&home, file, &text);
+        let run = home
+            .vidpipe(&["run", &path, "--project", &id])
+            .expect_code(2);
+        assert!(run.stderr.contains(needle), "{file}: {}", run.stderr);
+        assert!(run.stderr.contains(file), "names the file: {}", run.stderr);
+    }
+    home.vidpipe(&["run", "/no/such/manifest.toml", "--project", &id])
+        .expect_code(2);
+    assert_eq!(home.count("SELECT count(*) FROM pipelines"), 0);
+    assert_eq!(home.count("SELECT count(*) FROM pipeline_runs"), 0);
+}
+
+#[test]
+fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_refused() {
+    let home = TestHome::new();
+    // The same name, so the two results can be compared byte for byte.
+    let a = home.project("Twin", SCRIPT);
+    let b = home.project("Twin", SCRIPT);
+    // Slow enough that the runs overlap.
+    let m = manifest(
+        &home,
+        "slow.toml",
+        &bulk_manifest(4096, 20, 4096, 30_000_000),
+    );
+    let started = Instant::now();
+    let mut first = home
+        .command(&["run", &m, "--project", &a])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut other = home
+        .command(&["run", &m, "--project", &b])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first holds its project, then try a second pipeline on it.
+    while home.count(&format!(
+        "SELECT count(*) FROM pipeline_runs WHERE project_id = '{a}'"
+    )) == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first pipeline never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = home.vidpipe(&["run", &m, "--project", &a]);
+    let first_done = first.try_wait().unwrap().is_some();
+    if !first_done {
+        assert_eq!(refused.code, 1, "{}", refused.stderr);
+        assert!(refused.stderr.contains("is busy"), "{}", refused.stderr);
+    }
+    let waited = home
+        .command(&["run", &m, "--project", &a, "--wait"])
+        .output()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(other.wait().unwrap().success());
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    for id in [&a, &b] {
+        let states: Vec<_> = stage_statuses(&home, id)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert!(states.iter().all(|s| s == "succeeded"), "{states:?}");
+    }
+    assert_eq!(normalized_state(&home, &a), normalized_state(&home, &b));
+    for run in [
+        &refused.stderr,
+        &String::from_utf8_lossy(&waited.stderr).into_owned(),
+    ] {
+        assert!(
+            !run.contains("database is locked") && !run.contains("busy for more than"),
+            "{run}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let m = manifest(
+        &home,
+        "slow.toml",
+        &bulk_manifest(65536, 0, 65536, 200_000_000),
+    );
+    let mut child = home
+        .command(&["run", &m, "--project", &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Kill it while the keyframes stage is running (after the storyboard committed).
+    while home.count("SELECT count(*) FROM pipeline_runs WHERE stage = 'keyframes'") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the keyframes stage never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let show = home
+        .vidpipe(&["project", "show", &id, "--json"])
+        .expect_code(0);
+    assert!(
+        show.stderr.contains("recovered from an interrupted run"),
+        "{}",
+        show.stderr
+    );
+    common::assert_consistent(&home);
+    let statuses = stage_statuses(&home, &id);
+    assert_eq!(
+        statuses[0],
+        ("storyboard".to_owned(), "succeeded".to_owned())
+    );
+    assert_eq!(
+        statuses[1],
+        ("keyframes".to_owned(), "interrupted".to_owned())
+    );
+    let detail = home.show(&id);
+    assert!(
+        detail["keyframes"].as_array().unwrap().is_empty(),
+        "nothing of the killed stage is visible"
+    );
+
+    let resumed = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        resumed.stdout.contains("[1/3] storyboard: skipped"),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        resumed.stdout.contains("2 stage(s) ran, 1 skipped"),
+        "{}",
+        resumed.stdout
+    );
+}
