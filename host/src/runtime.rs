@@ -495,8 +495,32 @@ impl Runtime {
     }
 }
 
+/// Consecutive frames of one function on top of the call stack from which an out-of-bounds trap
+/// is reported as a runaway recursion (Rust guests keep their data stack in linear memory and
+/// overflow it that way, rather than the engine's stack). wasmtime captures 20 frames by default.
+const RECURSION_FRAMES: usize = 16;
+
+/// One line naming why a stage trapped: the limit it hit, or the trap and where it happened.
+/// Never the full backtrace, which can be thousands of lines.
 fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
-    match e.downcast_ref::<Trap>() {
+    let trap = e.downcast_ref::<Trap>();
+    let frames = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| bt.frames());
+    let depth = frames.map_or(0, <[_]>::len);
+    let top = frames
+        .and_then(|f| f.first())
+        .and_then(|frame| frame.func_name());
+    let place = top
+        .map(|name| format!(" in {:#}", rustc_demangle::demangle(name)))
+        .unwrap_or_default();
+    let recursing = depth >= RECURSION_FRAMES
+        && frames.is_some_and(|f| {
+            f.iter()
+                .take(RECURSION_FRAMES)
+                .all(|frame| frame.func_name() == top)
+        });
+    match trap {
         Some(Trap::Interrupt) => format!(
             "the stage exceeded its time limit of {} s and was stopped",
             limits.timeout.as_secs_f64()
@@ -504,8 +528,13 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
         Some(Trap::StackOverflow) => {
             "the stage overflowed its stack (too deep a recursion)".to_owned()
         }
-        Some(trap) => format!("the stage trapped: {trap} ({e:#})"),
-        None => format!("{e:#}"),
+        Some(Trap::MemoryOutOfBounds) if recursing => format!(
+            "the stage overflowed its stack (too deep a recursion): out of bounds memory access{place}, \
+             the same function on every one of the {depth} innermost frames"
+        ),
+        Some(trap) => format!("the stage trapped: {trap}{place}"),
+        // Not a trap: an error from a host function or the limiter, whose message says it all.
+        None => e.to_string(),
     }
 }
 

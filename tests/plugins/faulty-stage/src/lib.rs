@@ -16,6 +16,11 @@
 //! | `ok` | returns `fine`, so the same plugin can be shown to commit when healthy |
 //! | `escape` | tries [`ESCAPE_CORPUS`] names with create/read/stat/delete and returns what each got |
 //! | `read` | reads the whole `output` artifact named by config key `name` and returns it as text |
+//! | `recursion` | recurses without end |
+//! | `host-loop` | calls the host in an endless loop |
+//! | `handles` | opens artifact writers until the host refuses, and returns that error |
+//! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; returns what each got |
+//! | `ambient` | tries to read `/etc/passwd`, list `/`, read the environment and connect to 127.0.0.1 |
 //!
 //! In `error`, `ok` and `escape` the unfinished `half.bin` writer is dropped when `run` returns;
 //! in the other modes it is never dropped.
@@ -36,7 +41,7 @@ mod bindings {
 }
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
-use types::{ArtifactKind, Error, ErrorCode};
+use types::{ArtifactKind, ArtifactRef, Error, ErrorCode};
 
 /// The message of the `error` mode.
 pub const ERROR_MESSAGE: &str = "faulty-stage failed on purpose";
@@ -58,10 +63,33 @@ pub enum Mode {
     Escape,
     /// Read the `output` artifact named by config key `name`.
     Read,
+    /// Recurse without end.
+    Recursion,
+    /// Call the host in an endless loop.
+    HostLoop,
+    /// Open writers until refused.
+    Handles,
+    /// Use ids of another project.
+    Foreign,
+    /// Reach for ambient authority: files, environment, network.
+    Ambient,
 }
 
 /// The accepted values of `mode`.
-pub const MODES: [&str; 7] = ["error", "trap", "loop", "memory", "ok", "escape", "read"];
+pub const MODES: [&str; 12] = [
+    "error",
+    "trap",
+    "loop",
+    "memory",
+    "ok",
+    "escape",
+    "read",
+    "recursion",
+    "host-loop",
+    "handles",
+    "foreign",
+    "ambient",
+];
 
 impl Mode {
     /// Reads `mode` from the stage's configuration; any other key, a missing `mode` or an
@@ -71,10 +99,10 @@ impl Mode {
         for (key, value) in config {
             match key.as_str() {
                 "mode" => mode = Some(value.as_str()),
-                "name" => {}
+                "name" | "ids" => {}
                 _ => {
                     return Err(format!(
-                        "unknown config key `{key}`; known keys: mode, name"
+                        "unknown config key `{key}`; known keys: mode, name, ids"
                     ));
                 }
             }
@@ -87,6 +115,11 @@ impl Mode {
             Some("ok") => Ok(Self::Ok),
             Some("escape") => Ok(Self::Escape),
             Some("read") => Ok(Self::Read),
+            Some("recursion") => Ok(Self::Recursion),
+            Some("host-loop") => Ok(Self::HostLoop),
+            Some("handles") => Ok(Self::Handles),
+            Some("foreign") => Ok(Self::Foreign),
+            Some("ambient") => Ok(Self::Ambient),
             Some(other) => Err(format!(
                 "unknown mode `{other}`; expected one of: {}",
                 MODES.join(", ")
@@ -180,6 +213,27 @@ impl bindings::Guest for FaultyStage {
             Mode::Memory => hoard_memory_forever(),
             Mode::Ok => Ok("fine".to_owned()),
             Mode::Escape => Ok(probe_escapes()),
+            Mode::Recursion => Ok(format!("{}", recurse(black_box(1)))),
+            Mode::HostLoop => loop {
+                black_box(db::get_project()?);
+            },
+            Mode::Handles => {
+                let mut open = Vec::new();
+                loop {
+                    open.push(artifacts::create(
+                        ArtifactKind::Output,
+                        &format!("h{}.bin", open.len()),
+                    )?);
+                }
+            }
+            Mode::Foreign => {
+                let ids = config
+                    .iter()
+                    .find(|(k, _)| k == "ids")
+                    .map_or("", |(_, v)| v.as_str());
+                Ok(probe_foreign(ids))
+            }
+            Mode::Ambient => Ok(probe_ambient()),
             Mode::Read => {
                 let name = config
                     .iter()
@@ -238,6 +292,124 @@ fn read_all(name: &str) -> Result<String, Error> {
         bytes.extend_from_slice(&chunk);
     }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Recursion the optimiser cannot turn into a loop; it never returns, which is the point.
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let mut frame = [n; 64];
+    frame[black_box(7)] = recurse(black_box(n + 1));
+    black_box(frame).iter().sum()
+}
+
+/// Every db call that takes an id, on each of `ids`; `op id:outcome` joined by `; `.
+fn probe_foreign(ids: &str) -> String {
+    let outcome = |r: Result<(), Error>| match r {
+        Ok(()) => "ok",
+        Err(e) => code_text(e.code),
+    };
+    let image = ArtifactRef {
+        kind: ArtifactKind::Output,
+        name: "doomed.txt".to_owned(),
+    };
+    let mut out = Vec::new();
+    for id in ids.split(',').filter(|s| !s.is_empty()) {
+        let id = id.to_owned();
+        let calls: [(&str, Result<(), Error>); 10] = [
+            ("get-scene", db::get_scene(&id).map(drop)),
+            (
+                "update-scene",
+                db::update_scene(
+                    &id,
+                    &db::SceneUpdate {
+                        title: Some("stolen".into()),
+                        description: None,
+                        duration_ms: None,
+                    },
+                )
+                .map(drop),
+            ),
+            ("get-keyframe", db::get_keyframe(&id).map(drop)),
+            (
+                "update-keyframe",
+                db::update_keyframe(
+                    &id,
+                    &db::KeyframeUpdate {
+                        prompt: Some("stolen".into()),
+                        image: None,
+                    },
+                )
+                .map(drop),
+            ),
+            ("get-video-clip", db::get_video_clip(&id).map(drop)),
+            (
+                "update-video-clip",
+                db::update_video_clip(
+                    &id,
+                    &db::VideoClipUpdate {
+                        video: None,
+                        duration_ms: Some(1),
+                        frame_rate: None,
+                    },
+                )
+                .map(drop),
+            ),
+            (
+                "list-keyframes",
+                db::list_keyframes(Some(&id), None, 10).map(drop),
+            ),
+            (
+                "list-video-clips",
+                db::list_video_clips(Some(&id), None, 10).map(drop),
+            ),
+            (
+                "create-keyframe",
+                db::create_keyframe(&db::NewKeyframe {
+                    scene_id: id.clone(),
+                    position: db::KeyframePosition::Start,
+                    prompt: String::new(),
+                    image: image.clone(),
+                })
+                .map(drop),
+            ),
+            (
+                "create-video-clip",
+                db::create_video_clip(&db::NewVideoClip {
+                    scene_id: id.clone(),
+                    video: image.clone(),
+                    duration_ms: 1,
+                    frame_rate: 1,
+                })
+                .map(drop),
+            ),
+        ];
+        for (op, result) in calls {
+            out.push(format!("{op} {id}:{}", outcome(result)));
+        }
+    }
+    out.join("; ")
+}
+
+/// What the sandbox answers when the stage reaches for files, environment and network.
+fn probe_ambient() -> String {
+    let passwd = match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => format!("read /etc/passwd: LEAKED {} bytes", text.len()),
+        Err(e) => format!("read /etc/passwd: refused ({e})"),
+    };
+    let root = match std::fs::read_dir("/") {
+        Ok(entries) => format!("list /: LEAKED {} entries", entries.count()),
+        Err(e) => format!("list /: refused ({e})"),
+    };
+    let env = format!(
+        "environment: {} variables, {} arguments",
+        std::env::vars().count(),
+        std::env::args().count()
+    );
+    let net = match std::net::TcpStream::connect("127.0.0.1:22") {
+        Ok(_) => "connect 127.0.0.1:22: LEAKED a connection".to_owned(),
+        Err(e) => format!("connect 127.0.0.1:22: refused ({e})"),
+    };
+    [passwd, root, env, net].join("; ")
 }
 
 fn trap() -> ! {
@@ -323,7 +495,12 @@ mod tests {
                 Mode::Memory,
                 Mode::Ok,
                 Mode::Escape,
-                Mode::Read
+                Mode::Read,
+                Mode::Recursion,
+                Mode::HostLoop,
+                Mode::Handles,
+                Mode::Foreign,
+                Mode::Ambient
             ]
         );
     }
@@ -333,7 +510,7 @@ mod tests {
         for pairs in [vec![("mode", "explode")], vec![]] {
             let message = Mode::from_config(&config(&pairs)).expect_err("refused");
             assert!(
-                message.contains("error, trap, loop, memory, ok, escape, read"),
+                message.contains("error, trap, loop, memory, ok, escape, read, recursion"),
                 "{message}"
             );
         }

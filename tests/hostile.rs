@@ -1,0 +1,163 @@
+//! Hostile plugins through the real binary: each misbehaviour ends as a recorded failure with a
+//! named reason (or a refusal the plugin reports), the host stays up, and nothing else changes.
+
+// A failed unwrap is a failed test, with its location; that is what tests want.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use common::{SCRIPT, TestHome, bulk_manifest, manifest, normalized_state};
+use vidpipe_example_plugins as plugins;
+
+fn faulty(home: &TestHome, id: &str, mode: &str, extra: &[&str]) -> common::Run {
+    let set = format!("mode={mode}");
+    let mut args = vec![
+        "stage",
+        "run",
+        plugins::FAULTY_STAGE_PATH,
+        "--project",
+        id,
+        "--set",
+        &set,
+    ];
+    args.extend_from_slice(extra);
+    home.vidpipe(&args)
+}
+
+fn assert_nothing_left(home: &TestHome, id: &str) {
+    let detail = home.show(id);
+    assert!(
+        detail["scenes"].as_array().unwrap().is_empty(),
+        "no scene of the failed run"
+    );
+    assert!(
+        home.files(id).is_empty(),
+        "no file of the failed run: {:?}",
+        home.files(id)
+    );
+    assert_eq!(
+        detail["runs"].as_array().unwrap().last().unwrap()["status"],
+        "failed"
+    );
+}
+
+#[test]
+fn deep_recursion_ends_the_run_with_a_stack_overflow_and_leaves_nothing() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let run = faulty(&home, &id, "recursion", &[]).expect_code(1);
+    assert!(
+        run.stderr.contains("overflowed its stack"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_left(&home, &id);
+}
+
+#[test]
+fn a_loop_of_host_calls_is_stopped_by_the_deadline() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    for mode in ["loop", "host-loop"] {
+        let started = Instant::now();
+        let run = faulty(&home, &id, mode, &["--timeout", "1"]).expect_code(1);
+        let command = started.elapsed();
+        let detail = home.show(&id);
+        let record = detail["runs"].as_array().unwrap().last().unwrap().clone();
+        let stage_ms =
+            record["finished_at"].as_i64().unwrap() - record["started_at"].as_i64().unwrap();
+        // Reported, not asserted: timings belong in benchmarks, not in pass/fail.
+        println!(
+            "{mode}: with a 1 s deadline the stage ran {stage_ms} ms; the whole command took {command:?}"
+        );
+        assert!(
+            run.stderr.contains("time limit of 1 s"),
+            "{mode}: {}",
+            run.stderr
+        );
+        assert_nothing_left(&home, &id);
+    }
+}
+
+#[test]
+fn opening_writers_without_end_hits_the_handle_limit() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let run = faulty(&home, &id, "handles", &[]).expect_code(1);
+    assert!(
+        run.stderr.contains("limit-exceeded") && run.stderr.contains("writers may be open"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_left(&home, &id);
+}
+
+#[test]
+fn ids_of_another_project_are_not_found_for_every_read_and_write() {
+    let home = TestHome::new();
+    let victim = home.project("Victim", SCRIPT);
+    let m = manifest(&home, "bulk.toml", &bulk_manifest(1000, 0, 1000, 0));
+    home.vidpipe(&["run", &m, "--project", &victim])
+        .expect_code(0);
+    let before = normalized_state(&home, &victim);
+    let files_before = home.files(&victim);
+    let detail = home.show(&victim);
+    let mut ids = Vec::new();
+    for (table, n) in [
+        ("scenes", 3),
+        ("keyframes", 6),
+        ("video_clips", 3),
+        ("runs", 3),
+    ] {
+        let rows = detail[table].as_array().unwrap();
+        assert_eq!(rows.len(), n, "{table}");
+        ids.push(rows[0]["id"].as_str().unwrap().to_owned());
+    }
+    ids.push(victim.clone());
+
+    let attacker = home.project("Attacker", SCRIPT);
+    let set = format!("ids={}", ids.join(","));
+    let run = faulty(&home, &attacker, "foreign", &["--set", &set]).expect_code(0);
+    let summary = run.stdout.lines().next().unwrap();
+    let summary = summary.split_once("): ").map_or(summary, |(_, s)| s);
+    let outcomes: Vec<&str> = summary.split("; ").collect();
+    assert_eq!(outcomes.len(), 10 * ids.len(), "{summary}");
+    for outcome in outcomes {
+        assert!(
+            outcome.ends_with(":not-found"),
+            "refused as not found: {outcome}"
+        );
+    }
+    assert_eq!(
+        normalized_state(&home, &victim),
+        before,
+        "the victim's rows are unchanged"
+    );
+    assert_eq!(
+        home.files(&victim),
+        files_before,
+        "the victim's files are unchanged"
+    );
+}
+
+#[test]
+fn files_environment_and_network_are_out_of_reach_of_a_plugin() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let run = faulty(&home, &id, "ambient", &[]).expect_code(0);
+    let summary = run.stdout.lines().next().unwrap();
+    assert!(!summary.contains("LEAKED"), "{summary}");
+    for refused in [
+        "read /etc/passwd: refused",
+        "list /: refused",
+        "connect 127.0.0.1:22: refused",
+    ] {
+        assert!(summary.contains(refused), "{refused} in {summary}");
+    }
+    assert!(
+        summary.contains("environment: 0 variables, 0 arguments"),
+        "{summary}"
+    );
+}
