@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 4] = [
+const PLUGINS: [Plugin; 5] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -38,6 +38,11 @@ const PLUGINS: [Plugin; 4] = [
     Plugin {
         package: "bulk-stage",
         what: "the `bulk-stage` test plugin, which writes many rows and artifacts deterministically",
+        embed: false,
+    },
+    Plugin {
+        package: "future-version",
+        what: "the `future-version` test plugin, built against vidpipe:plugin@0.2.0",
         embed: false,
     },
     Plugin {

@@ -302,6 +302,10 @@ fn garbage_core_modules_and_components_of_another_world_are_refused_with_exit_2(
             "core WebAssembly module, not a component",
         ),
         (plugins::OTHER_WORLD_PATH, "does not export"),
+        (
+            plugins::FUTURE_VERSION_PATH,
+            "@0.2.0, but this host implements vidpipe:plugin@0.1.0 only",
+        ),
         (home.dir.path().to_str().unwrap(), "is a directory"),
     ];
     for (plugin, message) in cases {

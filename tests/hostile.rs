@@ -161,3 +161,71 @@ fn files_environment_and_network_are_out_of_reach_of_a_plugin() {
         "{summary}"
     );
 }
+
+/// Peak resident memory (VmHWM, in KiB) of a running process, read until it exits.
+fn watch_peak_rss(child: &mut std::process::Child) -> u64 {
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    peak
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_its_limit_and_host_memory_stays_bounded() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let measure = |mode: &str, memory: &str| -> (u64, common::Run) {
+        let set = format!("mode={mode}");
+        let args = [
+            "stage",
+            "run",
+            plugins::FAULTY_STAGE_PATH,
+            "--project",
+            &id,
+            "--set",
+            &set,
+            "--max-memory",
+            memory,
+        ];
+        let mut child = home
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let peak = watch_peak_rss(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let run = common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        (peak, run)
+    };
+    let (baseline, _) = measure("ok", "64");
+    for limit in [64u64, 256] {
+        let (peak, run) = measure("memory", &limit.to_string());
+        let run = run.expect_code(1);
+        assert!(
+            run.stderr.contains(&format!("memory limit of {limit} MiB")),
+            "{}",
+            run.stderr
+        );
+        // Reported, not asserted: the growth is the guest's memory up to its limit, plus the host's own.
+        println!(
+            "memory bomb with a {limit} MiB limit: peak RSS {} MiB against {} MiB for a healthy run, growth {} MiB",
+            peak / 1024,
+            baseline / 1024,
+            peak.saturating_sub(baseline) / 1024
+        );
+    }
+}

@@ -133,6 +133,15 @@ fn a_symlink_planted_in_a_project_folder_pointing_outside_is_not_followed() {
         absolute.stderr
     );
 
+    let looped =
+        read_after_planting(|doc| std::os::unix::fs::symlink("storyboard.md", doc).unwrap())
+            .expect_code(1);
+    assert!(
+        looped.stderr.contains("symbolic link"),
+        "a symlink loop: {}",
+        looped.stderr
+    );
+
     let relative =
         read_after_planting(|doc| std::os::unix::fs::symlink("../../../vidpipe.db", doc).unwrap())
             .expect_code(1);

@@ -1607,3 +1607,58 @@ mod tests {
         assert!(escaped.ends_with('…') && escaped.len() < 100, "{escaped}");
     }
 }
+
+/// Property tests of name handling: no input panics, and whatever is accepted stays one entry
+/// of its folder.
+#[cfg(test)]
+mod name_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hostile_name() -> impl Strategy<Value = String> {
+        let parts = prop_oneof![
+            Just("..".to_owned()),
+            Just(".".to_owned()),
+            Just("/".to_owned()),
+            Just("\\".to_owned()),
+            Just("\0".to_owned()),
+            Just("~".to_owned()),
+            "[a-z]{1,5}",
+            ".{1,4}",
+        ];
+        proptest::collection::vec(parts, 0..6).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_name_is_either_refused_or_lands_as_one_file_in_its_folder(name in hostile_name()) {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let root = ArtifactRoot::open(&tmp.path().join("projects")).expect("root");
+            let id = uuid::Uuid::new_v4();
+            let store = root.create_project(id).expect("project");
+            match validate_name(&name) {
+                Err(ArtifactError::InvalidName { .. }) => {
+                    // Refused names are refused by every entry point too.
+                    prop_assert!(store.read_at(ArtifactKind::Output, &name, 0, 1).is_err());
+                    prop_assert!(store.remove(ArtifactKind::Output, &name).is_err());
+                }
+                Err(other) => prop_assert!(false, "validate_name returned {other}"),
+                Ok(()) => {
+                    prop_assert!(!name.contains('/') && name != "." && name != "..");
+                    let mut w = store.begin_write(ArtifactKind::Output, 1 << 20).expect("writer");
+                    w.write(b"x").expect("write");
+                    let staged = w.finish().expect("finish");
+                    store.publish(ArtifactKind::Output, &staged.staged_name, &name).expect("publish");
+                    let folder = tmp.path().join("projects").join(id.to_string()).join("output");
+                    let entries: Vec<_> = std::fs::read_dir(&folder).expect("list")
+                        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+                    prop_assert_eq!(entries, vec![name.clone()]);
+                    prop_assert_eq!(store.read_at(ArtifactKind::Output, &name, 0, 10).expect("read"), b"x".to_vec());
+                }
+            }
+        }
+    }
+}

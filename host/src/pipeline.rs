@@ -521,3 +521,49 @@ mod tests {
         }
     }
 }
+
+/// Property tests of the manifest parser: it never panics, and what it accepts is well formed.
+#[cfg(test)]
+mod manifest_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn manifest_text() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("[[stage]]".to_owned()),
+            Just("[stage.config]".to_owned()),
+            "name = \"[a-z .-]{0,10}\"",
+            Just("plugin = \"builtin:storyboard\"".to_owned()),
+            "plugin = \"[a-z./]{0,10}\"",
+            "timeout = -?[0-9]{1,6}(\\.[0-9])?",
+            "max-memory = -?[0-9]{1,6}",
+            "[a-z-]{1,8} = \"[a-z]{0,5}\"",
+            "[a-z-]{1,8} = [0-9]{1,3}",
+            "[a-z-]{1,8} = \\[1, 2\\]",
+            ".{0,20}",
+        ];
+        proptest::collection::vec(line, 0..14).prop_map(|lines| lines.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_parser_never_panics_and_accepts_only_well_formed_pipelines(text in manifest_text()) {
+            let path = std::env::temp_dir().join("vidpipe-proptest.toml");
+            match Manifest::parse(&path, &text) {
+                Ok(m) => {
+                    prop_assert!(!m.stages.is_empty() && m.stages.len() <= MAX_STAGES);
+                    for (i, s) in m.stages.iter().enumerate() {
+                        prop_assert!(check_stage_name(&s.name).is_ok());
+                        prop_assert!(m.stages[..i].iter().all(|t| t.name != s.name), "names are unique");
+                        prop_assert!(s.limits.timeout > std::time::Duration::ZERO);
+                        prop_assert!(s.limits.max_memory_bytes >= 1 << 20);
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("vidpipe-proptest.toml"), "names the file: {e}"),
+            }
+        }
+    }
+}

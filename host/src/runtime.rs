@@ -533,8 +533,9 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
              the same function on every one of the {depth} innermost frames"
         ),
         Some(trap) => format!("the stage trapped: {trap}{place}"),
-        // Not a trap: an error from a host function or the limiter, whose message says it all.
-        None => e.to_string(),
+        // Not a trap: an error from a host function or the limiter, whose own message (the root
+        // of the chain, under the backtrace context) says it all.
+        None => e.root_cause().to_string(),
     }
 }
 

@@ -1259,3 +1259,144 @@ mod tests {
         );
     }
 }
+
+/// Property tests: random sequences of the calls a guest can make, checked against a model.
+#[cfg(test)]
+mod model_tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::db::{KeyValues, create_project, migrate, open, project_detail, start_run};
+
+    /// One guest call, with arguments drawn from small ranges so that collisions happen.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create {
+            index: u32,
+            title: String,
+            duration_ms: u32,
+        },
+        Update {
+            pick: usize,
+            title: Option<String>,
+            duration_ms: Option<u32>,
+        },
+        GetForeign,
+        GetGarbage(String),
+        List {
+            limit: u32,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u32..12, "[a-z ]{0,12}", 0u32..3000)
+                .prop_map(|(index, title, duration_ms)| Op::Create { index, title, duration_ms }),
+            3 => (any::<usize>(), proptest::option::of("[a-z]{0,8}"), proptest::option::of(0u32..3000))
+                .prop_map(|(pick, title, duration_ms)| Op::Update { pick, title, duration_ms }),
+            1 => Just(Op::GetForeign),
+            1 => ".{0,40}".prop_map(Op::GetGarbage),
+            1 => (0u32..8).prop_map(|limit| Op::List { limit }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_sequence_of_guest_calls_agrees_with_a_model_and_commits_exactly_it(ops in proptest::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("vidpipe.db");
+            let mut main = open(&path).expect("open");
+            migrate(&mut main).expect("migrate");
+            let mine = create_project(&main, "mine", "", &KeyValues::new()).expect("project");
+            let other = create_project(&main, "other", "", &KeyValues::new()).expect("project");
+            let theirs = {
+                let run = start_run(&mut main, &other.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+                let mut s = StageSession::open(&path, &other.id, &run.id).expect("session");
+                let scene = s.create_scene(NewScene { index: 0, title: "theirs".into(), description: String::new(), duration_ms: 1 }).expect("scene");
+                s.commit("ok").expect("commit");
+                scene.id
+            };
+            let run = start_run(&mut main, &mine.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+            let mut session = StageSession::open(&path, &mine.id, &run.id).expect("session");
+            // The model: index -> (id, title, duration).
+            let mut model: BTreeMap<u32, (String, String, u32)> = BTreeMap::new();
+
+            for op in ops {
+                match op {
+                    Op::Create { index, title, duration_ms } => {
+                        let result = session.create_scene(NewScene { index, title: title.clone(), description: "d".into(), duration_ms });
+                        let valid = !title.trim().is_empty() && duration_ms > 0;
+                        match result {
+                            Ok(scene) => {
+                                prop_assert!(valid && !model.contains_key(&index), "accepted a bad or duplicate scene");
+                                model.insert(index, (scene.id, title, duration_ms));
+                            }
+                            Err(DbError::Conflict(_)) => prop_assert!(model.contains_key(&index)),
+                            Err(DbError::InvalidInput(_)) => prop_assert!(!valid),
+                            Err(e) => prop_assert!(false, "unexpected error {e}"),
+                        }
+                    }
+                    Op::Update { pick, title, duration_ms } => {
+                        if model.is_empty() {
+                            continue;
+                        }
+                        let index = *model.keys().nth(pick % model.len()).expect("non-empty");
+                        let entry = model.get_mut(&index).expect("picked");
+                        let update = SceneUpdate { title: title.clone(), description: None, duration_ms };
+                        let valid = title.as_ref().is_none_or(|t| !t.trim().is_empty()) && duration_ms != Some(0);
+                        match session.update_scene(&entry.0, update) {
+                            Ok(scene) => {
+                                prop_assert!(valid);
+                                if let Some(t) = title { entry.1 = t; }
+                                if let Some(d) = duration_ms { entry.2 = d; }
+                                prop_assert_eq!(&scene.title, &entry.1);
+                            }
+                            Err(DbError::InvalidInput(_)) => prop_assert!(!valid),
+                            Err(e) => prop_assert!(false, "unexpected error {e}"),
+                        }
+                    }
+                    Op::GetForeign => {
+                        let err = session.get_scene(&theirs).expect_err("another project's scene");
+                        prop_assert!(matches!(err, DbError::NotFound(_)));
+                        let err = session.update_scene(&theirs, SceneUpdate::default()).expect_err("another project's scene");
+                        prop_assert!(matches!(err, DbError::NotFound(_)));
+                    }
+                    Op::GetGarbage(id) => {
+                        prop_assert!(matches!(session.get_scene(&id), Err(DbError::NotFound(_))));
+                    }
+                    Op::List { limit } => {
+                        let mut seen = Vec::new();
+                        let mut cursor = None;
+                        loop {
+                            match session.list_scenes(cursor.as_deref(), limit) {
+                                Ok(page) => {
+                                    prop_assert!(page.items.len() <= limit as usize);
+                                    seen.extend(page.items.into_iter().map(|s| (s.index, s.title, s.duration_ms)));
+                                    match page.next_cursor { Some(c) => cursor = Some(c), None => break }
+                                }
+                                Err(DbError::InvalidInput(_)) => { prop_assert_eq!(limit, 0); break; }
+                                Err(e) => { prop_assert!(false, "unexpected error {e}"); }
+                            }
+                        }
+                        if limit > 0 {
+                            let expected: Vec<_> = model.iter().map(|(i, (_, t, d))| (*i, t.clone(), *d)).collect();
+                            prop_assert_eq!(seen, expected);
+                        }
+                    }
+                }
+            }
+            session.commit("ok").expect("commit");
+            let committed: Vec<_> = project_detail(&mut main, &mine.id).expect("detail")
+                .scenes.into_iter().map(|s| (s.index, s.id, s.title, s.duration_ms)).collect();
+            let expected: Vec<_> = model.into_iter().map(|(i, (id, t, d))| (i, id, t, d)).collect();
+            prop_assert_eq!(committed, expected);
+            let theirs_now = project_detail(&mut main, &other.id).expect("detail").scenes;
+            prop_assert_eq!(theirs_now.len(), 1);
+            prop_assert_eq!(&theirs_now[0].title, "theirs");
+        }
+    }
+}
