@@ -229,3 +229,96 @@ fn a_memory_bomb_is_stopped_at_its_limit_and_host_memory_stays_bounded() {
         );
     }
 }
+
+#[test]
+fn every_limit_can_be_set_per_stage_and_names_itself_when_hit() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    home.vidpipe(&["stage", "run", plugins::STORYBOARD_PATH, "--project", &id])
+        .expect_code(0);
+    let bulk = |extra: &[&str]| {
+        let mut args = vec![
+            "stage",
+            "run",
+            plugins::BULK_STAGE_PATH,
+            "--project",
+            &id,
+            "--set",
+            "kind=keyframe",
+        ];
+        args.extend_from_slice(extra);
+        home.vidpipe(&args)
+    };
+    let quota = bulk(&["--set", "bytes=400000", "--project-quota", "1"]).expect_code(1);
+    assert!(
+        quota.stderr.contains("project quota is 1048576 bytes"),
+        "{}",
+        quota.stderr
+    );
+    let size = bulk(&["--set", "bytes=2000000", "--max-artifact-size", "1"]).expect_code(1);
+    assert!(
+        size.stderr.contains("limit-exceeded") && size.stderr.contains("1048576"),
+        "{}",
+        size.stderr
+    );
+    let writers = faulty(&home, &id, "handles", &["--max-writers", "3"]).expect_code(1);
+    assert!(
+        writers.stderr.contains("at most 3 artifact writers"),
+        "{}",
+        writers.stderr
+    );
+    let instances = faulty(&home, &id, "ok", &["--max-instances", "1"]).expect_code(1);
+    assert!(
+        instances.stderr.contains("instance"),
+        "{}",
+        instances.stderr
+    );
+    // Within the limits the same stages pass.
+    bulk(&[
+        "--set",
+        "bytes=1000",
+        "--project-quota",
+        "1",
+        "--max-artifact-size",
+        "1",
+    ])
+    .expect_code(0);
+
+    for bad in [
+        ["--max-writers", "0"],
+        ["--project-quota", "0"],
+        ["--max-instances", "99999999"],
+        ["--timeout", "0"],
+    ] {
+        let run = faulty(&home, &id, "ok", &bad).expect_code(2);
+        assert!(
+            run.stderr.contains(bad[0]),
+            "names the flag: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_one_gib_list_passed_to_an_import_is_refused_and_a_ten_million_element_one_is_bounded() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let run = faulty(&home, &id, "big-list", &["--max-memory", "2048"]).expect_code(1);
+    assert!(
+        run.stderr.contains("more than 32 MiB to one host call"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_left(&home, &id);
+    // Ten million elements fit the chunk limit: written, and committed with the rest.
+    faulty(&home, &id, "big-list", &["--set", "bytes=10000000"]).expect_code(0);
+    let detail = home.show(&id);
+    let huge = detail["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "huge.bin")
+        .cloned()
+        .unwrap();
+    assert_eq!(huge["size"], 10_000_000);
+}

@@ -11,7 +11,7 @@ use vidpipe_host::db::{self, DbError, KeyValues};
 use vidpipe_host::home::{Home, HomeError};
 use vidpipe_host::pipeline::{self, Manifest, ManifestError, PipelineOptions, StageOutcome};
 use vidpipe_host::runner::{self, StageRequest};
-use vidpipe_host::runtime::{Limits, Plugin, PluginError, Runtime};
+use vidpipe_host::runtime::{LimitSettings, Limits, Plugin, PluginError, Runtime};
 
 /// Runs video-pipeline stages as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -138,15 +138,43 @@ struct StageRun {
     /// The stage's name in run records and logs (default: the plugin's file stem).
     #[arg(long)]
     name: Option<String>,
-    /// Wall-clock limit in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
-    timeout: f64,
-    /// Linear-memory limit of the whole instance, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 512)]
-    max_memory: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// If another process is running stages on the project, wait for it instead of refusing.
     #[arg(long)]
     wait: bool,
+}
+
+/// Per-stage limits; unset ones keep their defaults (see SECURITY.md).
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Wall-clock limit in seconds [default: 300].
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Linear memory of the whole instance, in MiB [default: 512].
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<u64>,
+    /// Elements of any one table [default: 100000].
+    #[arg(long, value_name = "N")]
+    max_table_elements: Option<u64>,
+    /// Core instances, tables and memories [default: 100].
+    #[arg(long, value_name = "N")]
+    max_instances: Option<u64>,
+    /// Size of one artifact, in MiB [default: 4096].
+    #[arg(long, value_name = "MIB")]
+    max_artifact_size: Option<u64>,
+    /// All of the project's artifacts after the stage, in MiB [default: 20480].
+    #[arg(long, value_name = "MIB")]
+    project_quota: Option<u64>,
+    /// Artifact writers open at once [default: 64].
+    #[arg(long, value_name = "N")]
+    max_writers: Option<u64>,
+    /// Bytes one guest call may copy into the host (its lists and strings), in MiB [default: 32].
+    #[arg(long, value_name = "MIB")]
+    max_import_size: Option<u64>,
+    /// Component-model resource handles live at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_handles: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,14 +447,21 @@ fn print_detail(home: &Home, d: &db::ProjectDetail) {
     }
 }
 
-fn limits(args: &StageRun) -> anyhow::Result<Limits> {
-    Ok(Limits {
-        timeout: pipeline::check_timeout(args.timeout)
-            .map_err(|r| bad(format!("--timeout {r}")))?,
-        max_memory_bytes: pipeline::check_memory(args.max_memory)
-            .map_err(|r| bad(format!("--max-memory {r}")))?,
-        ..Limits::default()
-    })
+fn limits(args: &LimitArgs) -> anyhow::Result<Limits> {
+    let settings = LimitSettings {
+        timeout: args.timeout,
+        max_memory: args.max_memory,
+        max_table_elements: args.max_table_elements,
+        max_instances: args.max_instances,
+        max_artifact_size: args.max_artifact_size,
+        project_quota: args.project_quota,
+        max_writers: args.max_writers,
+        max_import_size: args.max_import_size,
+        max_handles: args.max_handles,
+    };
+    settings
+        .to_limits()
+        .map_err(|(key, reason)| bad(format!("--{key} {reason}")))
 }
 
 fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -506,7 +541,7 @@ fn progress_printer(label: String) -> vidpipe_host::host_api::ProgressSink {
 fn stage_run(home: &Path, args: StageRun) -> Result<(), Failure> {
     // Check everything the user gave before writing anything.
     let config = parse_pairs("--set", &args.set)?;
-    let limits = limits(&args)?;
+    let limits = limits(&args.limits)?;
     let bytes = read_plugin(&args.plugin)?;
     let name = stage_name(&args.plugin, args.name.as_deref())?;
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;

@@ -7,8 +7,8 @@
 //! [[stage]]
 //! name = "storyboard"               # unique within the manifest
 //! plugin = "storyboard.wasm"        # relative to the manifest, or "builtin:storyboard"
-//! timeout = 60                      # seconds, optional
-//! max-memory = 256                  # MiB, optional
+//! timeout = 60                      # seconds, optional (see runtime::LimitSettings for all
+//! max-memory = 256                  # MiB, optional   the limit keys and their ranges)
 //! [stage.config]                    # strings, numbers or booleans
 //! seconds-per-scene = 4
 //! ```
@@ -28,7 +28,7 @@ use crate::db::{self, KeyValues, RunStatus};
 use crate::home::{Home, HomeError};
 use crate::host_api::ProgressSink;
 use crate::runner::{self, StageReport, StageRequest};
-use crate::runtime::{Limits, Plugin, PluginError, Runtime};
+use crate::runtime::{LimitSettings, Limits, Plugin, PluginError, Runtime};
 
 /// Most stages a manifest may list.
 pub const MAX_STAGES: usize = 64;
@@ -91,6 +91,13 @@ struct RawStage {
     config: toml::Table,
     timeout: Option<f64>,
     max_memory: Option<u64>,
+    max_table_elements: Option<u64>,
+    max_instances: Option<u64>,
+    max_artifact_size: Option<u64>,
+    project_quota: Option<u64>,
+    max_writers: Option<u64>,
+    max_import_size: Option<u64>,
+    max_handles: Option<u64>,
 }
 
 /// Where a stage's plugin comes from.
@@ -140,26 +147,6 @@ pub fn check_stage_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Checks `--timeout` style seconds.
-pub fn check_timeout(seconds: f64) -> Result<std::time::Duration, String> {
-    if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
-        Ok(std::time::Duration::from_secs_f64(seconds))
-    } else {
-        Err(format!(
-            "must be more than 0 and at most 86400 seconds, not {seconds}"
-        ))
-    }
-}
-
-/// Checks `--max-memory` style MiB.
-pub fn check_memory(mib: u64) -> Result<usize, String> {
-    if (1..=4096).contains(&mib) {
-        Ok(usize::try_from(mib << 20).unwrap_or(usize::MAX))
-    } else {
-        Err(format!("must be 1 to 4096 MiB, not {mib}"))
-    }
 }
 
 impl Manifest {
@@ -244,14 +231,20 @@ impl Manifest {
                 };
                 config.insert(k, value);
             }
-            let mut limits = Limits::default();
-            if let Some(t) = st.timeout {
-                limits.timeout = check_timeout(t).map_err(|r| invalid(key("timeout"), r))?;
-            }
-            if let Some(m) = st.max_memory {
-                limits.max_memory_bytes =
-                    check_memory(m).map_err(|r| invalid(key("max-memory"), r))?;
-            }
+            let settings = LimitSettings {
+                timeout: st.timeout,
+                max_memory: st.max_memory,
+                max_table_elements: st.max_table_elements,
+                max_instances: st.max_instances,
+                max_artifact_size: st.max_artifact_size,
+                project_quota: st.project_quota,
+                max_writers: st.max_writers,
+                max_import_size: st.max_import_size,
+                max_handles: st.max_handles,
+            };
+            let limits = settings
+                .to_limits()
+                .map_err(|(k, reason)| invalid(key(k), reason))?;
             stages.push(StageSpec {
                 name: st.name,
                 plugin,
@@ -456,6 +449,9 @@ mod tests {
             plugin = "builtin:storyboard"
             timeout = 2.5
             max-memory = 64
+            max-writers = 3
+            max-import-size = 8
+            project-quota = 100
             [stage.config]
             seconds-per-scene = 4
             format = "json"
@@ -473,6 +469,9 @@ mod tests {
         assert_eq!(s.config.get("strict").map(String::as_str), Some("true"));
         assert_eq!(s.limits.timeout, std::time::Duration::from_millis(2500));
         assert_eq!(s.limits.max_memory_bytes, 64 << 20);
+        assert_eq!(s.limits.store.max_open_writers, 3);
+        assert_eq!(s.limits.max_import_bytes, 8 << 20);
+        assert_eq!(s.limits.store.project_quota_bytes, 100 << 20);
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Limits {
     pub max_table_elements: usize,
     /// Core instances the component may create.
     pub max_instances: usize,
+    /// Bytes one call from the guest may copy into the host (all its lists and strings).
+    pub max_import_bytes: usize,
+    /// Component-model handles (resources) live at once.
+    pub max_handles: usize,
     /// What the stage may store.
     pub store: StoreLimits,
 }
@@ -53,8 +57,96 @@ impl Default for Limits {
             max_memory_bytes: 512 << 20,
             max_table_elements: 100_000,
             max_instances: 100,
+            max_import_bytes: 32 << 20,
+            max_handles: 10_000,
             store: StoreLimits::default(),
         }
+    }
+}
+
+/// Limits as a user gives them — `vidpipe stage run` flags or manifest keys — before they are
+/// checked. Unset fields keep the defaults of [`Limits::default`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LimitSettings {
+    /// `timeout`: wall-clock seconds.
+    pub timeout: Option<f64>,
+    /// `max-memory`: MiB of linear memory for the whole instance.
+    pub max_memory: Option<u64>,
+    /// `max-table-elements`: elements of any one table.
+    pub max_table_elements: Option<u64>,
+    /// `max-instances`: core instances (and tables, and memories).
+    pub max_instances: Option<u64>,
+    /// `max-artifact-size`: MiB of one artifact.
+    pub max_artifact_size: Option<u64>,
+    /// `project-quota`: MiB of all the project's artifacts after the stage.
+    pub project_quota: Option<u64>,
+    /// `max-writers`: artifact writers open at once.
+    pub max_writers: Option<u64>,
+    /// `max-import-size`: MiB one guest call may copy into the host.
+    pub max_import_size: Option<u64>,
+    /// `max-handles`: component-model resource handles live at once.
+    pub max_handles: Option<u64>,
+}
+
+fn in_range(
+    key: &'static str,
+    v: u64,
+    lo: u64,
+    hi: u64,
+    unit: &str,
+) -> Result<u64, (&'static str, String)> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err((key, format!("must be {lo} to {hi}{unit}, not {v}")))
+    }
+}
+
+impl LimitSettings {
+    /// Checks every setting and returns the limits, or the offending key and why.
+    pub fn to_limits(&self) -> Result<Limits, (&'static str, String)> {
+        let mut l = Limits::default();
+        let mib = |v: u64| usize::try_from(v << 20).unwrap_or(usize::MAX);
+        if let Some(t) = self.timeout {
+            if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+                return Err((
+                    "timeout",
+                    format!("must be more than 0 and at most 86400 seconds, not {t}"),
+                ));
+            }
+            l.timeout = Duration::from_secs_f64(t);
+        }
+        if let Some(m) = self.max_memory {
+            l.max_memory_bytes = mib(in_range("max-memory", m, 1, 4096, " MiB")?);
+        }
+        if let Some(n) = self.max_table_elements {
+            l.max_table_elements =
+                usize::try_from(in_range("max-table-elements", n, 1, 10_000_000, "")?)
+                    .unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.max_instances {
+            l.max_instances =
+                usize::try_from(in_range("max-instances", n, 1, 10_000, "")?).unwrap_or(usize::MAX);
+        }
+        if let Some(m) = self.max_artifact_size {
+            l.store.max_artifact_bytes =
+                in_range("max-artifact-size", m, 1, 1 << 20, " MiB")? << 20;
+        }
+        if let Some(m) = self.project_quota {
+            l.store.project_quota_bytes = in_range("project-quota", m, 1, 1 << 30, " MiB")? << 20;
+        }
+        if let Some(m) = self.max_import_size {
+            l.max_import_bytes = mib(in_range("max-import-size", m, 1, 4096, " MiB")?);
+        }
+        if let Some(n) = self.max_handles {
+            l.max_handles = usize::try_from(in_range("max-handles", n, 1, 10_000_000, "")?)
+                .unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.max_writers {
+            l.store.max_open_writers =
+                usize::try_from(in_range("max-writers", n, 1, 100_000, "")?).unwrap_or(usize::MAX);
+        }
+        Ok(l)
     }
 }
 
@@ -444,10 +536,17 @@ impl Runtime {
     pub fn call(
         &self,
         plugin: &Plugin,
-        ctx: StageContext,
+        mut ctx: StageContext,
         config: &[(String, String)],
         limits: &Limits,
     ) -> (Outcome, StageContext) {
+        // The epoch deadline stops guest code; this stops database work done on its behalf.
+        if let Err(e) = ctx
+            .db
+            .set_deadline(std::time::Instant::now() + limits.timeout)
+        {
+            tracing::warn!(stage = %ctx.stage, "database calls will not be cut short at the deadline: {e}");
+        }
         let stdout = LogStream::new(&ctx.stage, "stdout");
         let stderr = LogStream::new(&ctx.stage, "stderr");
         let mut wasi = WasiCtx::builder();
@@ -469,6 +568,8 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(limits.max_import_bytes);
+        store.set_max_component_handles(limits.max_handles);
         let ticks = limits
             .timeout
             .as_millis()
@@ -533,9 +634,19 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
              the same function on every one of the {depth} innermost frames"
         ),
         Some(trap) => format!("the stage trapped: {trap}{place}"),
-        // Not a trap: an error from a host function or the limiter, whose own message (the root
-        // of the chain, under the backtrace context) says it all.
-        None => e.root_cause().to_string(),
+        // Not a trap: an error from a host function, the limiter or the component runtime,
+        // whose own message (the root of the chain, under the backtrace context) says it all.
+        None => {
+            let cause = e.root_cause().to_string();
+            if cause.contains("fuel allocated for hostcalls") {
+                format!(
+                    "the stage passed more than {} MiB to one host call, its import size limit ({cause})",
+                    limits.max_import_bytes >> 20
+                )
+            } else {
+                cause
+            }
+        }
     }
 }
 

@@ -49,6 +49,9 @@ pub enum DbError {
     /// Any other SQLite failure (I/O error, corruption, full disk).
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// The run's deadline passed while the database was working for it.
+    #[error("the stage's time limit passed during a database call")]
+    Interrupted,
     /// A connection could not be given the settings vidpipe relies on.
     #[error("{0}")]
     Setup(String),
@@ -70,6 +73,7 @@ impl From<rusqlite::Error> for DbError {
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
                 DbError::Busy { source: e }
             }
+            Some(ErrorCode::OperationInterrupted) => DbError::Interrupted,
             Some(ErrorCode::ConstraintViolation) => {
                 DbError::Conflict(format!("refused by the database: {e}"))
             }

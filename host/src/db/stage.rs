@@ -317,6 +317,14 @@ impl StageSession {
         })
     }
 
+    /// Makes every database call of the stage give up (as [`DbError::Interrupted`]) once
+    /// `deadline` has passed, so a guest cannot outlive its time limit inside a host call.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) -> Result<()> {
+        self.conn
+            .progress_handler(100, Some(move || std::time::Instant::now() >= deadline))?;
+        Ok(())
+    }
+
     /// Replaces the default staging limits.
     pub fn set_limits(&mut self, limits: SessionLimits) {
         self.limits = limits;
@@ -755,6 +763,17 @@ impl StageSession {
             .optional()?)
     }
 
+    /// Total size of the project's artifacts as this run sees them (committed, with its own
+    /// staged writes and deletions laid over).
+    pub fn artifact_bytes(&self) -> Result<u64> {
+        let total: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(size), 0) FROM v_artifacts WHERE project_id = ?1",
+            [&self.project_id],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
     /// Lists the artifacts of one kind in name order; the cursor is the last name returned.
     pub fn list_artifacts(
         &self,
@@ -871,6 +890,8 @@ impl StageSession {
     /// `summary`, and returns the file moves the caller must now carry out (and then clear from
     /// the journal). Either all of it commits or none of it does.
     pub fn commit(mut self, summary: &str) -> Result<Vec<JournalEntry>> {
+        // The stage finished in time; its commit must not be cut short by the deadline.
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
         let pid = self.project_id.clone();
         let run_id = self.run_id.clone();
         let tx = self
@@ -1143,6 +1164,20 @@ mod tests {
             })
             .expect_err("too many bytes");
         assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
+    }
+
+    #[test]
+    fn database_calls_after_the_deadline_are_interrupted_and_the_commit_is_not() {
+        let mut f = fixture();
+        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let mut s = session(&mut f, &p.id);
+        for i in 0..300 {
+            s.create_scene(scene(i)).expect("create");
+        }
+        s.set_deadline(std::time::Instant::now()).expect("deadline");
+        let err = s.list_scenes(None, 500).expect_err("past the deadline");
+        assert!(matches!(err, DbError::Interrupted), "{err}");
+        s.commit("ok").expect("the commit is not interrupted");
     }
 
     #[test]

@@ -64,6 +64,29 @@ impl StageContext {
     }
 }
 
+impl StageContext {
+    /// Refuses an artifact that would take the project past its quota once committed.
+    fn check_quota(&self, kind: ArtifactKind, name: &str, size: u64) -> Result<(), HostError> {
+        let quota = self.limits.project_quota_bytes;
+        let total = self.db.artifact_bytes()?;
+        let replaced = self
+            .db
+            .artifact(kind.into(), name)?
+            .map_or(0, |a| a.info.size);
+        let after = total.saturating_sub(replaced).saturating_add(size);
+        if after > quota {
+            return Err(HostError::guest(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{kind}/{name} ({size} bytes) would take the project's artifacts to {after} bytes; \
+                     the project quota is {quota} bytes"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl HostWriter for StageContext {
     fn write(&mut self, this: Resource<WriterState>, chunk: Vec<u8>) -> Result<(), HostError> {
         if chunk.len() > MAX_CHUNK {
@@ -85,6 +108,10 @@ impl HostWriter for StageContext {
         self.open_writers -= 1;
         let staged = writer.finish()?;
         let kind = staged.kind;
+        if let Err(e) = self.check_quota(kind, &name, staged.size) {
+            self.files.discard(kind, &staged.staged_name)?;
+            return Err(e);
+        }
         let recorded = self.db.stage_artifact(
             kind.into(),
             &name,

@@ -22,6 +22,8 @@ pub struct StoreLimits {
     pub max_read_bytes: u32,
     /// Most writers open at once.
     pub max_open_writers: usize,
+    /// Most bytes all of the project's artifacts may take once the stage commits.
+    pub project_quota_bytes: u64,
 }
 
 impl Default for StoreLimits {
@@ -30,6 +32,7 @@ impl Default for StoreLimits {
             max_artifact_bytes: 4 << 30,
             max_read_bytes: 4 << 20,
             max_open_writers: 64,
+            project_quota_bytes: 20 << 30,
         }
     }
 }
@@ -100,13 +103,22 @@ impl HostError {
 
 impl From<DbError> for HostError {
     fn from(e: DbError) -> Self {
+        if matches!(e, DbError::Interrupted) {
+            // The deadline passed inside the host: end the stage as the epoch deadline would.
+            return HostError::Trap(wasmtime::format_err!(
+                "the stage exceeded its time limit during a database call and was stopped"
+            ));
+        }
         let code = match &e {
             DbError::NotFound(_) => ErrorCode::NotFound,
             DbError::InvalidInput(_) => ErrorCode::InvalidInput,
             DbError::Conflict(_) => ErrorCode::Conflict,
             DbError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             DbError::Busy { .. } => ErrorCode::Busy,
-            DbError::Sqlite(_) | DbError::TooNew { .. } | DbError::Setup(_) => ErrorCode::Io,
+            DbError::Sqlite(_)
+            | DbError::TooNew { .. }
+            | DbError::Setup(_)
+            | DbError::Interrupted => ErrorCode::Io,
         };
         HostError::guest(code, e.to_string())
     }

@@ -21,6 +21,7 @@
 //! | `handles` | opens artifact writers until the host refuses, and returns that error |
 //! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; returns what each got |
 //! | `ambient` | tries to read `/etc/passwd`, list `/`, read the environment and connect to 127.0.0.1 |
+//! | `big-list` | passes one `list<u8>` of config key `bytes` bytes (default 1 GiB) to `write` |
 //!
 //! In `error`, `ok` and `escape` the unfinished `half.bin` writer is dropped when `run` returns;
 //! in the other modes it is never dropped.
@@ -73,10 +74,12 @@ pub enum Mode {
     Foreign,
     /// Reach for ambient authority: files, environment, network.
     Ambient,
+    /// Pass one huge list to an import.
+    BigList,
 }
 
 /// The accepted values of `mode`.
-pub const MODES: [&str; 12] = [
+pub const MODES: [&str; 13] = [
     "error",
     "trap",
     "loop",
@@ -89,6 +92,7 @@ pub const MODES: [&str; 12] = [
     "handles",
     "foreign",
     "ambient",
+    "big-list",
 ];
 
 impl Mode {
@@ -99,10 +103,10 @@ impl Mode {
         for (key, value) in config {
             match key.as_str() {
                 "mode" => mode = Some(value.as_str()),
-                "name" | "ids" => {}
+                "name" | "ids" | "bytes" => {}
                 _ => {
                     return Err(format!(
-                        "unknown config key `{key}`; known keys: mode, name, ids"
+                        "unknown config key `{key}`; known keys: mode, name, ids, bytes"
                     ));
                 }
             }
@@ -120,6 +124,7 @@ impl Mode {
             Some("handles") => Ok(Self::Handles),
             Some("foreign") => Ok(Self::Foreign),
             Some("ambient") => Ok(Self::Ambient),
+            Some("big-list") => Ok(Self::BigList),
             Some(other) => Err(format!(
                 "unknown mode `{other}`; expected one of: {}",
                 MODES.join(", ")
@@ -234,6 +239,18 @@ impl bindings::Guest for FaultyStage {
                 Ok(probe_foreign(ids))
             }
             Mode::Ambient => Ok(probe_ambient()),
+            Mode::BigList => {
+                let bytes = config
+                    .iter()
+                    .find(|(k, _)| k == "bytes")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(1 << 30);
+                let huge = vec![0x42u8; bytes];
+                let writer = artifacts::create(ArtifactKind::Output, "huge.bin")?;
+                writer.write(black_box(&huge))?;
+                artifacts::Writer::finish(writer)?;
+                Ok(format!("wrote {bytes} bytes in one call"))
+            }
             Mode::Read => {
                 let name = config
                     .iter()
@@ -500,7 +517,8 @@ mod tests {
                 Mode::HostLoop,
                 Mode::Handles,
                 Mode::Foreign,
-                Mode::Ambient
+                Mode::Ambient,
+                Mode::BigList
             ]
         );
     }
