@@ -235,6 +235,15 @@ fn bad_manifests_exit_2_and_write_nothing() {
     }
     home.vidpipe(&["run", "/no/such/manifest.toml", "--project", &id])
         .expect_code(2);
+    let dir = home.dir.path().to_str().unwrap().to_owned();
+    let run = home
+        .vidpipe(&["run", &dir, "--project", &id])
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("cannot read pipeline manifest"),
+        "a manifest that is a directory: {}",
+        run.stderr
+    );
     assert_eq!(home.count("SELECT count(*) FROM pipelines"), 0);
     assert_eq!(home.count("SELECT count(*) FROM pipeline_runs"), 0);
 }
