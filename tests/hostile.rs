@@ -261,6 +261,18 @@ fn every_limit_can_be_set_per_stage_and_names_itself_when_hit() {
         "{}",
         size.stderr
     );
+    let handles = faulty(
+        &home,
+        &id,
+        "handles",
+        &["--max-writers", "1000", "--max-handles", "20"],
+    )
+    .expect_code(1);
+    assert!(
+        handles.stderr.contains("limit of 20 live resource handles"),
+        "{}",
+        handles.stderr
+    );
     let writers = faulty(&home, &id, "handles", &["--max-writers", "3"]).expect_code(1);
     assert!(
         writers.stderr.contains("at most 3 artifact writers"),
@@ -321,4 +333,36 @@ fn a_one_gib_list_passed_to_an_import_is_refused_and_a_ten_million_element_one_i
         .cloned()
         .unwrap();
     assert_eq!(huge["size"], 10_000_000);
+}
+
+#[test]
+fn a_stage_stopped_by_its_deadline_leaves_none_of_its_finished_artifacts_behind() {
+    let home = TestHome::new();
+    let script: String = (1..=10).map(|i| format!("Scene number {i}.\n\n")).collect();
+    let id = home.project("Fox", &script);
+    home.vidpipe(&["stage", "run", plugins::STORYBOARD_PATH, "--project", &id])
+        .expect_code(0);
+    // 20 artifacts with a spin between them: several are finished (staged) when time runs out.
+    let run = home
+        .vidpipe(&[
+            "stage",
+            "run",
+            plugins::BULK_STAGE_PATH,
+            "--project",
+            &id,
+            "--set",
+            "kind=keyframe",
+            "--set",
+            "spin=400000000",
+            "--timeout",
+            "1",
+        ])
+        .expect_code(1);
+    assert!(run.stderr.contains("time limit of 1 s"), "{}", run.stderr);
+    assert_eq!(
+        home.files(&id),
+        ["output/storyboard.md"],
+        "no staged or published keyframe is left"
+    );
+    assert!(home.show(&id)["keyframes"].as_array().unwrap().is_empty());
 }

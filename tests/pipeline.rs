@@ -258,7 +258,7 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
     let m = manifest(
         &home,
         "slow.toml",
-        &bulk_manifest(4096, 20, 4096, 30_000_000),
+        &bulk_manifest(4096, 20, 4096, 400_000_000),
     );
     let started = Instant::now();
     let mut first = home
@@ -283,11 +283,12 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
         std::thread::sleep(Duration::from_millis(20));
     }
     let refused = home.vidpipe(&["run", &m, "--project", &a]);
-    let first_done = first.try_wait().unwrap().is_some();
-    if !first_done {
-        assert_eq!(refused.code, 1, "{}", refused.stderr);
-        assert!(refused.stderr.contains("is busy"), "{}", refused.stderr);
-    }
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first pipeline is still running"
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is busy"), "{}", refused.stderr);
     let waited = home
         .command(&["run", &m, "--project", &a, "--wait"])
         .output()
@@ -307,6 +308,35 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
         assert!(states.iter().all(|s| s == "succeeded"), "{states:?}");
     }
     assert_eq!(normalized_state(&home, &a), normalized_state(&home, &b));
+    // The two projects' pipelines overlapped in time, and --wait started only after the first
+    // pipeline on its project had finished.
+    let spans = |project: &str| -> Vec<(i64, i64)> {
+        let list = home
+            .vidpipe(&["runs", "list", "--project", project, "--json"])
+            .expect_code(0);
+        let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+        list["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["started_at"].as_i64().unwrap(),
+                    p["finished_at"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (on_a, on_b) = (spans(&a), spans(&b));
+    assert_eq!(on_a.len(), 2, "the refused run left no pipeline record");
+    assert!(
+        on_a[0].0 < on_b[0].1 && on_b[0].0 < on_a[0].1,
+        "overlapped: {on_a:?} {on_b:?}"
+    );
+    assert!(
+        on_a[1].0 >= on_a[0].1,
+        "--wait waited for the first: {on_a:?}"
+    );
     for run in [
         &refused.stderr,
         &String::from_utf8_lossy(&waited.stderr).into_owned(),
@@ -379,5 +409,55 @@ fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
         resumed.stdout.contains("2 stage(s) ran, 1 skipped"),
         "{}",
         resumed.stdout
+    );
+}
+
+#[test]
+fn a_waiting_pipeline_recovers_what_the_holder_of_the_lock_left_when_it_died() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let m = manifest(
+        &home,
+        "slow.toml",
+        &bulk_manifest(65536, 0, 65536, 200_000_000),
+    );
+    let mut holder = home
+        .command(&["run", &m, "--project", &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while home.count("SELECT count(*) FROM pipeline_runs WHERE stage = 'keyframes'") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the keyframes stage never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The waiter opens the home while the holder is alive, so opening it recovers nothing.
+    let waiter = home
+        .command(&["run", &m, "--project", &id, "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::assert_consistent(&home);
+    let statuses = stage_statuses(&home, &id);
+    assert!(
+        statuses.contains(&("keyframes".to_owned(), "interrupted".to_owned())),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|(_, s)| s == "succeeded").count(),
+        3,
+        "{statuses:?}"
     );
 }

@@ -131,10 +131,19 @@ impl Home {
         let Some(_lock) = self.try_lock(project_id)? else {
             return Ok(()); // Somebody is running it; it is theirs to finish.
         };
-        // Roll forward before sweeping: the journal names staged files it still needs.
+        self.recover_locked(project_id)
+    }
+
+    /// Puts a project whose lock we hold back in order after whatever its last holder left:
+    /// finishes journaled moves, removes staged files, marks unfinished runs `interrupted`.
+    /// Cheap when there is nothing to do, so it runs every time the lock is taken.
+    fn recover_locked(&mut self, project_id: &str) -> Result<(), HomeError> {
+        // Roll forward before sweeping: the journal names staged files it still needs. Sweep
+        // before marking runs: a crash in between then still leaves a `running` record, which
+        // brings the next process back here.
         self.finish_publishes(project_id, None)?;
-        let interrupted = db::mark_interrupted(&mut self.conn, project_id)?;
         let swept = self.project_store(project_id)?.sweep_staged()?;
+        let interrupted = db::mark_interrupted(&mut self.conn, project_id)?;
         if interrupted + swept > 0 {
             tracing::warn!(
                 project = %project_id,
@@ -179,23 +188,27 @@ impl Home {
     /// Takes the project's lock, which every stage run on it holds. Without `wait`, a project
     /// somebody else holds is [`HomeError::Busy`]; with it, this blocks until they finish.
     /// The lock is released when the returned guard is dropped, or when the process dies.
-    pub fn lock_project(&self, project_id: &str, wait: bool) -> Result<ProjectLock, HomeError> {
-        if let Some(lock) = self.try_lock(project_id)? {
-            return Ok(lock);
-        }
-        if !wait {
-            return Err(HomeError::Busy(project_id.to_owned()));
-        }
-        tracing::info!(
-            project = project_id,
-            "waiting for another vidpipe process to finish with the project"
-        );
-        let file = self.open_lock(project_id)?;
-        file.lock().map_err(|source| HomeError::Lock {
-            project: project_id.to_owned(),
-            source,
-        })?;
-        Ok(ProjectLock { _file: file })
+    /// Whoever held it before may have died holding it, so the project is recovered (as
+    /// [`Home::open`] does) before the lock is handed out.
+    pub fn lock_project(&mut self, project_id: &str, wait: bool) -> Result<ProjectLock, HomeError> {
+        let lock = match self.try_lock(project_id)? {
+            Some(lock) => lock,
+            None if !wait => return Err(HomeError::Busy(project_id.to_owned())),
+            None => {
+                tracing::info!(
+                    project = project_id,
+                    "waiting for another vidpipe process to finish with the project"
+                );
+                let file = self.open_lock(project_id)?;
+                file.lock().map_err(|source| HomeError::Lock {
+                    project: project_id.to_owned(),
+                    source,
+                })?;
+                ProjectLock { _file: file }
+            }
+        };
+        self.recover_locked(project_id)?;
+        Ok(lock)
     }
 
     /// The home folder.

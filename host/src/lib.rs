@@ -27,5 +27,6 @@ pub mod host_api;
 pub mod pipeline;
 pub mod runner;
 pub mod runtime;
+pub(crate) mod text;
 
 pub use bindings::PACKAGE as WIT_PACKAGE;

@@ -122,7 +122,7 @@ enum RunsCommand {
 #[derive(Debug, Subcommand)]
 enum StageCommand {
     /// Runs one stage plugin on a project and records the run.
-    Run(StageRun),
+    Run(Box<StageRun>),
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +175,12 @@ struct LimitArgs {
     /// Component-model resource handles live at once [default: 10000].
     #[arg(long, value_name = "N")]
     max_handles: Option<u64>,
+    /// Row writes one run may stage [default: 250000].
+    #[arg(long, value_name = "N")]
+    max_staged_rows: Option<u64>,
+    /// Text one run may stage, in MiB [default: 256].
+    #[arg(long, value_name = "MIB")]
+    max_staged_text: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,7 +290,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Project(cmd) => project(&cli.home, cmd),
-        Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, args),
+        Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, *args),
         Command::Run(args) => pipeline_run(&cli.home, args),
         Command::Runs(cmd) => runs(&cli.home, cmd),
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => inspect(&plugin, json),
@@ -458,6 +464,8 @@ fn limits(args: &LimitArgs) -> anyhow::Result<Limits> {
         max_writers: args.max_writers,
         max_import_size: args.max_import_size,
         max_handles: args.max_handles,
+        max_staged_rows: args.max_staged_rows,
+        max_staged_text: args.max_staged_text,
     };
     settings
         .to_limits()

@@ -98,6 +98,8 @@ struct RawStage {
     max_writers: Option<u64>,
     max_import_size: Option<u64>,
     max_handles: Option<u64>,
+    max_staged_rows: Option<u64>,
+    max_staged_text: Option<u64>,
 }
 
 /// Where a stage's plugin comes from.
@@ -241,6 +243,8 @@ impl Manifest {
                 max_writers: st.max_writers,
                 max_import_size: st.max_import_size,
                 max_handles: st.max_handles,
+                max_staged_rows: st.max_staged_rows,
+                max_staged_text: st.max_staged_text,
             };
             let limits = settings
                 .to_limits()
@@ -369,8 +373,8 @@ pub fn run_pipeline(
     )?;
     let mut outcomes = Vec::with_capacity(manifest.stages.len());
     let mut rerun = options.force;
-    // When the run the previous stage's output came from started; a stage run before that
-    // read an older input.
+    // The run the previous stage's output came from (by record order); a run of this stage
+    // recorded before it read an older input.
     let mut input_since: Option<i64> = None;
     let mut failure: Option<String> = None;
     let (mut ran, mut skipped) = (0, 0);
@@ -381,15 +385,18 @@ pub fn run_pipeline(
             continue;
         }
         if !rerun {
-            let previous = db::latest_run_of_stage(home.conn(), &project.id, &spec.name)?;
+            let previous = match db::latest_run_of_stage(home.conn(), &project.id, &spec.name) {
+                Ok(previous) => previous,
+                Err(e) => return Err(abandon(home, &record.id, e.into())),
+            };
             if let Some(previous) = previous.filter(|r| {
                 r.status == RunStatus::Succeeded
                     && r.plugin_sha256 == plugin.sha256
                     && r.config == spec.config
-                    && input_since.is_none_or(|t| r.started_at >= t)
+                    && input_since.is_none_or(|seq| r.seq > seq)
             }) {
                 tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
-                input_since = Some(previous.started_at);
+                input_since = Some(previous.seq);
                 skipped += 1;
                 outcomes.push((spec.name.clone(), StageOutcome::Skipped { previous }));
                 continue;
@@ -403,7 +410,10 @@ pub fn run_pipeline(
             progress: progress(i, &spec.name),
             pipeline: Some((record.id.clone(), u32::try_from(i).unwrap_or(u32::MAX))),
         };
-        let report = runner::run_stage(home, runtime, plugin, request)?;
+        let report = match runner::run_stage(home, runtime, plugin, request) {
+            Ok(report) => report,
+            Err(e) => return Err(abandon(home, &record.id, e)),
+        };
         ran += 1;
         if !report.succeeded() {
             failure = Some(format!(
@@ -414,7 +424,7 @@ pub fn run_pipeline(
                 report.run.error.as_deref().unwrap_or("unknown reason")
             ));
         }
-        input_since = Some(report.run.started_at);
+        input_since = Some(report.run.seq);
         outcomes.push((spec.name.clone(), StageOutcome::Ran(report)));
     }
     let summary = format!("{ran} stage(s) ran, {skipped} skipped");
@@ -428,6 +438,22 @@ pub fn run_pipeline(
         pipeline,
         stages: outcomes,
     })
+}
+
+/// Records a pipeline the host could not carry on with as failed (rather than leaving it
+/// `running` for the next process to call interrupted) and hands the error back.
+fn abandon(home: &Home, pipeline_id: &str, e: HomeError) -> HomeError {
+    if let Err(record) = db::finish_pipeline(
+        home.conn(),
+        pipeline_id,
+        Err(&format!("the host failed: {e}")),
+    ) {
+        tracing::error!(
+            pipeline = pipeline_id,
+            "could not record the pipeline as failed: {record}"
+        );
+    }
+    e
 }
 
 #[cfg(test)]

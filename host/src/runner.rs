@@ -59,10 +59,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
 }
 
 fn clip(text: &str) -> String {
-    match text.char_indices().nth(MAX_REPORT_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::text::printable(text, MAX_REPORT_CHARS)
 }
 
 /// Runs `plugin` on the request's project and records the run. The caller must hold the
@@ -91,7 +88,10 @@ pub fn run_stage(
     tracing::info!(stage = %plugin.name, run = %run.id, project = %project.id, "stage started");
 
     let session = match StageSession::open(&home.db_path(), &project.id, &run.id) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            s.set_limits(request.limits.session);
+            s
+        }
         Err(e) => {
             db::fail_run(
                 home.conn_mut(),

@@ -48,6 +48,8 @@ pub struct Limits {
     pub max_handles: usize,
     /// What the stage may store.
     pub store: StoreLimits,
+    /// What the stage may stage in the database.
+    pub session: crate::db::stage::SessionLimits,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             max_import_bytes: 32 << 20,
             max_handles: 10_000,
             store: StoreLimits::default(),
+            session: crate::db::stage::SessionLimits::default(),
         }
     }
 }
@@ -86,6 +89,10 @@ pub struct LimitSettings {
     pub max_import_size: Option<u64>,
     /// `max-handles`: component-model resource handles live at once.
     pub max_handles: Option<u64>,
+    /// `max-staged-rows`: row writes one run may stage.
+    pub max_staged_rows: Option<u64>,
+    /// `max-staged-text`: MiB of text one run may stage.
+    pub max_staged_text: Option<u64>,
 }
 
 fn in_range(
@@ -141,6 +148,12 @@ impl LimitSettings {
         if let Some(n) = self.max_handles {
             l.max_handles = usize::try_from(in_range("max-handles", n, 1, 10_000_000, "")?)
                 .unwrap_or(usize::MAX);
+        }
+        if let Some(n) = self.max_staged_rows {
+            l.session.max_writes = in_range("max-staged-rows", n, 1, 100_000_000, "")?;
+        }
+        if let Some(m) = self.max_staged_text {
+            l.session.max_bytes = in_range("max-staged-text", m, 1, 64 << 10, " MiB")? << 20;
         }
         if let Some(n) = self.max_writers {
             l.store.max_open_writers =
@@ -322,8 +335,8 @@ impl LogStream {
     }
 
     fn emit(&self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        tracing::info!(target: "vidpipe::guest", stage = &*self.stage, stream = self.stream, "{}", text.trim_end());
+        let text = crate::text::printable(String::from_utf8_lossy(line).trim_end(), MAX_LINE);
+        tracing::info!(target: "vidpipe::guest", stage = &*self.stage, stream = self.stream, "{text}");
     }
 
     fn accept(&self, bytes: &[u8]) {
@@ -591,7 +604,10 @@ impl Runtime {
         stderr.finish();
         // The store (and with it every instance and open writer of this run) is dropped here;
         // dropping the writers removes their staged files.
-        let RunState { ctx, .. } = store.into_data();
+        let RunState { mut ctx, .. } = store.into_data();
+        if let Err(e) = ctx.db.clear_deadline() {
+            tracing::warn!(stage = %ctx.stage, "could not clear the database deadline: {e}");
+        }
         (outcome, ctx)
     }
 }
@@ -621,6 +637,12 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
                 .take(RECURSION_FRAMES)
                 .all(|frame| frame.func_name() == top)
         });
+    if e.root_cause().is::<crate::host_api::DeadlineInHost>() {
+        return format!(
+            "the stage exceeded its time limit of {} s (during a database call) and was stopped",
+            limits.timeout.as_secs_f64()
+        );
+    }
     match trap {
         Some(Trap::Interrupt) => format!(
             "the stage exceeded its time limit of {} s and was stopped",
@@ -638,7 +660,12 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
         // whose own message (the root of the chain, under the backtrace context) says it all.
         None => {
             let cause = e.root_cause().to_string();
-            if cause.contains("fuel allocated for hostcalls") {
+            if cause.contains("handle limit") {
+                format!(
+                    "the stage exceeded its limit of {} live resource handles (max-handles) ({cause})",
+                    limits.max_handles
+                )
+            } else if cause.contains("fuel allocated for hostcalls") {
                 format!(
                     "the stage passed more than {} MiB to one host call, its import size limit ({cause})",
                     limits.max_import_bytes >> 20

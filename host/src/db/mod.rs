@@ -118,6 +118,10 @@ fn configure(conn: &Connection) -> Result<()> {
 /// Brings the schema up to date. Idempotent; safe to run from several processes at once.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let known = schema::MIGRATIONS.len() as i64;
+    // Up to date, the common case: no need to queue for the write lock behind other writers.
+    if schema_version(conn)? == known {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > known {
@@ -400,6 +404,8 @@ pub struct Run {
     pub pipeline_id: Option<String>,
     /// Its position in that pipeline's manifest.
     pub stage_index: Option<u32>,
+    /// Its place in the order runs were recorded (increasing; unlike times, never goes back).
+    pub seq: i64,
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ pub fn delete_project(conn: &Connection, id: &str) -> Result<()> {
 }
 
 pub(crate) const RUN_COLUMNS: &str = "id, project_id, stage, plugin_sha256, config, status, summary, error, \
-     started_at, finished_at, pipeline_id, stage_index";
+     started_at, finished_at, pipeline_id, stage_index, rowid";
 
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
@@ -155,6 +155,7 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         finished_at: r.get(9)?,
         pipeline_id: r.get(10)?,
         stage_index: r.get(11)?,
+        seq: r.get(12)?,
     })
 }
 
@@ -183,6 +184,7 @@ pub fn start_run(
         finished_at: None,
         pipeline_id: pipeline.map(|(id, _)| id.to_owned()),
         stage_index: pipeline.map(|(_, i)| i),
+        seq: 0,
     };
     let updated = tx.execute(
         "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
@@ -209,6 +211,10 @@ pub fn start_run(
             run.stage_index
         ],
     )?;
+    let run = Run {
+        seq: tx.last_insert_rowid(),
+        ..run
+    };
     tx.commit()?;
     Ok(run)
 }
@@ -267,7 +273,7 @@ pub fn latest_run_of_stage(
         .query_row(
             &format!(
                 "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 AND stage = ?2
-                 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                 ORDER BY rowid DESC LIMIT 1"
             ),
             params![project_id, stage],
             run_from_row,

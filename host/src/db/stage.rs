@@ -325,6 +325,13 @@ impl StageSession {
         Ok(())
     }
 
+    /// Removes the deadline set by [`set_deadline`](Self::set_deadline): the host's own work after
+    /// the stage ends (listing staged files, committing or discarding) must never be cut short.
+    pub fn clear_deadline(&mut self) -> Result<()> {
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        Ok(())
+    }
+
     /// Replaces the default staging limits.
     pub fn set_limits(&mut self, limits: SessionLimits) {
         self.limits = limits;
@@ -890,8 +897,8 @@ impl StageSession {
     /// `summary`, and returns the file moves the caller must now carry out (and then clear from
     /// the journal). Either all of it commits or none of it does.
     pub fn commit(mut self, summary: &str) -> Result<Vec<JournalEntry>> {
-        // The stage finished in time; its commit must not be cut short by the deadline.
-        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        // Whoever ran the stage should have cleared the deadline already; make sure.
+        self.clear_deadline()?;
         let pid = self.project_id.clone();
         let run_id = self.run_id.clone();
         let tx = self

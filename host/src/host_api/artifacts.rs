@@ -98,14 +98,25 @@ impl HostWriter for StageContext {
                 ),
             ));
         }
+        // The quota is checked in full (committed + staged) at `finish`; this bounds the bytes
+        // unfinished writers can pile up on disk before that.
+        let quota = self.limits.project_quota_bytes;
+        if self.open_bytes.saturating_add(chunk.len() as u64) > quota {
+            return Err(HostError::guest(
+                ErrorCode::LimitExceeded,
+                format!("unfinished artifacts would exceed the project quota of {quota} bytes"),
+            ));
+        }
         let state = self.table.get_mut(&this).map_err(trap)?;
         state.writer.write(&chunk)?;
+        self.open_bytes += chunk.len() as u64;
         Ok(())
     }
 
     fn finish(&mut self, this: Resource<WriterState>) -> Result<ArtifactInfo, HostError> {
         let WriterState { name, writer } = self.table.delete(this).map_err(trap)?;
         self.open_writers -= 1;
+        self.open_bytes = self.open_bytes.saturating_sub(writer.size());
         let staged = writer.finish()?;
         let kind = staged.kind;
         if let Err(e) = self.check_quota(kind, &name, staged.size) {
@@ -127,7 +138,8 @@ impl HostWriter for StageContext {
             }
         };
         if let Some(old) = replaced {
-            // The new artifact is staged either way; a leftover file is swept at the run's end.
+            // The new artifact is staged either way; a leftover staged file is swept the next
+            // time the project is locked.
             if let Err(e) = self.files.discard(kind, &old) {
                 tracing::warn!(stage = %self.stage, "could not remove a superseded staged file {kind}/{old}: {e}");
             }
@@ -139,8 +151,9 @@ impl HostWriter for StageContext {
 
     fn drop(&mut self, this: Resource<WriterState>) -> wasmtime::Result<()> {
         // Dropping the StagedWriter removes its staged file: nothing is published.
-        self.table.delete(this)?;
+        let state = self.table.delete(this)?;
         self.open_writers -= 1;
+        self.open_bytes = self.open_bytes.saturating_sub(state.writer.size());
         Ok(())
     }
 }

@@ -9,11 +9,8 @@ const MAX_MESSAGE_CHARS: usize = 4096;
 /// Most bytes of log messages one run may emit; beyond it messages are counted and dropped.
 pub const MAX_LOG_BYTES: usize = 1 << 20;
 
-fn clip(message: &str) -> &str {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((at, _)) => &message[..at],
-        None => message,
-    }
+fn clip(message: &str) -> String {
+    crate::text::printable(message, MAX_MESSAGE_CHARS)
 }
 
 impl Host for StageContext {
@@ -38,7 +35,7 @@ impl Host for StageContext {
         if !self.charge_log(message.len()) {
             return Ok(());
         }
-        (self.progress)(&self.stage, done, total, message);
+        (self.progress)(&self.stage, done, total, &message);
         Ok(())
     }
 }

@@ -58,6 +58,8 @@ pub struct StageContext {
     pub(crate) open_writers: usize,
     /// Bytes of log and progress messages so far (bounded by `log::MAX_LOG_BYTES`).
     pub(crate) log_bytes: usize,
+    /// Bytes written so far by writers not yet finished (bounded by the project quota).
+    pub(crate) open_bytes: u64,
 }
 
 impl StageContext {
@@ -78,9 +80,16 @@ impl StageContext {
             table: wasmtime::component::ResourceTable::new(),
             open_writers: 0,
             log_bytes: 0,
+            open_bytes: 0,
         }
     }
 }
+
+/// The trap of a stage whose deadline passed while the host was working for it; the runtime
+/// reports it like the epoch deadline, with the limit's value.
+#[derive(Debug, thiserror::Error)]
+#[error("the stage exceeded its time limit during a database call")]
+pub struct DeadlineInHost;
 
 /// What a host function returns on failure: an error the guest sees, or a trap that ends it.
 #[derive(Debug)]
@@ -105,9 +114,7 @@ impl From<DbError> for HostError {
     fn from(e: DbError) -> Self {
         if matches!(e, DbError::Interrupted) {
             // The deadline passed inside the host: end the stage as the epoch deadline would.
-            return HostError::Trap(wasmtime::format_err!(
-                "the stage exceeded its time limit during a database call and was stopped"
-            ));
+            return HostError::Trap(wasmtime::Error::new(DeadlineInHost));
         }
         let code = match &e {
             DbError::NotFound(_) => ErrorCode::NotFound,
