@@ -24,10 +24,20 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 5] = [
+const PLUGINS: [Plugin; 7] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
+        embed: true,
+    },
+    Plugin {
+        package: "keyframes",
+        what: "the example `keyframes` stage",
+        embed: true,
+    },
+    Plugin {
+        package: "clips",
+        what: "the example `clips` stage",
         embed: true,
     },
     Plugin {
@@ -75,6 +85,10 @@ fn run() -> Result<(), String> {
         "build.rs",
         "../wit",
         "storyboard",
+        "keyframes",
+        "clips",
+        // The image library the keyframes and clips stages are built on.
+        "render",
         "../tests/plugins",
         "../Cargo.lock",
         // The workspace manifest holds the release profile the plugins are built with.

@@ -6,6 +6,10 @@
 //! for the example stages, the component bytes themselves:
 //!
 //! - [`STORYBOARD`] / [`STORYBOARD_PATH`]: the `storyboard` stage.
+//! - [`KEYFRAMES`] / [`KEYFRAMES_PATH`]: the `keyframes` stage (a start and an end keyframe
+//!   image per scene).
+//! - [`CLIPS`] / [`CLIPS_PATH`]: the `clips` stage (an animated PNG clip per scene, from its
+//!   keyframes).
 //! - [`FAULTY_STAGE_PATH`]: the `faulty-stage` test plugin (fails, traps, loops, hoards memory
 //!   or probes artifact-name escapes, by its `mode` config).
 //! - [`OTHER_WORLD_PATH`]: the `other-world` test plugin, a component of another world.
@@ -21,13 +25,21 @@ mod tests {
     const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
 
     #[test]
-    fn the_embedded_storyboard_is_a_component() {
-        assert!(STORYBOARD.starts_with(&COMPONENT_PREAMBLE));
+    fn the_embedded_stages_are_components() {
+        for bytes in [STORYBOARD, KEYFRAMES, CLIPS] {
+            assert!(bytes.starts_with(&COMPONENT_PREAMBLE));
+        }
     }
 
     #[test]
     fn every_plugin_path_is_an_absolute_path_to_a_component() {
-        for path in [STORYBOARD_PATH, FAULTY_STAGE_PATH, OTHER_WORLD_PATH] {
+        for path in [
+            STORYBOARD_PATH,
+            KEYFRAMES_PATH,
+            CLIPS_PATH,
+            FAULTY_STAGE_PATH,
+            OTHER_WORLD_PATH,
+        ] {
             assert!(std::path::Path::new(path).is_absolute(), "{path}");
             let bytes = std::fs::read(path).expect("the plugin was built");
             assert!(bytes.starts_with(&COMPONENT_PREAMBLE), "{path}");
@@ -35,8 +47,14 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_bytes_are_the_built_file() {
-        let on_disk = std::fs::read(STORYBOARD_PATH).expect("the plugin was built");
-        assert!(on_disk == STORYBOARD);
+    fn the_embedded_bytes_are_the_built_files() {
+        for (path, bytes) in [
+            (STORYBOARD_PATH, STORYBOARD),
+            (KEYFRAMES_PATH, KEYFRAMES),
+            (CLIPS_PATH, CLIPS),
+        ] {
+            let on_disk = std::fs::read(path).expect("the plugin was built");
+            assert!(on_disk == bytes, "{path}");
+        }
     }
 }

@@ -623,6 +623,8 @@ fn run_and_report(
 fn builtin_plugin(name: &str) -> Option<&'static [u8]> {
     match name {
         "storyboard" => Some(vidpipe_example_plugins::STORYBOARD),
+        "keyframes" => Some(vidpipe_example_plugins::KEYFRAMES),
+        "clips" => Some(vidpipe_example_plugins::CLIPS),
         _ => None,
     }
 }
@@ -637,13 +639,32 @@ fn pipeline_run(home_path: &Path, args: PipelineRun) -> Result<(), Failure> {
         force: args.force,
         wait: args.wait,
     };
-    let count = manifest.stages.len();
-    let report = pipeline::run_pipeline(
+    run_pipeline_and_report(
         &mut home,
         &runtime,
         &manifest,
         &plugins,
         &args.project,
+        options,
+    )
+}
+
+/// Runs a checked manifest, prints one line per stage and the outcome.
+fn run_pipeline_and_report(
+    home: &mut Home,
+    runtime: &Runtime,
+    manifest: &Manifest,
+    plugins: &[Plugin],
+    project_id: &str,
+    options: PipelineOptions,
+) -> Result<(), Failure> {
+    let count = manifest.stages.len();
+    let report = pipeline::run_pipeline(
+        home,
+        runtime,
+        manifest,
+        plugins,
+        project_id,
         options,
         |i, name| {
             eprintln!("[{}/{count}] {name}: running", i + 1);
@@ -877,9 +898,14 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
 
 /// The bundled example script.
 const EXAMPLE_SCRIPT: &str = include_str!("../../guest-example/examples/lighthouse.txt");
+/// The bundled demo pipeline (plugins built into this binary).
+const DEMO_MANIFEST: &str = include_str!("../../guest-example/examples/demo.toml");
 const DEMO_PROJECT: &str = "vidpipe demo: The Lighthouse Keeper";
 
 fn demo(home_path: &Path) -> Result<(), Failure> {
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let manifest = Manifest::parse(Path::new("builtin:demo.toml"), DEMO_MANIFEST)?;
+    let plugins = manifest.load_plugins(&runtime, builtin_plugin)?;
     let mut home = Home::init(home_path)?;
     let existing = db::list_projects(home.conn())?
         .into_iter()
@@ -891,20 +917,41 @@ fn demo(home_path: &Path) -> Result<(), Failure> {
         }
         None => home.create_project(DEMO_PROJECT, EXAMPLE_SCRIPT, &KeyValues::new())?,
     };
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let plugin = runtime.load("storyboard", vidpipe_example_plugins::STORYBOARD)?;
-    run_and_report(
+    let options = PipelineOptions {
+        force: false,
+        wait: true,
+    };
+    run_pipeline_and_report(
         &mut home,
         &runtime,
-        &plugin,
+        &manifest,
+        &plugins,
         &project.id,
-        KeyValues::new(),
-        Limits::default(),
-        true,
+        options,
     )?;
+    let detail = db::project_detail(home.conn_mut(), &project.id)?;
+    let folder = home.path().join("projects").join(&project.id);
     println!(
-        "project {}: see it with `vidpipe --home {} project show {}`",
+        "\nthe demo project {} is in {}:",
         project.id,
+        folder.display()
+    );
+    println!(
+        "  storyboard  {}",
+        folder.join("output").join("storyboard.md").display()
+    );
+    println!(
+        "  keyframes   {} ({} PNG images)",
+        folder.join("keyframes").display(),
+        detail.keyframes.len()
+    );
+    println!(
+        "  clips       {} ({} animated PNGs; open them in a web browser)",
+        folder.join("clips").display(),
+        detail.video_clips.len()
+    );
+    println!(
+        "see everything with `vidpipe --home {} project show {}`",
         home.path().display(),
         project.id
     );

@@ -1,0 +1,234 @@
+//! The `clips` stage: turns each scene's start and end keyframes into an animated PNG clip.
+//!
+//! For every scene of the project (all of them, page by page) it reads the images of the
+//! scene's start and end keyframes — written by the keyframes stage — in ranged reads of at
+//! most 1 MiB, decodes them, and renders `round(duration × fps)` frames (at least one) that
+//! cross-fade from one to the other while the camera slowly zooms in
+//! ([`vidpipe_render::frame`]). The frames are streamed, one at a time, into an animated PNG
+//! (APNG) published as the `clip` artifact `scene-NNN.png` — a PNG file, so browsers open and
+//! play it — and the scene's video clip row is pointed at it (created if the scene has none),
+//! with the clip's real length and frame rate. A scene lacking either keyframe fails the stage
+//! before anything is rendered.
+//!
+//! Configuration (unknown keys are rejected):
+//!
+//! | key | value | default |
+//! | --- | --- | --- |
+//! | `fps` | frames per second, 1 to 60 | `12` |
+//!
+//! The logic lives in plain Rust modules ([`config`], [`stage`]) that are unit-tested natively;
+//! the WIT bindings below only translate types. The same keyframes and configuration give the
+//! same bytes.
+
+pub mod config;
+pub mod error;
+pub mod stage;
+
+pub use error::{ErrorCode, StageError};
+
+// The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined to this
+// module so the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "stage",
+    });
+
+    use super::Clips;
+    export!(Clips with_types_in crate::bindings);
+}
+
+use bindings::vidpipe::plugin::{artifacts, db, log, types};
+use stage::ArtifactKind;
+use vidpipe_render::Position;
+
+/// The component's export: the WIT `run` function.
+struct Clips;
+
+impl bindings::Guest for Clips {
+    fn run(config: Vec<(String, String)>) -> Result<String, types::Error> {
+        stage::run(&mut WitHost, &config).map_err(to_wit_error)
+    }
+}
+
+/// [`stage::Host`] implemented by the real host imports.
+struct WitHost;
+
+fn to_wit_kind(kind: ArtifactKind) -> types::ArtifactKind {
+    match kind {
+        ArtifactKind::Keyframe => types::ArtifactKind::Keyframe,
+        ArtifactKind::Clip => types::ArtifactKind::Clip,
+        ArtifactKind::Output => types::ArtifactKind::Output,
+    }
+}
+
+fn from_wit_kind(kind: types::ArtifactKind) -> ArtifactKind {
+    match kind {
+        types::ArtifactKind::Keyframe => ArtifactKind::Keyframe,
+        types::ArtifactKind::Clip => ArtifactKind::Clip,
+        types::ArtifactKind::Output => ArtifactKind::Output,
+    }
+}
+
+fn clip_ref(name: &str) -> types::ArtifactRef {
+    types::ArtifactRef {
+        kind: types::ArtifactKind::Clip,
+        name: name.to_owned(),
+    }
+}
+
+impl stage::Host for WitHost {
+    type Writer = artifacts::Writer;
+
+    fn list_scenes(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<stage::ScenePage, StageError> {
+        let page = db::list_scenes(cursor, limit).map_err(from_wit_error)?;
+        Ok(stage::ScenePage {
+            items: page
+                .items
+                .into_iter()
+                .map(|scene| stage::Scene {
+                    id: scene.id,
+                    index: scene.index,
+                    title: scene.title,
+                    description: scene.description,
+                    duration_ms: scene.duration_ms,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn list_keyframes(
+        &mut self,
+        scene_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<stage::KeyframePage, StageError> {
+        let page = db::list_keyframes(Some(scene_id), cursor, limit).map_err(from_wit_error)?;
+        Ok(stage::KeyframePage {
+            items: page
+                .items
+                .into_iter()
+                .map(|keyframe| stage::Keyframe {
+                    position: match keyframe.position {
+                        db::KeyframePosition::Start => Position::Start,
+                        db::KeyframePosition::End => Position::End,
+                    },
+                    kind: from_wit_kind(keyframe.image.kind),
+                    name: keyframe.image.name,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn read(
+        &mut self,
+        kind: ArtifactKind,
+        name: &str,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, StageError> {
+        artifacts::read(to_wit_kind(kind), name, offset, length).map_err(from_wit_error)
+    }
+
+    fn list_video_clips(
+        &mut self,
+        scene_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<stage::ClipPage, StageError> {
+        let page = db::list_video_clips(Some(scene_id), cursor, limit).map_err(from_wit_error)?;
+        Ok(stage::ClipPage {
+            ids: page.items.into_iter().map(|clip| clip.id).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn create_video_clip(
+        &mut self,
+        scene_id: &str,
+        clip: &stage::ClipRow,
+    ) -> Result<(), StageError> {
+        db::create_video_clip(&db::NewVideoClip {
+            scene_id: scene_id.to_owned(),
+            video: clip_ref(&clip.video),
+            duration_ms: clip.duration_ms,
+            frame_rate: clip.frame_rate,
+        })
+        .map(drop)
+        .map_err(from_wit_error)
+    }
+
+    fn update_video_clip(&mut self, id: &str, clip: &stage::ClipRow) -> Result<(), StageError> {
+        db::update_video_clip(
+            id,
+            &db::VideoClipUpdate {
+                video: Some(clip_ref(&clip.video)),
+                duration_ms: Some(clip.duration_ms),
+                frame_rate: Some(clip.frame_rate),
+            },
+        )
+        .map(drop)
+        .map_err(from_wit_error)
+    }
+
+    fn create_clip_artifact(&mut self, name: &str) -> Result<Self::Writer, StageError> {
+        artifacts::create(types::ArtifactKind::Clip, name).map_err(from_wit_error)
+    }
+
+    fn write(&mut self, writer: &mut Self::Writer, chunk: &[u8]) -> Result<(), StageError> {
+        writer.write(chunk).map_err(from_wit_error)
+    }
+
+    fn finish(&mut self, writer: Self::Writer) -> Result<(), StageError> {
+        artifacts::Writer::finish(writer)
+            .map(drop)
+            .map_err(from_wit_error)
+    }
+
+    fn log(&mut self, level: stage::Level, message: &str) {
+        let level = match level {
+            stage::Level::Debug => log::Level::Debug,
+            stage::Level::Info => log::Level::Info,
+            stage::Level::Warn => log::Level::Warn,
+        };
+        log::log(level, message);
+    }
+
+    fn progress(&mut self, done: u64, total: u64, message: &str) {
+        log::progress(done, total, message);
+    }
+}
+
+fn from_wit_error(error: types::Error) -> StageError {
+    let code = match error.code {
+        types::ErrorCode::NotFound => ErrorCode::NotFound,
+        types::ErrorCode::InvalidInput => ErrorCode::InvalidInput,
+        types::ErrorCode::Conflict => ErrorCode::Conflict,
+        types::ErrorCode::LimitExceeded => ErrorCode::LimitExceeded,
+        types::ErrorCode::Io => ErrorCode::Io,
+        types::ErrorCode::Busy => ErrorCode::Busy,
+    };
+    StageError::new(code, error.message)
+}
+
+fn to_wit_error(error: StageError) -> types::Error {
+    let code = match error.code {
+        ErrorCode::NotFound => types::ErrorCode::NotFound,
+        ErrorCode::InvalidInput => types::ErrorCode::InvalidInput,
+        ErrorCode::Conflict => types::ErrorCode::Conflict,
+        ErrorCode::LimitExceeded => types::ErrorCode::LimitExceeded,
+        ErrorCode::Io => types::ErrorCode::Io,
+        ErrorCode::Busy => types::ErrorCode::Busy,
+    };
+    types::Error {
+        code,
+        message: error.message,
+    }
+}
