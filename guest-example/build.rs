@@ -89,6 +89,7 @@ fn run() -> Result<(), String> {
         "clips",
         // The image library the keyframes and clips stages are built on.
         "render",
+        "stage-kit",
         "../tests/plugins",
         "../Cargo.lock",
         // The workspace manifest holds the release profile the plugins are built with.
