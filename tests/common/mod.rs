@@ -306,6 +306,23 @@ pub fn assert_consistent(home: &TestHome) {
     }
 }
 
+/// The report of a faulty-stage probing mode whose every attempt the host refused: the run
+/// failed, and its reason (printed on stderr) lists each attempt and what it got.
+pub fn refusals(run: &Run) -> String {
+    assert_eq!(
+        run.code, 1,
+        "a probe the host refused entirely fails the run: {}",
+        run.stderr
+    );
+    let marker = "every attempt was refused: ";
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("vidpipe: error:") && l.contains(marker))
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    line.split_once(marker).unwrap().1.to_owned()
+}
+
 /// A script of three paragraphs.
 pub const SCRIPT: &str = "A red fox wakes in the snow. It sniffs the cold air.\n\n\
     The fox crosses a frozen river, slipping once.\n\n\

@@ -14,13 +14,17 @@
 //! | `loop` | spins forever |
 //! | `memory` | allocates and touches 1 MiB blocks forever |
 //! | `ok` | returns `fine`, so the same plugin can be shown to commit when healthy |
-//! | `escape` | tries [`ESCAPE_CORPUS`] names with create/read/stat/delete and returns what each got |
+//! | `escape` | tries [`ESCAPE_CORPUS`] names with create/read/stat/delete and reports what each got |
 //! | `read` | reads the whole `output` artifact named by config key `name` and returns it as text |
 //! | `recursion` | recurses without end |
 //! | `host-loop` | calls the host in an endless loop |
 //! | `handles` | opens artifact writers until the host refuses, and returns that error |
-//! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; returns what each got |
+//! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; reports what each got |
 //! | `ambient` | tries to read `/etc/passwd`, list `/`, read the environment and connect to 127.0.0.1 |
+//!
+//! The probing modes (`escape`, `foreign`, `ambient`) fail the stage with
+//! `every attempt was refused: <report>` when the host refused everything, and succeed with the
+//! report if anything got through.
 //! | `big-list` | passes one `list<u8>` of config key `bytes` bytes (default 1 GiB) to `write` |
 //!
 //! In `error`, `ok` and `escape` the unfinished `half.bin` writer is dropped when `run` returns;
@@ -217,7 +221,7 @@ impl bindings::Guest for FaultyStage {
             Mode::Loop => spin_forever(),
             Mode::Memory => hoard_memory_forever(),
             Mode::Ok => Ok("fine".to_owned()),
-            Mode::Escape => Ok(probe_escapes()),
+            Mode::Escape => refused_or_leaked(probe_escapes(), ":ok"),
             Mode::Recursion => Ok(format!("{}", recurse(black_box(1)))),
             Mode::HostLoop => loop {
                 black_box(db::get_project()?);
@@ -236,9 +240,9 @@ impl bindings::Guest for FaultyStage {
                     .iter()
                     .find(|(k, _)| k == "ids")
                     .map_or("", |(_, v)| v.as_str());
-                Ok(probe_foreign(ids))
+                refused_or_leaked(probe_foreign(ids), ":ok")
             }
-            Mode::Ambient => Ok(probe_ambient()),
+            Mode::Ambient => refused_or_leaked(probe_ambient(), "LEAKED"),
             Mode::BigList => {
                 let bytes = config
                     .iter()
@@ -428,6 +432,23 @@ fn probe_ambient() -> String {
     };
     [passwd, root, env, net].join("; ")
 }
+
+/// The end of a probing mode: when the host refused every attempt (`report` has no `leak`
+/// marker) the stage fails with the report, so the run is recorded as failed with every
+/// refusal in its reason; if anything got through, it succeeds, which tests treat as a breach.
+fn refused_or_leaked(report: String, leak: &str) -> Result<String, Error> {
+    if report.contains(leak) {
+        Ok(report)
+    } else {
+        Err(Error {
+            code: ErrorCode::Conflict,
+            message: format!("{REFUSED}{report}"),
+        })
+    }
+}
+
+/// How the report of a probing mode starts when every attempt was refused.
+pub const REFUSED: &str = "every attempt was refused: ";
 
 fn trap() -> ! {
     #[cfg(target_arch = "wasm32")]
