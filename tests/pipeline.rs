@@ -348,22 +348,20 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
     }
 }
 
-#[test]
-fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
-    let home = TestHome::new();
-    let id = home.project("Fox", SCRIPT);
+/// Starts a slow bulk pipeline on `id` in the background and returns once its keyframes stage
+/// has started (so the storyboard has committed and the keyframes stage is mid-flight).
+fn start_slow_pipeline_until_keyframes(home: &TestHome, id: &str) -> (std::process::Child, String) {
     let m = manifest(
-        &home,
+        home,
         "slow.toml",
         &bulk_manifest(65536, 0, 65536, 200_000_000),
     );
-    let mut child = home
-        .command(&["run", &m, "--project", &id])
+    let child = home
+        .command(&["run", &m, "--project", id])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    // Kill it while the keyframes stage is running (after the storyboard committed).
     while home.count("SELECT count(*) FROM pipeline_runs WHERE stage = 'keyframes'") == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -371,6 +369,15 @@ fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    (child, m)
+}
+
+#[test]
+fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    // Kill it while the keyframes stage is running (after the storyboard committed).
+    let (mut child, m) = start_slow_pipeline_until_keyframes(&home, &id);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -416,24 +423,7 @@ fn a_killed_pipeline_is_marked_interrupted_and_its_leftovers_are_swept() {
 fn a_waiting_pipeline_recovers_what_the_holder_of_the_lock_left_when_it_died() {
     let home = TestHome::new();
     let id = home.project("Fox", SCRIPT);
-    let m = manifest(
-        &home,
-        "slow.toml",
-        &bulk_manifest(65536, 0, 65536, 200_000_000),
-    );
-    let mut holder = home
-        .command(&["run", &m, "--project", &id])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while home.count("SELECT count(*) FROM pipeline_runs WHERE stage = 'keyframes'") == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the keyframes stage never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (mut holder, m) = start_slow_pipeline_until_keyframes(&home, &id);
     // The waiter opens the home while the holder is alive, so opening it recovers nothing.
     let waiter = home
         .command(&["run", &m, "--project", &id, "--wait"])
