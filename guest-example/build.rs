@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 7] = [
+const PLUGINS: [Plugin; 8] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -38,6 +38,11 @@ const PLUGINS: [Plugin; 7] = [
     Plugin {
         package: "clips",
         what: "the example `clips` stage",
+        embed: true,
+    },
+    Plugin {
+        package: "assemble",
+        what: "the example `assemble` stage",
         embed: true,
     },
     Plugin {
@@ -87,6 +92,7 @@ fn run() -> Result<(), String> {
         "storyboard",
         "keyframes",
         "clips",
+        "assemble",
         // The image library the keyframes and clips stages are built on.
         "render",
         "stage-kit",

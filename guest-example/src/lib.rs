@@ -10,6 +10,8 @@
 //!   image per scene).
 //! - [`CLIPS`] / [`CLIPS_PATH`]: the `clips` stage (an animated PNG clip per scene, from its
 //!   keyframes).
+//! - [`ASSEMBLE`] / [`ASSEMBLE_PATH`]: the `assemble` stage (the clips joined into the final
+//!   video, a contact sheet and a manifest).
 //! - [`FAULTY_STAGE_PATH`]: the `faulty-stage` test plugin (fails, traps, loops, hoards memory
 //!   or probes artifact-name escapes, by its `mode` config).
 //! - [`OTHER_WORLD_PATH`]: the `other-world` test plugin, a component of another world.
@@ -26,7 +28,7 @@ mod tests {
 
     #[test]
     fn the_embedded_stages_are_components() {
-        for bytes in [STORYBOARD, KEYFRAMES, CLIPS] {
+        for bytes in [STORYBOARD, KEYFRAMES, CLIPS, ASSEMBLE] {
             assert!(bytes.starts_with(&COMPONENT_PREAMBLE));
         }
     }
@@ -37,6 +39,7 @@ mod tests {
             STORYBOARD_PATH,
             KEYFRAMES_PATH,
             CLIPS_PATH,
+            ASSEMBLE_PATH,
             FAULTY_STAGE_PATH,
             OTHER_WORLD_PATH,
         ] {
@@ -52,6 +55,7 @@ mod tests {
             (STORYBOARD_PATH, STORYBOARD),
             (KEYFRAMES_PATH, KEYFRAMES),
             (CLIPS_PATH, CLIPS),
+            (ASSEMBLE_PATH, ASSEMBLE),
         ] {
             let on_disk = std::fs::read(path).expect("the plugin was built");
             assert!(on_disk == bytes, "{path}");

@@ -49,8 +49,9 @@ enum Command {
     /// Inspects plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Runs the bundled storyboard stage on the bundled example script and prints where the
-    /// result is. Reuses the demo project on later runs.
+    /// Runs the bundled demo pipeline (storyboard, keyframes, clips, assemble) on the bundled
+    /// example script and prints where the video and contact sheet are. Reuses the demo
+    /// project, and the stages already done, on later runs.
     Demo,
 }
 
@@ -625,6 +626,7 @@ fn builtin_plugin(name: &str) -> Option<&'static [u8]> {
         "storyboard" => Some(vidpipe_example_plugins::STORYBOARD),
         "keyframes" => Some(vidpipe_example_plugins::KEYFRAMES),
         "clips" => Some(vidpipe_example_plugins::CLIPS),
+        "assemble" => Some(vidpipe_example_plugins::ASSEMBLE),
         _ => None,
     }
 }
@@ -946,10 +948,20 @@ fn demo(home_path: &Path) -> Result<(), Failure> {
         detail.keyframes.len()
     );
     println!(
-        "  clips       {} ({} animated PNGs; open them in a web browser)",
+        "  clips       {} ({} animated PNGs)",
         folder.join("clips").display(),
         detail.video_clips.len()
     );
+    let output = folder.join("output");
+    println!(
+        "  video       {} (animated PNG; open it in a web browser, or `ffplay` it)",
+        output.join("final.png").display()
+    );
+    println!(
+        "  contact     {}",
+        output.join("contact-sheet.png").display()
+    );
+    println!("  manifest    {}", output.join("manifest.json").display());
     println!(
         "see everything with `vidpipe --home {} project show {}`",
         home.path().display(),

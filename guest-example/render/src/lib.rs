@@ -17,12 +17,17 @@
 //! - [`frame`]: one in-between frame, a cross-fade plus a gentle zoom with bilinear sampling.
 //! - [`encode_png`], [`decode_png`] and [`ApngEncoder`]: RGB8 PNG and animated PNG through the
 //!   `png` crate, written to any [`std::io::Write`] so a stage can stream them in chunks.
+//! - [`ApngJoiner`]: clips joined into one animated PNG by copying their compressed frames
+//!   (a remux, no re-encoding), streaming from [`std::io::Read`] to [`std::io::Write`].
+//! - [`contact_sheet`]: every scene's keyframes, shrunk, in a grid with their titles.
 
 mod canvas;
 mod codec;
 mod motion;
 mod palette;
+mod remux;
 mod scene;
+mod sheet;
 mod text;
 mod util;
 
@@ -31,7 +36,9 @@ use std::fmt;
 pub use codec::{ApngEncoder, decode_png, encode_png};
 pub use motion::{Motion, frame};
 pub use palette::{Palette, palette};
+pub use remux::{ApngHeader, ApngJoiner, PNG_SIGNATURE, read_apng_header};
 pub use scene::{Position, keyframe, scenery};
+pub use sheet::{SheetRow, contact_sheet, shrink};
 pub use text::caption_band;
 
 /// The largest width or height of an [`Image`]; it bounds the memory a single image may take
@@ -86,6 +93,11 @@ impl Image {
     /// Its pixels: `width * height` RGB triples, row by row.
     pub fn pixels(&self) -> &[u8] {
         &self.pixels
+    }
+
+    /// Its pixels, to be changed in place.
+    pub(crate) fn pixels_mut(&mut self) -> &mut [u8] {
+        &mut self.pixels
     }
 
     /// The pixel at (`x`, `y`), or `None` outside the image.

@@ -145,6 +145,38 @@ pub(crate) fn draw_title(canvas: &mut Canvas, title: &str) -> Result<(), RenderE
     Ok(())
 }
 
+/// Draws `text` on one line at `scale`, its first glyph at `left` and its baseline at
+/// `baseline`, in `colour`; a text wider than `max_width` is cut at a character and ended with
+/// an ellipsis. Returns the width drawn.
+pub(crate) fn draw_label(
+    canvas: &mut Canvas,
+    text: &str,
+    left: f32,
+    baseline: f32,
+    scale: f32,
+    max_width: f32,
+    colour: Rgb,
+) -> Result<f32, RenderError> {
+    let font = font()?;
+    let text: String = text.trim().chars().take(MAX_TITLE_CHARS).collect();
+    let mut line = layout(&font, &text, scale);
+    if line.width > max_width {
+        let chars: Vec<char> = text.chars().collect();
+        let (mut fits, mut too_long) = (0, chars.len());
+        while too_long - fits > 1 {
+            let middle = (fits + too_long) / 2;
+            if layout(&font, &cut(&chars, middle), scale).width <= max_width {
+                fits = middle;
+            } else {
+                too_long = middle;
+            }
+        }
+        line = layout(&font, &cut(&chars, fits), scale);
+    }
+    draw_line(canvas, &font, &line, left, baseline, 0, colour, 1.0);
+    Ok(line.width)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn draw_line(
     canvas: &mut Canvas,

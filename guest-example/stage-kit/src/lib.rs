@@ -1,7 +1,178 @@
-//! What the example stages share that does not depend on their WIT bindings: the stage error
-//! type, mirroring the WIT `error` record, so stage logic can be written and tested natively.
+//! What the example stages share that does not depend on their WIT bindings, so stage logic
+//! can be written and tested natively:
+//!
+//! - [`StageError`] and [`ErrorCode`], mirroring the WIT `error` record;
+//! - [`ArtifactKind`], [`Level`] and [`Page`], plain twins of WIT types every stage uses;
+//! - [`config`]: strict parsing of a stage's key/value configuration;
+//! - [`io`]: [`std::io`] adapters over the host's ranged reads and chunked writes, so encoders
+//!   and decoders stream through the artifact store.
 
 use std::fmt;
+
+pub mod config;
+pub mod io;
+
+/// Writes, in a stage crate, the conversions between its wit-bindgen types and this crate's
+/// plain ones: `from_wit_error`, `to_wit_error`, `from_wit_kind`, `to_wit_kind` and
+/// `to_wit_level`.
+///
+/// wit-bindgen generates the WIT types anew in every crate that calls `generate!`, so the
+/// conversions cannot be ordinary functions here; this macro keeps them written once.
+///
+/// ```ignore
+/// vidpipe_stage_kit::wit_conversions!(
+///     types = bindings::vidpipe::plugin::types,
+///     log = bindings::vidpipe::plugin::log,
+/// );
+/// ```
+#[macro_export]
+macro_rules! wit_conversions {
+    (types = $($types:ident)::+, log = $($log:ident)::+ $(,)?) => {
+        /// The plain twin of a WIT error.
+        #[allow(dead_code)]
+        fn from_wit_error(error: $($types)::+::Error) -> $crate::StageError {
+            use $($types)::+::ErrorCode as Wit;
+            let code = match error.code {
+                Wit::NotFound => $crate::ErrorCode::NotFound,
+                Wit::InvalidInput => $crate::ErrorCode::InvalidInput,
+                Wit::Conflict => $crate::ErrorCode::Conflict,
+                Wit::LimitExceeded => $crate::ErrorCode::LimitExceeded,
+                Wit::Io => $crate::ErrorCode::Io,
+                Wit::Busy => $crate::ErrorCode::Busy,
+            };
+            $crate::StageError::new(code, error.message)
+        }
+
+        /// The WIT twin of a stage error.
+        #[allow(dead_code)]
+        fn to_wit_error(error: $crate::StageError) -> $($types)::+::Error {
+            use $($types)::+::ErrorCode as Wit;
+            let code = match error.code {
+                $crate::ErrorCode::NotFound => Wit::NotFound,
+                $crate::ErrorCode::InvalidInput => Wit::InvalidInput,
+                $crate::ErrorCode::Conflict => Wit::Conflict,
+                $crate::ErrorCode::LimitExceeded => Wit::LimitExceeded,
+                $crate::ErrorCode::Io => Wit::Io,
+                $crate::ErrorCode::Busy => Wit::Busy,
+            };
+            $($types)::+::Error {
+                code,
+                message: error.message,
+            }
+        }
+
+        /// The plain twin of a WIT artifact kind.
+        #[allow(dead_code)]
+        fn from_wit_kind(kind: $($types)::+::ArtifactKind) -> $crate::ArtifactKind {
+            use $($types)::+::ArtifactKind as Wit;
+            match kind {
+                Wit::Keyframe => $crate::ArtifactKind::Keyframe,
+                Wit::Clip => $crate::ArtifactKind::Clip,
+                Wit::Output => $crate::ArtifactKind::Output,
+            }
+        }
+
+        /// The WIT twin of an artifact kind.
+        #[allow(dead_code)]
+        fn to_wit_kind(kind: $crate::ArtifactKind) -> $($types)::+::ArtifactKind {
+            use $($types)::+::ArtifactKind as Wit;
+            match kind {
+                $crate::ArtifactKind::Keyframe => Wit::Keyframe,
+                $crate::ArtifactKind::Clip => Wit::Clip,
+                $crate::ArtifactKind::Output => Wit::Output,
+            }
+        }
+
+        /// The WIT twin of a log level.
+        #[allow(dead_code)]
+        fn to_wit_level(level: $crate::Level) -> $($log)::+::Level {
+            use $($log)::+::Level as Wit;
+            match level {
+                $crate::Level::Debug => Wit::Debug,
+                $crate::Level::Info => Wit::Info,
+                $crate::Level::Warn => Wit::Warn,
+            }
+        }
+    };
+}
+
+/// The folder of an artifact; the WIT `artifact-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// Still images.
+    Keyframe,
+    /// Video clips.
+    Clip,
+    /// Final results.
+    Output,
+}
+
+impl ArtifactKind {
+    /// The folder's name, as in `clip/scene-000.png`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyframe => "keyframe",
+            Self::Clip => "clip",
+            Self::Output => "output",
+        }
+    }
+}
+
+/// How important a log message is; the WIT log `level` the stages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail useful when debugging the stage.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected that the stage worked around.
+    Warn,
+}
+
+/// One page of a listing; the shape of every WIT `*-page` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
+}
+
+/// Collects every item of a paged listing: calls `fetch(cursor)` from the first page until a
+/// page has no next cursor. Fails if a cursor repeats, so a confused host cannot keep the stage
+/// looping.
+pub fn collect_pages<T>(
+    mut fetch: impl FnMut(Option<&str>) -> Result<Page<T>, StageError>,
+) -> Result<Vec<T>, StageError> {
+    let mut items = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = fetch(cursor.as_deref())?;
+        items.extend(page.items);
+        match page.next_cursor {
+            None => return Ok(items),
+            Some(next) => {
+                if !seen.insert(next.clone()) {
+                    return Err(StageError::new(
+                        ErrorCode::Conflict,
+                        format!("the host returned the page cursor `{next}` twice"),
+                    ));
+                }
+                cursor = Some(next);
+            }
+        }
+    }
+}
 
 /// Why the stage failed; maps one to one onto the WIT `error-code` enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +248,34 @@ impl std::error::Error for StageError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_collected_in_order_until_the_last() {
+        let pages = [(None, vec![1, 2], Some("a")), (Some("a"), vec![3], None)];
+        let all = collect_pages(|cursor| {
+            let (_, items, next) = pages
+                .iter()
+                .find(|(at, _, _)| *at == cursor)
+                .ok_or_else(|| StageError::invalid_input("unknown cursor"))?;
+            Ok(Page {
+                items: items.clone(),
+                next_cursor: next.map(str::to_owned),
+            })
+        });
+        assert_eq!(all, Ok(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_repeated_cursor_ends_the_listing_with_an_error() {
+        let error = collect_pages(|_| {
+            Ok(Page {
+                items: vec![0u8],
+                next_cursor: Some("again".to_owned()),
+            })
+        })
+        .expect_err("loops");
+        assert_eq!(error.code, ErrorCode::Conflict);
+    }
 
     #[test]
     fn an_error_shows_its_wit_code_and_keeps_it_through_context() {

@@ -1,0 +1,918 @@
+//! The assemble stage itself, written against the [`Host`] trait so it runs natively in tests
+//! as well as inside the component.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde_json::json;
+use vidpipe_render::{
+    ApngJoiner, Image, Position, RenderError, SheetRow, contact_sheet, decode_png, encode_png,
+    read_apng_header, shrink,
+};
+use vidpipe_stage_kit::config::Pairs;
+use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
+use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
+
+/// The configuration keys the stage understands, sorted.
+pub const KNOWN_KEYS: [&str; 1] = ["thumbnail-width"];
+/// The width of a contact-sheet thumbnail when `thumbnail-width` is not given.
+pub const DEFAULT_THUMBNAIL_WIDTH: u32 = 320;
+
+/// The `output` artifact holding the final video.
+pub const VIDEO_NAME: &str = "final.png";
+/// The `output` artifact holding the contact sheet.
+pub const SHEET_NAME: &str = "contact-sheet.png";
+/// The `output` artifact holding the manifest.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// The size of each `writer.write` call.
+pub const WRITE_CHUNK_BYTES: usize = 256 * 1024;
+/// The most bytes asked for in one `artifacts.read` call (the host may cap it lower).
+pub const READ_BYTES: u32 = 1024 * 1024;
+/// The largest keyframe image the stage reads into memory.
+pub const MAX_KEYFRAME_BYTES: u64 = 64 * 1024 * 1024;
+/// How many rows to ask for per page of a listing; the host may return fewer.
+pub const PAGE_LIMIT: u32 = 100;
+
+/// A scene of the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scene {
+    /// Its id.
+    pub id: String,
+    /// Its index in the project.
+    pub index: u32,
+    /// Its title.
+    pub title: String,
+    /// How long it lasts, in milliseconds.
+    pub duration_ms: u32,
+}
+
+/// A keyframe row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyframe {
+    /// The scene it belongs to.
+    pub scene_id: String,
+    /// Which end of the scene it shows.
+    pub position: Position,
+    /// The folder of its image.
+    pub kind: ArtifactKind,
+    /// The name of its image.
+    pub name: String,
+}
+
+/// A video clip row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    /// The scene it belongs to.
+    pub scene_id: String,
+    /// The folder of its video.
+    pub kind: ArtifactKind,
+    /// The name of its video.
+    pub name: String,
+    /// Its frames per second.
+    pub frame_rate: u32,
+}
+
+/// What the host says about a published artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes, in lowercase hex.
+    pub sha256: String,
+}
+
+/// The host calls the stage makes, in plain Rust types.
+pub trait Host {
+    /// An artifact being written.
+    type Writer;
+
+    /// The name of the project the stage is bound to.
+    fn project_name(&mut self) -> Result<String, StageError>;
+    /// Lists scenes in index order.
+    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>, StageError>;
+    /// Lists every keyframe row of the project.
+    fn list_keyframes(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Keyframe>, StageError>;
+    /// Lists every video clip row of the project.
+    fn list_video_clips(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Clip>, StageError>;
+    /// Reads at most `length` bytes of an artifact from `offset`; none past its end.
+    fn read(
+        &mut self,
+        kind: ArtifactKind,
+        name: &str,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, StageError>;
+    /// Starts writing the `output` artifact `name`.
+    fn create_output(&mut self, name: &str) -> Result<Self::Writer, StageError>;
+    /// Appends `chunk` to the artifact.
+    fn write(&mut self, writer: &mut Self::Writer, chunk: &[u8]) -> Result<(), StageError>;
+    /// Publishes the artifact.
+    fn finish(&mut self, writer: Self::Writer) -> Result<Published, StageError>;
+    /// Logs `message`.
+    fn log(&mut self, level: Level, message: &str);
+    /// Reports progress.
+    fn progress(&mut self, done: u64, total: u64, message: &str);
+}
+
+/// A scene with its two keyframes and its clip.
+struct Work {
+    scene: Scene,
+    start: Keyframe,
+    end: Keyframe,
+    clip: Clip,
+    /// The clip's frame count, from its header.
+    frames: u32,
+}
+
+/// Runs the assemble stage: joins every scene's clip, in scene order, into the `output`
+/// artifact [`VIDEO_NAME`] (an animated PNG, remuxed without re-encoding), draws the contact
+/// sheet [`SHEET_NAME`] from the keyframes and writes [`MANIFEST_NAME`], a JSON description of
+/// all three and of what they were made from. Returns a one-line summary.
+pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
+    let config = Pairs::parse(config, &KNOWN_KEYS)?;
+    let thumb_width = config.u32_in(
+        "thumbnail-width",
+        32..=1024,
+        DEFAULT_THUMBNAIL_WIDTH,
+        "pixels",
+    )?;
+    let project = host
+        .project_name()
+        .map_err(|e| e.context("reading the project"))?;
+    let mut work = gather(host)?;
+
+    // Read every clip's header first: the video's header announces the total frame count, and
+    // a clip of the wrong size should fail the stage before anything is written.
+    let mut size = None;
+    for item in &mut work {
+        let clip = &item.clip;
+        let header = {
+            let mut reader = RangedReader::new(4096, |offset, length| {
+                host.read(clip.kind, &clip.name, offset, length)
+            });
+            read_apng_header(&mut reader).map_err(|e| {
+                let failure = reader.take_failure();
+                clip_error(
+                    failure,
+                    e,
+                    clip,
+                    "is not an animated PNG the stage can join",
+                )
+            })?
+        };
+        let this = (header.width, header.height);
+        match size {
+            None => size = Some(this),
+            Some(size) if size != this => {
+                return Err(StageError::invalid_input(format!(
+                    "the clip of scene {} is {}x{} but the first clip is {}x{}; run the clips \
+                     stage again",
+                    item.scene.index, this.0, this.1, size.0, size.1
+                )));
+            }
+            Some(_) => {}
+        }
+        item.frames = header.frames;
+    }
+    let (width, height) = size.unwrap_or((0, 0));
+    let total_frames: u64 = work.iter().map(|w| u64::from(w.frames)).sum();
+    let total_frames = u32::try_from(total_frames)
+        .map_err(|_| StageError::new(ErrorCode::LimitExceeded, "the clips hold too many frames"))?;
+    // Each clip lasts its frames at its own rate; sum exactly, round once.
+    let duration_ms = exact_duration_ms(&work);
+    let steps = work.len() as u64 + 2;
+    host.log(
+        Level::Info,
+        &format!(
+            "joining {} clip(s), {total_frames} frames of {width}x{height}",
+            work.len()
+        ),
+    );
+
+    let video = write_video(host, &work, width, height, total_frames, steps)?;
+    let sheet_size;
+    let sheet = {
+        let sheet = draw_sheet(host, &project, &work, thumb_width, duration_ms)?;
+        sheet_size = (sheet.width(), sheet.height());
+        write_output(host, SHEET_NAME, |out| encode_png(&sheet, out))?
+    };
+    host.progress(steps - 1, steps, "contact sheet drawn");
+
+    let manifest = manifest(
+        &project,
+        &work,
+        &video,
+        (width, height, total_frames, duration_ms),
+        &sheet,
+        sheet_size,
+    );
+    let mut text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| StageError::new(ErrorCode::Io, format!("cannot write the manifest: {e}")))?;
+    text.push('\n');
+    write_output(host, MANIFEST_NAME, |out| {
+        std::io::Write::write_all(out, text.as_bytes())
+            .map_err(|e| RenderError::Encode(e.to_string()))
+    })?;
+    host.progress(steps, steps, "manifest written");
+
+    Ok(format!(
+        "output/{VIDEO_NAME} ({total_frames} frames of {width}x{height}, {}.{} s, {} bytes), \
+         output/{SHEET_NAME}, output/{MANIFEST_NAME}",
+        duration_ms / 1000,
+        duration_ms % 1000 / 100,
+        video.size
+    ))
+}
+
+/// The scenes with their keyframes and clips, in scene order; fails naming the first scene
+/// that lacks one.
+fn gather<H: Host>(host: &mut H) -> Result<Vec<Work>, StageError> {
+    let scenes = collect_pages(|cursor| host.list_scenes(cursor, PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's scenes"))?;
+    if scenes.is_empty() {
+        return Err(StageError::invalid_input(
+            "the project has no scenes; run the storyboard, keyframes and clips stages first",
+        ));
+    }
+    let keyframes = collect_pages(|cursor| host.list_keyframes(cursor, PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's keyframes"))?;
+    let clips = collect_pages(|cursor| host.list_video_clips(cursor, PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's video clips"))?;
+    let mut by_scene: BTreeMap<&str, Vec<&Clip>> = BTreeMap::new();
+    for clip in &clips {
+        by_scene
+            .entry(clip.scene_id.as_str())
+            .or_default()
+            .push(clip);
+    }
+    let mut work = Vec::with_capacity(scenes.len());
+    for scene in scenes {
+        let find = |position: Position| {
+            keyframes
+                .iter()
+                .find(|k| k.scene_id == scene.id && k.position == position)
+                .cloned()
+        };
+        let (Some(start), Some(end)) = (find(Position::Start), find(Position::End)) else {
+            return Err(StageError::invalid_input(format!(
+                "scene {} (`{}`) lacks a start or end keyframe; run the keyframes stage first",
+                scene.index, scene.title
+            )));
+        };
+        let clip = match by_scene.get(scene.id.as_str()).map(Vec::as_slice) {
+            Some([clip]) => (*clip).clone(),
+            None | Some([]) => {
+                return Err(StageError::invalid_input(format!(
+                    "scene {} (`{}`) has no video clip; run the clips stage first",
+                    scene.index, scene.title
+                )));
+            }
+            Some(many) => {
+                return Err(StageError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "scene {} (`{}`) has {} video clips; the stage joins one per scene",
+                        scene.index,
+                        scene.title,
+                        many.len()
+                    ),
+                ));
+            }
+        };
+        work.push(Work {
+            scene,
+            start,
+            end,
+            clip,
+            frames: 0,
+        });
+    }
+    Ok(work)
+}
+
+/// The error for a clip that could not be read or joined: the host's own error if a read
+/// failed, else `invalid-input` naming the clip.
+fn clip_error(
+    failure: Option<StageError>,
+    error: RenderError,
+    clip: &Clip,
+    what: &str,
+) -> StageError {
+    let name = format!("{}/{}", clip.kind.as_str(), clip.name);
+    match failure {
+        Some(failure) => failure.context(&format!("reading {name}")),
+        None => {
+            StageError::invalid_input(format!("{name} {what}: {error}; run the clips stage again"))
+        }
+    }
+}
+
+/// The length of the video in milliseconds: every clip's frames at its rate, summed exactly
+/// and rounded once.
+fn exact_duration_ms(work: &[Work]) -> u64 {
+    // Sum frames / fps as a fraction over the least common multiple of the rates.
+    let lcm = work.iter().fold(1u64, |lcm, w| {
+        let fps = u64::from(w.clip.frame_rate.max(1));
+        lcm / gcd(lcm, fps) * fps
+    });
+    let numerator: u64 = work
+        .iter()
+        .map(|w| u64::from(w.frames) * (lcm / u64::from(w.clip.frame_rate.max(1))))
+        .sum();
+    (numerator * 1000 + lcm / 2) / lcm
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Streams every clip, in order, through the joiner into the `output` artifact
+/// [`VIDEO_NAME`].
+fn write_video<H: Host>(
+    host: &mut H,
+    work: &[Work],
+    width: u32,
+    height: u32,
+    total_frames: u32,
+    steps: u64,
+) -> Result<Published, StageError> {
+    let writing = |e: StageError| e.context(&format!("writing output/{VIDEO_NAME}"));
+    let mut writer = host.create_output(VIDEO_NAME).map_err(writing)?;
+    // The joiner writes while it reads, so the reads and the writes share the host.
+    let shared = RefCell::new(&mut *host);
+    let sink = ChunkedWriter::new(WRITE_CHUNK_BYTES, |chunk: &[u8]| {
+        shared.borrow_mut().write(&mut writer, chunk)
+    });
+    let mut joiner =
+        ApngJoiner::new(sink, width, height, total_frames).map_err(|e| writing(io(e)))?;
+    for (item, done) in work.iter().zip(1u64..) {
+        let clip = &item.clip;
+        let mut reader = RangedReader::new(READ_BYTES, |offset, length| {
+            shared
+                .borrow_mut()
+                .read(clip.kind, &clip.name, offset, length)
+        });
+        if let Err(e) = joiner.append(&mut reader) {
+            return Err(match e {
+                // The joiner's own output failed: the sink holds the host's error.
+                RenderError::Encode(_) => {
+                    drop(reader);
+                    writing(stage_error(joiner.into_inner().take_failure(), e))
+                }
+                e => clip_error(reader.take_failure(), e, clip, "cannot be joined")
+                    .context(&format!("scene {}", item.scene.index)),
+            });
+        }
+        drop(reader);
+        shared.borrow_mut().progress(
+            done,
+            steps,
+            &format!("scene {}: {} frames joined", item.scene.index, item.frames),
+        );
+    }
+    let mut sink = joiner.finish().map_err(|e| writing(io(e)))?;
+    if let Some(failure) = sink.take_failure() {
+        return Err(writing(failure));
+    }
+    sink.finish().map_err(writing)?;
+    host.finish(writer).map_err(writing)
+}
+
+fn io(error: RenderError) -> StageError {
+    StageError::new(ErrorCode::Io, error.to_string())
+}
+
+/// Writes the `output` artifact `name` with `encode`, in chunks.
+fn write_output<H: Host>(
+    host: &mut H,
+    name: &str,
+    encode: impl FnOnce(&mut dyn std::io::Write) -> Result<(), RenderError>,
+) -> Result<Published, StageError> {
+    let writing = |e: StageError| e.context(&format!("writing output/{name}"));
+    let mut writer = host.create_output(name).map_err(writing)?;
+    let mut sink = ChunkedWriter::new(WRITE_CHUNK_BYTES, |chunk: &[u8]| {
+        host.write(&mut writer, chunk)
+    });
+    if let Err(e) = encode(&mut sink) {
+        return Err(writing(stage_error(sink.take_failure(), e)));
+    }
+    sink.finish().map_err(writing)?;
+    host.finish(writer).map_err(writing)
+}
+
+/// Reads a keyframe image, decodes it and shrinks it to a `width`-pixel-wide thumbnail of the
+/// aspect ratio `aspect` (height / width, as a fraction).
+fn thumbnail<H: Host>(
+    host: &mut H,
+    keyframe: &Keyframe,
+    width: u32,
+    aspect: (u32, u32),
+) -> Result<Image, StageError> {
+    let name = format!("{}/{}", keyframe.kind.as_str(), keyframe.name);
+    let mut bytes = Vec::new();
+    let mut reader = RangedReader::new(READ_BYTES, |offset, length| {
+        host.read(keyframe.kind, &keyframe.name, offset, length)
+    })
+    .take(MAX_KEYFRAME_BYTES + 1);
+    if let Err(e) = reader.read_to_end(&mut bytes) {
+        return Err(
+            stage_error(reader.into_inner().take_failure(), e).context(&format!("reading {name}"))
+        );
+    }
+    if bytes.len() as u64 > MAX_KEYFRAME_BYTES {
+        return Err(StageError::new(
+            ErrorCode::LimitExceeded,
+            format!("{name} is larger than {} MiB", MAX_KEYFRAME_BYTES >> 20),
+        ));
+    }
+    let image = decode_png(&bytes).map_err(|e| {
+        StageError::invalid_input(format!(
+            "{name} is not a usable PNG: {e}; run the keyframes stage again"
+        ))
+    })?;
+    let height = (u64::from(width) * u64::from(aspect.1) / u64::from(aspect.0.max(1))).max(1);
+    let height = u32::try_from(height).unwrap_or(u32::MAX);
+    shrink(&image, width, height).map_err(|e| StageError::invalid_input(e.to_string()))
+}
+
+/// Draws the contact sheet of every scene's keyframes.
+fn draw_sheet<H: Host>(
+    host: &mut H,
+    project: &str,
+    work: &[Work],
+    thumb_width: u32,
+    duration_ms: u64,
+) -> Result<Image, StageError> {
+    // Thumbnails keep the video's aspect ratio, which the keyframes share.
+    let mut thumbs = Vec::with_capacity(work.len());
+    let mut aspect = None;
+    for item in work {
+        let first = match aspect {
+            Some(aspect) => aspect,
+            None => keyframe_aspect(host, &item.start)?,
+        };
+        aspect = Some(first);
+        let start = thumbnail(host, &item.start, thumb_width, first)?;
+        let end = thumbnail(host, &item.end, thumb_width, first)?;
+        let label = format!("{}  {}", item.scene.index + 1, item.scene.title);
+        thumbs.push((label, start, end));
+    }
+    let rows: Vec<SheetRow<'_>> = thumbs
+        .iter()
+        .map(|(label, start, end)| SheetRow { label, start, end })
+        .collect();
+    let heading = format!(
+        "{project}  ·  {} scene{}  ·  {}.{} s",
+        work.len(),
+        if work.len() == 1 { "" } else { "s" },
+        duration_ms / 1000,
+        duration_ms % 1000 / 100
+    );
+    contact_sheet(&heading, &rows, thumb_width)
+        .map_err(|e| StageError::invalid_input(format!("cannot draw the contact sheet: {e}")))
+}
+
+/// The (width, height) of a keyframe image, from its PNG header.
+fn keyframe_aspect<H: Host>(host: &mut H, keyframe: &Keyframe) -> Result<(u32, u32), StageError> {
+    let header = host.read(keyframe.kind, &keyframe.name, 0, 24)?;
+    // The signature (8 bytes), IHDR's length and type (8), then width and height.
+    if header.len() < 24 || header[..8] != vidpipe_render::PNG_SIGNATURE {
+        return Err(StageError::invalid_input(format!(
+            "{}/{} is not a PNG; run the keyframes stage again",
+            keyframe.kind.as_str(),
+            keyframe.name
+        )));
+    }
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    Ok((word(16).max(1), word(20).max(1)))
+}
+
+/// The manifest: what was produced, and from what.
+fn manifest(
+    project: &str,
+    work: &[Work],
+    video: &Published,
+    (width, height, frames, duration_ms): (u32, u32, u32, u64),
+    sheet: &Published,
+    (sheet_width, sheet_height): (u32, u32),
+) -> serde_json::Value {
+    let scenes: Vec<serde_json::Value> = work
+        .iter()
+        .map(|w| {
+            json!({
+                "index": w.scene.index,
+                "title": w.scene.title,
+                "duration_ms": w.scene.duration_ms,
+                "keyframes": {
+                    "start": format!("{}/{}", w.start.kind.as_str(), w.start.name),
+                    "end": format!("{}/{}", w.end.kind.as_str(), w.end.name),
+                },
+                "clip": {
+                    "artifact": format!("{}/{}", w.clip.kind.as_str(), w.clip.name),
+                    "frames": w.frames,
+                    "frame_rate": w.clip.frame_rate,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "project": project,
+        "video": {
+            "artifact": format!("output/{VIDEO_NAME}"),
+            "format": "apng",
+            "width": width,
+            "height": height,
+            "frames": frames,
+            "duration_ms": duration_ms,
+            "bytes": video.size,
+            "sha256": video.sha256,
+        },
+        "contact_sheet": {
+            "artifact": format!("output/{SHEET_NAME}"),
+            "width": sheet_width,
+            "height": sheet_height,
+            "bytes": sheet.size,
+            "sha256": sheet.sha256,
+        },
+        "scenes": scenes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use vidpipe_render::{ApngEncoder, Motion, frame, keyframe};
+
+    use super::*;
+
+    /// An in-memory host holding a project of rendered keyframes and clips.
+    #[derive(Default)]
+    struct FakeHost {
+        scenes: Vec<Scene>,
+        keyframes: Vec<Keyframe>,
+        clips: Vec<Clip>,
+        files: BTreeMap<(&'static str, String), Vec<u8>>,
+        published: BTreeMap<String, Vec<u8>>,
+        chunks: Vec<usize>,
+        fail_writes: bool,
+        progress: Vec<(u64, u64)>,
+    }
+
+    /// Writers are the name and the bytes so far.
+    type FakeWriter = (String, Vec<u8>);
+
+    impl FakeHost {
+        /// `count` scenes of 64x36 keyframes, each with a clip of `frames[i]` frames at 12 fps.
+        fn with_scenes(frames: &[u32]) -> Self {
+            let mut host = Self::default();
+            for (index, &count) in (0u32..).zip(frames) {
+                let scene = Scene {
+                    id: format!("s{index}"),
+                    index,
+                    title: format!("Scene {index}"),
+                    duration_ms: count * 1000 / 12,
+                };
+                let mut images = Vec::new();
+                for (position, label) in [(Position::Start, "start"), (Position::End, "end")] {
+                    let image = keyframe(&scene.title, "sea", position, 64, 36).expect("kf");
+                    let mut bytes = Vec::new();
+                    encode_png(&image, &mut bytes).expect("png");
+                    let name = format!("scene-{index:03}-{label}.png");
+                    host.files.insert(("keyframe", name.clone()), bytes);
+                    host.keyframes.push(Keyframe {
+                        scene_id: scene.id.clone(),
+                        position,
+                        kind: ArtifactKind::Keyframe,
+                        name,
+                    });
+                    images.push(image);
+                }
+                let name = format!("scene-{index:03}.png");
+                host.files
+                    .insert(("clip", name.clone()), clip(&images[0], &images[1], count));
+                host.clips.push(Clip {
+                    scene_id: scene.id.clone(),
+                    kind: ArtifactKind::Clip,
+                    name,
+                    frame_rate: 12,
+                });
+                host.scenes.push(scene);
+            }
+            host
+        }
+
+        fn output(&self, name: &str) -> &[u8] {
+            self.published.get(name).map_or(&[], Vec::as_slice)
+        }
+    }
+
+    fn clip(start: &Image, end: &Image, frames: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = ApngEncoder::new(&mut out, 64, 36, frames, 12).expect("valid");
+        for i in 0..frames {
+            let t = i as f32 / frames.max(2) as f32;
+            let image = frame(start, end, t, &Motion::default()).expect("frame");
+            encoder.write_frame(&image).expect("fits");
+        }
+        encoder.finish().expect("complete");
+        out
+    }
+
+    fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: u32) -> Page<T> {
+        let start: usize = cursor.map_or(0, |c| c.parse().expect("our cursor"));
+        let end = (start + limit.min(2) as usize).min(items.len());
+        Page {
+            items: items[start..end].to_vec(),
+            next_cursor: (end < items.len()).then(|| end.to_string()),
+        }
+    }
+
+    fn folder(kind: ArtifactKind) -> &'static str {
+        kind.as_str()
+    }
+
+    impl Host for FakeHost {
+        type Writer = FakeWriter;
+
+        fn project_name(&mut self) -> Result<String, StageError> {
+            Ok("Test project".to_owned())
+        }
+
+        fn list_scenes(
+            &mut self,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<Page<Scene>, StageError> {
+            Ok(page(&self.scenes, cursor, limit))
+        }
+
+        fn list_keyframes(
+            &mut self,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<Page<Keyframe>, StageError> {
+            Ok(page(&self.keyframes, cursor, limit))
+        }
+
+        fn list_video_clips(
+            &mut self,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<Page<Clip>, StageError> {
+            Ok(page(&self.clips, cursor, limit))
+        }
+
+        fn read(
+            &mut self,
+            kind: ArtifactKind,
+            name: &str,
+            offset: u64,
+            length: u32,
+        ) -> Result<Vec<u8>, StageError> {
+            let bytes = self
+                .files
+                .get(&(folder(kind), name.to_owned()))
+                .ok_or_else(|| StageError::new(ErrorCode::NotFound, format!("no {name}")))?;
+            let start = (offset as usize).min(bytes.len());
+            // Short reads, as a host may give.
+            let end = (start + (length as usize).min(1000)).min(bytes.len());
+            Ok(bytes[start..end].to_vec())
+        }
+
+        fn create_output(&mut self, name: &str) -> Result<FakeWriter, StageError> {
+            Ok((name.to_owned(), Vec::new()))
+        }
+
+        fn write(&mut self, writer: &mut FakeWriter, chunk: &[u8]) -> Result<(), StageError> {
+            if self.fail_writes {
+                return Err(StageError::new(ErrorCode::LimitExceeded, "quota reached"));
+            }
+            self.chunks.push(chunk.len());
+            writer.1.extend_from_slice(chunk);
+            Ok(())
+        }
+
+        fn finish(&mut self, (name, bytes): FakeWriter) -> Result<Published, StageError> {
+            let published = Published {
+                size: bytes.len() as u64,
+                sha256: format!("sha-of-{}-bytes", bytes.len()),
+            };
+            self.published.insert(name, bytes);
+            Ok(published)
+        }
+
+        fn log(&mut self, _level: Level, _message: &str) {}
+
+        fn progress(&mut self, done: u64, total: u64, _message: &str) {
+            self.progress.push((done, total));
+        }
+    }
+
+    /// Every frame of an APNG as decoded by the `png` crate.
+    fn frames_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .expect("a PNG");
+        let count = reader
+            .info()
+            .animation_control()
+            .expect("animated")
+            .num_frames;
+        let size = reader.output_buffer_size().expect("small");
+        (0..count)
+            .map(|_| {
+                let mut buffer = vec![0; size];
+                reader.next_frame(&mut buffer).expect("frame");
+                buffer
+            })
+            .collect()
+    }
+
+    fn run_on(host: &mut FakeHost, config: &[(&str, &str)]) -> Result<String, StageError> {
+        let config: Vec<(String, String)> = config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        run(host, &config)
+    }
+
+    #[test]
+    fn the_video_holds_every_clip_frame_in_scene_order() {
+        let mut host = FakeHost::with_scenes(&[5, 1, 7]);
+        let summary = run_on(&mut host, &[]).expect("assembles");
+        let mut expected = Vec::new();
+        for index in 0..3 {
+            expected.extend(frames_of(
+                &host.files[&("clip", format!("scene-{index:03}.png"))],
+            ));
+        }
+        assert_eq!(frames_of(host.output(VIDEO_NAME)), expected);
+        assert!(
+            summary.starts_with("output/final.png (13 frames of 64x36, 1.0 s,"),
+            "{summary}"
+        );
+        assert_eq!(host.progress.last(), Some(&(5, 5)));
+        // Every write but the last of each artifact is a full chunk.
+        assert!(host.chunks.iter().all(|&n| n > 0 && n <= WRITE_CHUNK_BYTES));
+    }
+
+    #[test]
+    fn the_contact_sheet_and_manifest_describe_the_video() {
+        let mut host = FakeHost::with_scenes(&[3, 3]);
+        run_on(&mut host, &[("thumbnail-width", "64")]).expect("assembles");
+        let sheet = decode_png(host.output(SHEET_NAME)).expect("a PNG");
+        assert!(sheet.width() > 128 && sheet.height() > 2 * 36, "{sheet:?}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(host.output(MANIFEST_NAME)).expect("JSON");
+        assert_eq!(manifest["project"], "Test project");
+        assert_eq!(manifest["video"]["frames"], 6);
+        assert_eq!(manifest["video"]["duration_ms"], 500);
+        assert_eq!(manifest["video"]["width"], 64);
+        assert_eq!(
+            manifest["video"]["bytes"],
+            host.output(VIDEO_NAME).len() as u64
+        );
+        assert_eq!(manifest["contact_sheet"]["width"], sheet.width());
+        assert_eq!(
+            manifest["scenes"][1]["clip"]["artifact"],
+            "clip/scene-001.png"
+        );
+        assert_eq!(
+            manifest["scenes"][0]["keyframes"]["end"],
+            "keyframe/scene-000-end.png"
+        );
+    }
+
+    #[test]
+    fn the_same_project_assembles_to_the_same_bytes() {
+        let mut a = FakeHost::with_scenes(&[4, 2]);
+        let mut b = FakeHost::with_scenes(&[4, 2]);
+        run_on(&mut a, &[]).expect("assembles");
+        run_on(&mut b, &[]).expect("assembles");
+        assert_eq!(a.published, b.published);
+    }
+
+    #[test]
+    fn a_scene_without_a_clip_fails_before_anything_is_written() {
+        let mut host = FakeHost::with_scenes(&[2, 2]);
+        host.clips.pop();
+        let error = run_on(&mut host, &[]).expect_err("no clip");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert!(error.message.contains("scene 1"), "{error}");
+        assert!(error.message.contains("clips stage"), "{error}");
+        assert!(host.published.is_empty());
+
+        let mut host = FakeHost::with_scenes(&[2]);
+        host.keyframes.pop();
+        let error = run_on(&mut host, &[]).expect_err("no end keyframe");
+        assert!(error.message.contains("keyframes stage"), "{error}");
+
+        let mut host = FakeHost::default();
+        let error = run_on(&mut host, &[]).expect_err("no scenes");
+        assert!(error.message.contains("no scenes"), "{error}");
+    }
+
+    #[test]
+    fn clips_of_different_sizes_or_corrupt_clips_are_refused_naming_the_clip() {
+        let mut host = FakeHost::with_scenes(&[2, 2]);
+        let small = Image::new(32, 18).expect("valid");
+        let mut bytes = Vec::new();
+        let mut encoder = ApngEncoder::new(&mut bytes, 32, 18, 1, 12).expect("valid");
+        encoder.write_frame(&small).expect("fits");
+        encoder.finish().expect("done");
+        host.files
+            .insert(("clip", "scene-001.png".to_owned()), bytes);
+        let error = run_on(&mut host, &[]).expect_err("sizes differ");
+        assert!(error.message.contains("32x18"), "{error}");
+        assert!(host.published.is_empty());
+
+        let mut host = FakeHost::with_scenes(&[3, 2]);
+        let key = ("clip", "scene-000.png".to_owned());
+        let clip = host.files.get_mut(&key).expect("exists");
+        let at = clip.len() - 40;
+        clip[at] ^= 0xff;
+        let error = run_on(&mut host, &[]).expect_err("corrupt");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert!(error.message.contains("clip/scene-000.png"), "{error}");
+        assert!(error.message.contains("CRC"), "{error}");
+    }
+
+    #[test]
+    fn a_failing_write_fails_the_stage_with_the_hosts_error() {
+        let mut host = FakeHost::with_scenes(&[2]);
+        host.fail_writes = true;
+        let error = run_on(&mut host, &[]).expect_err("quota");
+        assert_eq!(error.code, ErrorCode::LimitExceeded);
+        assert!(error.message.contains("output/final.png"), "{error}");
+        assert!(error.message.contains("quota reached"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_clip_file_reports_the_hosts_not_found() {
+        let mut host = FakeHost::with_scenes(&[2]);
+        host.files.remove(&("clip", "scene-000.png".to_owned()));
+        let error = run_on(&mut host, &[]).expect_err("missing");
+        assert_eq!(error.code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn unknown_or_out_of_range_config_is_refused() {
+        let mut host = FakeHost::with_scenes(&[1]);
+        assert!(run_on(&mut host, &[("fps", "12")]).is_err());
+        assert!(run_on(&mut host, &[("thumbnail-width", "8")]).is_err());
+        assert!(host.published.is_empty());
+    }
+
+    #[test]
+    fn the_duration_sums_each_clip_at_its_own_rate() {
+        let work = |frames: u32, frame_rate: u32| Work {
+            scene: Scene {
+                id: String::new(),
+                index: 0,
+                title: String::new(),
+                duration_ms: 0,
+            },
+            start: Keyframe {
+                scene_id: String::new(),
+                position: Position::Start,
+                kind: ArtifactKind::Keyframe,
+                name: String::new(),
+            },
+            end: Keyframe {
+                scene_id: String::new(),
+                position: Position::End,
+                kind: ArtifactKind::Keyframe,
+                name: String::new(),
+            },
+            clip: Clip {
+                scene_id: String::new(),
+                kind: ArtifactKind::Clip,
+                name: String::new(),
+                frame_rate,
+            },
+            frames,
+        };
+        // 1/3 s three times is exactly 1 s, not 999 ms.
+        assert_eq!(
+            exact_duration_ms(&[work(1, 3), work(1, 3), work(1, 3)]),
+            1000
+        );
+        assert_eq!(exact_duration_ms(&[work(48, 12), work(25, 25)]), 5000);
+    }
+}
