@@ -13,6 +13,7 @@
 //! | [`db`] | connections (pragmas), migrations, typed queries, per-run staged writes |
 //! | [`artifacts`] | the cap-std root, per-project `Dir`s, name checks, staged writes, durable publish |
 //! | [`runtime`] | wasmtime engine/linker, plugin loading and checks, limits, epoch ticker |
+//! | [`cache`] | the on-disk cache of compiled plugins, keyed and authenticated |
 //! | `bindings` | the single `bindgen!` |
 //! | [`host_api`] | one file per WIT interface, each a `Host` impl over the run's context |
 //! | [`home`] | the home folder: database + artifact root, crash roll-forward |
@@ -21,6 +22,7 @@
 
 pub mod artifacts;
 pub(crate) mod bindings;
+pub mod cache;
 pub mod db;
 pub mod home;
 pub mod host_api;

@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use vidpipe_host::cache::{self, CompileCache};
 use vidpipe_host::db::{self, DbError, KeyValues};
 use vidpipe_host::home::{Home, HomeError};
 use vidpipe_host::pipeline::{self, Manifest, ManifestError, PipelineOptions, StageOutcome};
@@ -25,6 +26,10 @@ struct Cli {
         default_value = "vidpipe-data"
     )]
     home: PathBuf,
+
+    /// Compile plugins afresh, neither reading nor writing the home's compile cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -53,6 +58,15 @@ enum Command {
     /// example script and prints where the video and contact sheet are. Reuses the demo
     /// project, and the stages already done, on later runs.
     Demo,
+    /// Manages the cache of compiled plugins (HOME/cache).
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Removes every compiled plugin from the cache; the next run of each compiles it again.
+    Clear,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,11 +305,38 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Project(cmd) => project(&cli.home, cmd),
-        Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, *args),
-        Command::Run(args) => pipeline_run(&cli.home, args),
+        Command::Stage(StageCommand::Run(args)) => stage_run(&cli.home, cli.no_cache, *args),
+        Command::Run(args) => pipeline_run(&cli.home, cli.no_cache, args),
         Command::Runs(cmd) => runs(&cli.home, cmd),
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => inspect(&plugin, json),
-        Command::Demo => demo(&cli.home),
+        Command::Demo => demo(&cli.home, cli.no_cache),
+        Command::Cache(CacheCommand::Clear) => {
+            let root = cli.home.join("cache");
+            let (files, bytes) = cache::clear(&root).map_err(anyhow::Error::from)?;
+            println!(
+                "removed {files} compiled plugin(s), {:.1} MiB, from {}",
+                bytes as f64 / (1024.0 * 1024.0),
+                root.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The runtime of a command that runs plugins: with the home's compile cache, unless
+/// `--no-cache` was given or the home does not exist (a command never creates one as a side
+/// effect). A cache that cannot be opened is skipped with a warning: it only saves time.
+fn runtime(home: &Path, no_cache: bool) -> Result<Runtime, Failure> {
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    if no_cache || !home.join("vidpipe.db").is_file() {
+        return Ok(runtime);
+    }
+    match CompileCache::open(&home.join("cache")) {
+        Ok(cache) => Ok(runtime.with_cache(cache)),
+        Err(e) => {
+            tracing::warn!("compiling without the cache: {e}");
+            Ok(runtime)
+        }
     }
 }
 
@@ -547,13 +588,13 @@ fn progress_printer(label: String) -> vidpipe_host::host_api::ProgressSink {
     })
 }
 
-fn stage_run(home: &Path, args: StageRun) -> Result<(), Failure> {
+fn stage_run(home: &Path, no_cache: bool, args: StageRun) -> Result<(), Failure> {
     // Check everything the user gave before writing anything.
     let config = parse_pairs("--set", &args.set)?;
     let limits = limits(&args.limits)?;
     let bytes = read_plugin(&args.plugin)?;
     let name = stage_name(&args.plugin, args.name.as_deref())?;
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = runtime(home, no_cache)?;
     let plugin = runtime.load(&name, &bytes)?;
     let mut home = Home::open(home)?;
     run_and_report(
@@ -631,10 +672,10 @@ fn builtin_plugin(name: &str) -> Option<&'static [u8]> {
     }
 }
 
-fn pipeline_run(home_path: &Path, args: PipelineRun) -> Result<(), Failure> {
+fn pipeline_run(home_path: &Path, no_cache: bool, args: PipelineRun) -> Result<(), Failure> {
     // Everything the user gave is checked, and every plugin compiled, before anything is written.
     let manifest = Manifest::load(&args.manifest)?;
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let runtime = runtime(home_path, no_cache)?;
     let plugins = manifest.load_plugins(&runtime, builtin_plugin)?;
     let mut home = Home::open(home_path)?;
     let options = PipelineOptions {
@@ -904,11 +945,11 @@ const EXAMPLE_SCRIPT: &str = include_str!("../../guest-example/examples/lighthou
 const DEMO_MANIFEST: &str = include_str!("../../guest-example/examples/demo.toml");
 const DEMO_PROJECT: &str = "vidpipe demo: The Lighthouse Keeper";
 
-fn demo(home_path: &Path) -> Result<(), Failure> {
-    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+fn demo(home_path: &Path, no_cache: bool) -> Result<(), Failure> {
     let manifest = Manifest::parse(Path::new("builtin:demo.toml"), DEMO_MANIFEST)?;
-    let plugins = manifest.load_plugins(&runtime, builtin_plugin)?;
     let mut home = Home::init(home_path)?;
+    let runtime = runtime(home_path, no_cache)?;
+    let plugins = manifest.load_plugins(&runtime, builtin_plugin)?;
     let existing = db::list_projects(home.conn())?
         .into_iter()
         .find(|p| p.name == DEMO_PROJECT);

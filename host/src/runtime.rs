@@ -21,6 +21,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Stage, StagePre};
+use crate::cache::CompileCache;
 use crate::host_api::{StageContext, StoreLimits};
 
 /// How often the epoch ticker advances the engine's epoch; deadlines are rounded up to it.
@@ -462,6 +463,7 @@ pub enum Outcome {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
+    cache: Option<CompileCache>,
     _ticker: Ticker,
 }
 
@@ -483,8 +485,20 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            cache: None,
             _ticker: ticker,
         })
+    }
+
+    /// The same runtime, loading and storing compiled plugins in `cache`.
+    pub fn with_cache(mut self, cache: CompileCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The compile cache in use, if any.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     /// The engine.
@@ -521,7 +535,8 @@ impl Runtime {
         })
     }
 
-    /// Compiles a component, telling garbage and core modules apart from components.
+    /// Compiles a component, telling garbage and core modules apart from components; with a
+    /// cache, loads it from there when it was compiled before.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(PluginError::NotWasm {
@@ -533,10 +548,20 @@ impl Runtime {
                 name: name.to_owned(),
             });
         }
-        Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
-            name: name.to_owned(),
-            reason: format!("{e:#}"),
-        })
+        let compile = || {
+            Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
+                name: name.to_owned(),
+                reason: format!("{e:#}"),
+            })
+        };
+        match &self.cache {
+            None => compile(),
+            Some(cache) => {
+                let (component, outcome) = cache.load_or_compile(&self.engine, bytes, compile)?;
+                tracing::debug!(plugin = name, ?outcome, "compile cache");
+                Ok(component)
+            }
+        }
     }
 
     /// The imports and exports of a compiled component.
