@@ -745,11 +745,7 @@ mod tests {
     }
 
     fn run_on(host: &mut FakeHost, config: &[(&str, &str)]) -> Result<String, StageError> {
-        let config: Vec<(String, String)> = config
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        run(host, &config)
+        run(host, &vidpipe_stage_kit::config::owned(config))
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use std::ops::RangeInclusive;
 
-use crate::error::StageError;
+use vidpipe_stage_kit::StageError;
+use vidpipe_stage_kit::config::Pairs;
 
 /// The configuration keys the stage understands, sorted.
 pub const KNOWN_KEYS: [&str; 1] = ["fps"];
@@ -29,54 +30,21 @@ impl Config {
     /// Parses the stage's configuration. Unknown or repeated keys and malformed or out-of-range
     /// values are `invalid-input` errors, so a typo never silently falls back to a default.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, StageError> {
-        let mut fps = None;
-        for (key, value) in pairs {
-            let slot = match key.as_str() {
-                "fps" => &mut fps,
-                _ => {
-                    return Err(StageError::invalid_input(format!(
-                        "unknown config key `{key}`; known keys: {}",
-                        KNOWN_KEYS.join(", ")
-                    )));
-                }
-            };
-            if slot.replace(value.as_str()).is_some() {
-                return Err(StageError::invalid_input(format!(
-                    "config key `{key}` is given more than once"
-                )));
-            }
-        }
-        let fps = match fps {
-            None => DEFAULT_FPS,
-            Some(value) => value
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|fps| FPS_RANGE.contains(fps))
-                .ok_or_else(|| {
-                    StageError::invalid_input(format!(
-                        "config key `fps` is `{value}`; expected a whole number of frames per \
-                         second from {} to {}",
-                        FPS_RANGE.start(),
-                        FPS_RANGE.end()
-                    ))
-                })?,
-        };
-        Ok(Self { fps })
+        let pairs = Pairs::parse(pairs, &KNOWN_KEYS)?;
+        Ok(Self {
+            fps: pairs.u32_in("fps", FPS_RANGE, DEFAULT_FPS, "frames per second")?,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use vidpipe_stage_kit::ErrorCode;
+    use vidpipe_stage_kit::config::owned;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, StageError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::parse(&pairs)
+        Config::parse(&owned(pairs))
     }
 
     #[test]

@@ -21,10 +21,9 @@
 //! same bytes.
 
 pub mod config;
-pub mod error;
 pub mod stage;
 
-pub use error::{ErrorCode, StageError};
+pub use vidpipe_stage_kit::{ErrorCode, StageError};
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined to this
 // module so the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
@@ -40,8 +39,8 @@ mod bindings {
 }
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
-use stage::ArtifactKind;
 use vidpipe_render::Position;
+use vidpipe_stage_kit::{ArtifactKind, Level, Page};
 
 /// The component's export: the WIT `run` function.
 struct Clips;
@@ -55,21 +54,10 @@ impl bindings::Guest for Clips {
 /// [`stage::Host`] implemented by the real host imports.
 struct WitHost;
 
-fn to_wit_kind(kind: ArtifactKind) -> types::ArtifactKind {
-    match kind {
-        ArtifactKind::Keyframe => types::ArtifactKind::Keyframe,
-        ArtifactKind::Clip => types::ArtifactKind::Clip,
-        ArtifactKind::Output => types::ArtifactKind::Output,
-    }
-}
-
-fn from_wit_kind(kind: types::ArtifactKind) -> ArtifactKind {
-    match kind {
-        types::ArtifactKind::Keyframe => ArtifactKind::Keyframe,
-        types::ArtifactKind::Clip => ArtifactKind::Clip,
-        types::ArtifactKind::Output => ArtifactKind::Output,
-    }
-}
+vidpipe_stage_kit::wit_conversions!(
+    types = bindings::vidpipe::plugin::types,
+    log = bindings::vidpipe::plugin::log,
+);
 
 fn clip_ref(name: &str) -> types::ArtifactRef {
     types::ArtifactRef {
@@ -85,9 +73,9 @@ impl stage::Host for WitHost {
         &mut self,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<stage::ScenePage, StageError> {
+    ) -> Result<Page<stage::Scene>, StageError> {
         let page = db::list_scenes(cursor, limit).map_err(from_wit_error)?;
-        Ok(stage::ScenePage {
+        Ok(Page {
             items: page
                 .items
                 .into_iter()
@@ -108,9 +96,9 @@ impl stage::Host for WitHost {
         scene_id: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<stage::KeyframePage, StageError> {
+    ) -> Result<Page<stage::Keyframe>, StageError> {
         let page = db::list_keyframes(Some(scene_id), cursor, limit).map_err(from_wit_error)?;
-        Ok(stage::KeyframePage {
+        Ok(Page {
             items: page
                 .items
                 .into_iter()
@@ -142,10 +130,10 @@ impl stage::Host for WitHost {
         scene_id: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<stage::ClipPage, StageError> {
+    ) -> Result<Page<String>, StageError> {
         let page = db::list_video_clips(Some(scene_id), cursor, limit).map_err(from_wit_error)?;
-        Ok(stage::ClipPage {
-            ids: page.items.into_iter().map(|clip| clip.id).collect(),
+        Ok(Page {
+            items: page.items.into_iter().map(|clip| clip.id).collect(),
             next_cursor: page.next_cursor,
         })
     }
@@ -192,43 +180,11 @@ impl stage::Host for WitHost {
             .map_err(from_wit_error)
     }
 
-    fn log(&mut self, level: stage::Level, message: &str) {
-        let level = match level {
-            stage::Level::Debug => log::Level::Debug,
-            stage::Level::Info => log::Level::Info,
-            stage::Level::Warn => log::Level::Warn,
-        };
-        log::log(level, message);
+    fn log(&mut self, level: Level, message: &str) {
+        log::log(to_wit_level(level), message);
     }
 
     fn progress(&mut self, done: u64, total: u64, message: &str) {
         log::progress(done, total, message);
-    }
-}
-
-fn from_wit_error(error: types::Error) -> StageError {
-    let code = match error.code {
-        types::ErrorCode::NotFound => ErrorCode::NotFound,
-        types::ErrorCode::InvalidInput => ErrorCode::InvalidInput,
-        types::ErrorCode::Conflict => ErrorCode::Conflict,
-        types::ErrorCode::LimitExceeded => ErrorCode::LimitExceeded,
-        types::ErrorCode::Io => ErrorCode::Io,
-        types::ErrorCode::Busy => ErrorCode::Busy,
-    };
-    StageError::new(code, error.message)
-}
-
-fn to_wit_error(error: StageError) -> types::Error {
-    let code = match error.code {
-        ErrorCode::NotFound => types::ErrorCode::NotFound,
-        ErrorCode::InvalidInput => types::ErrorCode::InvalidInput,
-        ErrorCode::Conflict => types::ErrorCode::Conflict,
-        ErrorCode::LimitExceeded => types::ErrorCode::LimitExceeded,
-        ErrorCode::Io => types::ErrorCode::Io,
-        ErrorCode::Busy => types::ErrorCode::Busy,
-    };
-    types::Error {
-        code,
-        message: error.message,
     }
 }

@@ -1,12 +1,13 @@
 //! The clips stage itself, written against the [`Host`] trait so it runs natively in tests as
 //! well as inside the component.
 
-use std::io::{self, Write};
+use std::io::{Read, Write};
 
 use vidpipe_render::{ApngEncoder, Image, Motion, Position, RenderError, decode_png, frame};
+use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
+use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
 
 use crate::config::Config;
-use crate::error::{ErrorCode, StageError};
 
 /// The largest chunk handed to one `writer.write` call, so no single host call carries a huge
 /// list.
@@ -17,24 +18,13 @@ pub const MAX_READ_BYTES: u32 = 1024 * 1024;
 
 /// The largest keyframe image the stage reads; a larger file is refused rather than filling
 /// the sandbox's memory.
-pub const MAX_KEYFRAME_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_KEYFRAME_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How many scenes to ask for per `list-scenes` page; the host may return fewer.
 pub const SCENE_PAGE_LIMIT: u32 = 100;
 
 /// How many rows to ask for per `list-keyframes` or `list-video-clips` page of one scene.
 pub const ROW_PAGE_LIMIT: u32 = 10;
-
-/// The folder of an artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArtifactKind {
-    /// Still images.
-    Keyframe,
-    /// Video clips.
-    Clip,
-    /// Final results.
-    Output,
-}
 
 /// A scene of the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,15 +41,6 @@ pub struct Scene {
     pub duration_ms: u32,
 }
 
-/// One page of scenes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScenePage {
-    /// The scenes on this page.
-    pub items: Vec<Scene>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// A keyframe row of a scene.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyframe {
@@ -69,24 +50,6 @@ pub struct Keyframe {
     pub kind: ArtifactKind,
     /// The name of its image.
     pub name: String,
-}
-
-/// One page of a scene's keyframes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KeyframePage {
-    /// The keyframes on this page.
-    pub items: Vec<Keyframe>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// One page of a scene's video clip rows: their ids.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ClipPage {
-    /// The ids of the clips on this page.
-    pub ids: Vec<String>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// What a clip row says about its clip.
@@ -100,31 +63,20 @@ pub struct ClipRow {
     pub frame_rate: u32,
 }
 
-/// How important a log message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Detail useful when debugging the stage.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected that the stage worked around.
-    Warn,
-}
-
 /// The host calls the stage makes, in plain Rust types.
 pub trait Host {
     /// An artifact being written.
     type Writer;
 
     /// Lists scenes in index order, at most `limit` per page.
-    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<ScenePage, StageError>;
+    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>, StageError>;
     /// Lists the keyframes of the scene `scene_id`, at most `limit` per page.
     fn list_keyframes(
         &mut self,
         scene_id: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<KeyframePage, StageError>;
+    ) -> Result<Page<Keyframe>, StageError>;
     /// Reads at most `length` bytes of an artifact from `offset`; none past its end.
     fn read(
         &mut self,
@@ -133,13 +85,13 @@ pub trait Host {
         offset: u64,
         length: u32,
     ) -> Result<Vec<u8>, StageError>;
-    /// Lists the video clip rows of the scene `scene_id`, at most `limit` per page.
+    /// Lists the ids of the video clip rows of the scene `scene_id`, at most `limit` per page.
     fn list_video_clips(
         &mut self,
         scene_id: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<ClipPage, StageError>;
+    ) -> Result<Page<String>, StageError>;
     /// Creates the video clip row of the scene `scene_id`.
     fn create_video_clip(&mut self, scene_id: &str, clip: &ClipRow) -> Result<(), StageError>;
     /// Points the video clip row `id` at a new clip.
@@ -189,7 +141,8 @@ struct Work {
 /// the row if needed) and returns a one-line summary.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
     let config = Config::parse(config)?;
-    let scenes = all_scenes(host)?;
+    let scenes = collect_pages(|cursor| host.list_scenes(cursor, SCENE_PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's scenes"))?;
     if scenes.is_empty() {
         return Err(StageError::invalid_input(
             "the project has no scenes; run the storyboard stage and then the keyframes stage \
@@ -201,8 +154,9 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     // not cost the time of rendering all the others first.
     let mut work = Vec::with_capacity(scenes.len());
     for scene in scenes {
-        let keyframes = scene_keyframes(host, &scene.id)
-            .map_err(|e| e.context(&format!("scene {}: listing its keyframes", scene.index)))?;
+        let keyframes =
+            collect_pages(|cursor| host.list_keyframes(&scene.id, cursor, ROW_PAGE_LIMIT))
+                .map_err(|e| e.context(&format!("scene {}: listing its keyframes", scene.index)))?;
         let find = |position: Position| keyframes.iter().find(|k| k.position == position).cloned();
         match (find(Position::Start), find(Position::End)) {
             (Some(start), Some(end)) => work.push(Work { scene, start, end }),
@@ -280,17 +234,15 @@ fn render_clip<H: Host>(
     let motion = Motion::for_scene(&item.scene.title, &item.scene.description);
     let writing = |e: StageError| e.context(&format!("writing clip/{name}"));
 
-    let writer = host.create_clip_artifact(name).map_err(writing)?;
-    let mut sink = ChunkSink::new(host, writer);
-    let encoded = encode_clip(&mut sink, &start, &end, frames, fps, &motion);
-    let (writer, bytes) = match (encoded, sink.failure.take()) {
+    let mut writer = host.create_clip_artifact(name).map_err(writing)?;
+    let mut sink = ChunkedWriter::new(MAX_CHUNK_BYTES, |chunk: &[u8]| {
+        host.write(&mut writer, chunk)
+    });
+    if let Err(e) = encode_clip(&mut sink, &start, &end, frames, fps, &motion) {
         // The host's own error says more (and has the right code) than the encoder's I/O error.
-        (Err(_), Some(failure)) => return Err(writing(failure)),
-        (Err(e), None) => {
-            return Err(writing(StageError::new(ErrorCode::Io, e.to_string())));
-        }
-        (Ok(()), _) => sink.finish().map_err(writing)?,
-    };
+        return Err(writing(stage_error(sink.take_failure(), e)));
+    }
+    let bytes = sink.finish().map_err(writing)?;
     host.finish(writer).map_err(writing)?;
     host.log(
         Level::Debug,
@@ -336,25 +288,23 @@ fn encode_clip(
 fn read_image<H: Host>(host: &mut H, keyframe: &Keyframe) -> Result<Image, StageError> {
     let name = &keyframe.name;
     let mut bytes = Vec::new();
-    loop {
-        let chunk = host
-            .read(keyframe.kind, name, bytes.len() as u64, MAX_READ_BYTES)
-            .map_err(|e| e.context(&format!("reading keyframe image `{name}`")))?;
-        // The host returns nothing past the end; it may return less than asked before it, so
-        // only an empty read ends the file.
-        if chunk.is_empty() {
-            break;
-        }
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_KEYFRAME_BYTES {
-            return Err(StageError::new(
-                ErrorCode::LimitExceeded,
-                format!(
-                    "keyframe image `{name}` is larger than {} MiB",
-                    MAX_KEYFRAME_BYTES >> 20
-                ),
-            ));
-        }
+    // The host may return less than asked before the end, so only an empty read ends the file.
+    let mut reader = RangedReader::new(MAX_READ_BYTES, |offset, length| {
+        host.read(keyframe.kind, name, offset, length)
+    })
+    .take(MAX_KEYFRAME_BYTES + 1);
+    if let Err(e) = reader.read_to_end(&mut bytes) {
+        return Err(stage_error(reader.into_inner().take_failure(), e)
+            .context(&format!("reading keyframe image `{name}`")));
+    }
+    if bytes.len() as u64 > MAX_KEYFRAME_BYTES {
+        return Err(StageError::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "keyframe image `{name}` is larger than {} MiB",
+                MAX_KEYFRAME_BYTES >> 20
+            ),
+        ));
     }
     decode_png(&bytes).map_err(|e| {
         StageError::invalid_input(format!(
@@ -369,121 +319,9 @@ fn read_image<H: Host>(host: &mut H, keyframe: &Keyframe) -> Result<Image, Stage
 fn upsert_clip<H: Host>(host: &mut H, scene_id: &str, row: &ClipRow) -> Result<(), StageError> {
     let page = host.list_video_clips(scene_id, None, ROW_PAGE_LIMIT)?;
     // A scene has at most one clip, so the first page tells whether it exists.
-    match page.ids.first() {
+    match page.items.first() {
         Some(id) => host.update_video_clip(id, row),
         None => host.create_video_clip(scene_id, row),
-    }
-}
-
-/// An [`io::Write`] that forwards bytes to a host artifact writer in chunks of exactly
-/// [`MAX_CHUNK_BYTES`] (the last one shorter), so the encoder can stream into the artifact.
-struct ChunkSink<'h, H: Host> {
-    host: &'h mut H,
-    writer: H::Writer,
-    buffer: Vec<u8>,
-    written: u64,
-    /// The host's error, kept so it can be reported with its own code after the encoder has
-    /// turned it into an I/O error.
-    failure: Option<StageError>,
-}
-
-impl<'h, H: Host> ChunkSink<'h, H> {
-    fn new(host: &'h mut H, writer: H::Writer) -> Self {
-        Self {
-            host,
-            writer,
-            buffer: Vec::with_capacity(MAX_CHUNK_BYTES),
-            written: 0,
-            failure: None,
-        }
-    }
-
-    /// Sends what is buffered to the host.
-    fn send(&mut self) -> Result<(), StageError> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        self.host.write(&mut self.writer, &self.buffer)?;
-        self.written += self.buffer.len() as u64;
-        self.buffer.clear();
-        Ok(())
-    }
-
-    /// Sends the last chunk and hands back the writer and the number of bytes written.
-    fn finish(mut self) -> Result<(H::Writer, u64), StageError> {
-        self.send()?;
-        Ok((self.writer, self.written))
-    }
-}
-
-impl<H: Host> Write for ChunkSink<'_, H> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.failure.is_some() {
-            return Err(io::Error::other("an earlier write to the host failed"));
-        }
-        let room = MAX_CHUNK_BYTES - self.buffer.len();
-        let taken = room.min(data.len());
-        self.buffer.extend_from_slice(&data[..taken]);
-        if self.buffer.len() == MAX_CHUNK_BYTES
-            && let Err(failure) = self.send()
-        {
-            let error = io::Error::other(failure.message.clone());
-            self.failure = Some(failure);
-            return Err(error);
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        // Nothing to do: a partial chunk is sent by `finish`, so every host call but the last
-        // carries a full chunk.
-        Ok(())
-    }
-}
-
-/// Every scene of the project, following the cursor through all pages.
-fn all_scenes<H: Host>(host: &mut H) -> Result<Vec<Scene>, StageError> {
-    let mut scenes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = host
-            .list_scenes(cursor.as_deref(), SCENE_PAGE_LIMIT)
-            .map_err(|e| e.context("listing the project's scenes"))?;
-        scenes.extend(page.items);
-        cursor = next_cursor(cursor, page.next_cursor, "listing the project's scenes")?;
-        if cursor.is_none() {
-            return Ok(scenes);
-        }
-    }
-}
-
-/// The keyframe rows of one scene.
-fn scene_keyframes<H: Host>(host: &mut H, scene_id: &str) -> Result<Vec<Keyframe>, StageError> {
-    let mut keyframes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = host.list_keyframes(scene_id, cursor.as_deref(), ROW_PAGE_LIMIT)?;
-        keyframes.extend(page.items);
-        cursor = next_cursor(cursor, page.next_cursor, "listing keyframes")?;
-        if cursor.is_none() {
-            return Ok(keyframes);
-        }
-    }
-}
-
-/// The cursor to continue with, refusing a host that hands back the cursor it was given, which
-/// would otherwise keep the stage looping until its deadline.
-fn next_cursor(
-    current: Option<String>,
-    next: Option<String>,
-    what: &str,
-) -> Result<Option<String>, StageError> {
-    match next {
-        Some(next) if current.as_deref() == Some(next.as_str()) => Err(StageError::new(
-            ErrorCode::Io,
-            format!("{what}: the host repeated cursor `{next}`"),
-        )),
-        next => Ok(next),
     }
 }
 
@@ -495,6 +333,7 @@ mod tests {
     use vidpipe_render::{encode_png, keyframe};
 
     use super::*;
+    use vidpipe_stage_kit::config::owned;
 
     /// An in-memory host that pages scenes two at a time and caps reads at `read_cap` bytes.
     struct FakeHost {
@@ -565,11 +404,11 @@ mod tests {
             &mut self,
             cursor: Option<&str>,
             limit: u32,
-        ) -> Result<ScenePage, StageError> {
+        ) -> Result<Page<Scene>, StageError> {
             assert!(limit > 0);
             let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
             let end = (start + 2).min(self.scenes.len());
-            Ok(ScenePage {
+            Ok(Page {
                 items: self.scenes[start..end].to_vec(),
                 next_cursor: (end < self.scenes.len()).then(|| end.to_string()),
             })
@@ -580,11 +419,11 @@ mod tests {
             scene_id: &str,
             cursor: Option<&str>,
             _limit: u32,
-        ) -> Result<KeyframePage, StageError> {
+        ) -> Result<Page<Keyframe>, StageError> {
             // One keyframe per page, to exercise the cursor loop.
             let rows = self.keyframes.get(scene_id).cloned().unwrap_or_default();
             let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            Ok(KeyframePage {
+            Ok(Page {
                 items: rows.get(start).cloned().into_iter().collect(),
                 next_cursor: (start + 1 < rows.len()).then(|| (start + 1).to_string()),
             })
@@ -613,9 +452,9 @@ mod tests {
             scene_id: &str,
             _cursor: Option<&str>,
             _limit: u32,
-        ) -> Result<ClipPage, StageError> {
-            Ok(ClipPage {
-                ids: self
+        ) -> Result<Page<String>, StageError> {
+            Ok(Page {
+                items: self
                     .clips
                     .iter()
                     .filter(|(_, (scene, _))| scene == scene_id)
@@ -678,13 +517,6 @@ mod tests {
         fn progress(&mut self, done: u64, total: u64, _message: &str) {
             self.progress.push((done, total));
         }
-    }
-
-    fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     /// The frame count and the delay of every frame of an APNG.
@@ -751,7 +583,7 @@ mod tests {
     #[test]
     fn the_first_frame_of_a_clip_is_the_start_keyframe() {
         let mut host = FakeHost::with_scenes(1, 1_000);
-        run(&mut host, &config(&[("fps", "5")])).expect("the stage succeeds");
+        run(&mut host, &owned(&[("fps", "5")])).expect("the stage succeeds");
         let first = decode_png(&host.files["scene-000.png"]).expect("decodes");
         let start = decode_png(&host.files["scene-000-start.png"]).expect("decodes");
         assert!(first == start);
@@ -762,7 +594,7 @@ mod tests {
         let mut host = FakeHost::with_scenes(2, 250);
         run(&mut host, &[]).expect("first run");
         let first = host.files.clone();
-        let summary = run(&mut host, &config(&[("fps", "24")])).expect("second run");
+        let summary = run(&mut host, &owned(&[("fps", "24")])).expect("second run");
         assert_eq!(summary, "2 clips, 12 frames at 24 fps, 0.5 s total");
         assert_eq!((host.created, host.updated), (2, 2));
         assert_eq!(host.clips["clip-1"].1.frame_rate, 24);
@@ -787,7 +619,7 @@ mod tests {
     #[test]
     fn clips_are_written_in_chunks_of_at_most_64_kib() {
         let mut host = FakeHost::with_scenes(1, 4_000);
-        run(&mut host, &config(&[("fps", "30")])).expect("the stage succeeds");
+        run(&mut host, &owned(&[("fps", "30")])).expect("the stage succeeds");
         let clip = &host.files["scene-000.png"];
         assert!(clip.len() > MAX_CHUNK_BYTES, "{} bytes", clip.len());
         assert!(host.chunks.iter().all(|&len| len <= MAX_CHUNK_BYTES));
@@ -851,7 +683,7 @@ mod tests {
     fn a_failed_write_keeps_the_host_code_and_names_the_clip() {
         let mut host = FakeHost::with_scenes(1, 4_000);
         host.fail_writes_after = Some(0);
-        let error = run(&mut host, &config(&[("fps", "30")])).expect_err("the write fails");
+        let error = run(&mut host, &owned(&[("fps", "30")])).expect_err("the write fails");
         assert_eq!(error.code, ErrorCode::LimitExceeded);
         assert_eq!(
             error.message,

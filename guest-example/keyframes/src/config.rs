@@ -2,7 +2,8 @@
 
 use std::ops::RangeInclusive;
 
-use crate::error::StageError;
+use vidpipe_stage_kit::StageError;
+use vidpipe_stage_kit::config::Pairs;
 
 /// The configuration keys the stage understands, sorted.
 pub const KNOWN_KEYS: [&str; 2] = ["height", "width"];
@@ -38,59 +39,22 @@ impl Config {
     /// Parses the stage's configuration. Unknown or repeated keys and malformed or out-of-range
     /// values are `invalid-input` errors, so a typo never silently falls back to a default.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, StageError> {
-        let mut width = None;
-        let mut height = None;
-        for (key, value) in pairs {
-            let slot = match key.as_str() {
-                "width" => &mut width,
-                "height" => &mut height,
-                _ => {
-                    return Err(StageError::invalid_input(format!(
-                        "unknown config key `{key}`; known keys: {}",
-                        KNOWN_KEYS.join(", ")
-                    )));
-                }
-            };
-            if slot.replace(value.as_str()).is_some() {
-                return Err(StageError::invalid_input(format!(
-                    "config key `{key}` is given more than once"
-                )));
-            }
-        }
+        let pairs = Pairs::parse(pairs, &KNOWN_KEYS)?;
         Ok(Self {
-            width: width.map_or(Ok(DEFAULT_WIDTH), |v| pixels("width", v, WIDTHS))?,
-            height: height.map_or(Ok(DEFAULT_HEIGHT), |v| pixels("height", v, HEIGHTS))?,
+            width: pairs.u32_in("width", WIDTHS, DEFAULT_WIDTH, "pixels")?,
+            height: pairs.u32_in("height", HEIGHTS, DEFAULT_HEIGHT, "pixels")?,
         })
     }
-}
-
-/// Parses a whole number of pixels in `range` for config key `key`.
-fn pixels(key: &str, value: &str, range: RangeInclusive<u32>) -> Result<u32, StageError> {
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            StageError::invalid_input(format!(
-                "config key `{key}` is `{value}`; expected a whole number of pixels from {} to {}",
-                range.start(),
-                range.end()
-            ))
-        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use vidpipe_stage_kit::ErrorCode;
+    use vidpipe_stage_kit::config::owned;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, StageError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::parse(&pairs)
+        Config::parse(&owned(pairs))
     }
 
     fn message_of(pairs: &[(&str, &str)]) -> String {

@@ -2,9 +2,9 @@
 //! as well as inside the component.
 
 use vidpipe_render::{Position, encode_png, keyframe};
+use vidpipe_stage_kit::{ErrorCode, Level, Page, StageError, collect_pages};
 
 use crate::config::Config;
-use crate::error::{ErrorCode, StageError};
 
 /// The largest chunk handed to one `writer.write` call, so no single host call carries a huge
 /// list.
@@ -32,15 +32,6 @@ pub struct Scene {
     pub description: String,
 }
 
-/// One page of scenes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScenePage {
-    /// The scenes on this page.
-    pub items: Vec<Scene>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// A keyframe row that already exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingKeyframe {
@@ -50,38 +41,20 @@ pub struct ExistingKeyframe {
     pub position: Position,
 }
 
-/// One page of a scene's keyframes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KeyframePage {
-    /// The keyframes on this page.
-    pub items: Vec<ExistingKeyframe>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// How important a log message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Detail useful when debugging the stage.
-    Debug,
-    /// Normal progress.
-    Info,
-}
-
 /// The host calls the stage makes, in plain Rust types.
 pub trait Host {
     /// An artifact being written.
     type Writer;
 
     /// Lists scenes in index order, at most `limit` per page.
-    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<ScenePage, StageError>;
+    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>, StageError>;
     /// Lists the keyframes of the scene `scene_id`, at most `limit` per page.
     fn list_keyframes(
         &mut self,
         scene_id: &str,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<KeyframePage, StageError>;
+    ) -> Result<Page<ExistingKeyframe>, StageError>;
     /// Creates a keyframe row pointing at the `keyframe` artifact `image`.
     fn create_keyframe(
         &mut self,
@@ -158,7 +131,8 @@ pub fn prompt(scene: &Scene, position: Position) -> String {
 /// rows at them (creating the rows that do not exist yet) and returns a one-line summary.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
     let config = Config::parse(config)?;
-    let scenes = all_scenes(host)?;
+    let scenes = collect_pages(|cursor| host.list_scenes(cursor, SCENE_PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's scenes"))?;
     if scenes.is_empty() {
         return Err(StageError::invalid_input(
             "the project has no scenes; run the storyboard stage first to turn the script into \
@@ -176,8 +150,9 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
 
     for (scene, done) in scenes.iter().zip(1u64..) {
         let context = |what: &str| format!("scene {} ({what})", scene.index);
-        let existing = scene_keyframes(host, &scene.id)
-            .map_err(|e| e.context(&context("listing its keyframes")))?;
+        let existing =
+            collect_pages(|cursor| host.list_keyframes(&scene.id, cursor, KEYFRAME_PAGE_LIMIT))
+                .map_err(|e| e.context(&context("listing its keyframes")))?;
         for position in [Position::Start, Position::End] {
             let name = artifact_name(scene.index, position);
             let bytes = render(scene, position, config)
@@ -239,55 +214,6 @@ fn render(scene: &Scene, position: Position, config: Config) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-/// Every scene of the project, following the cursor through all pages.
-fn all_scenes<H: Host>(host: &mut H) -> Result<Vec<Scene>, StageError> {
-    let mut scenes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = host
-            .list_scenes(cursor.as_deref(), SCENE_PAGE_LIMIT)
-            .map_err(|e| e.context("listing the project's scenes"))?;
-        scenes.extend(page.items);
-        cursor = next_cursor(cursor, page.next_cursor, "listing the project's scenes")?;
-        if cursor.is_none() {
-            return Ok(scenes);
-        }
-    }
-}
-
-/// The existing keyframe rows of one scene.
-fn scene_keyframes<H: Host>(
-    host: &mut H,
-    scene_id: &str,
-) -> Result<Vec<ExistingKeyframe>, StageError> {
-    let mut keyframes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = host.list_keyframes(scene_id, cursor.as_deref(), KEYFRAME_PAGE_LIMIT)?;
-        keyframes.extend(page.items);
-        cursor = next_cursor(cursor, page.next_cursor, "listing keyframes")?;
-        if cursor.is_none() {
-            return Ok(keyframes);
-        }
-    }
-}
-
-/// The cursor to continue with, refusing a host that hands back the cursor it was given, which
-/// would otherwise keep the stage looping until its deadline.
-fn next_cursor(
-    current: Option<String>,
-    next: Option<String>,
-    what: &str,
-) -> Result<Option<String>, StageError> {
-    match next {
-        Some(next) if current.as_deref() == Some(next.as_str()) => Err(StageError::new(
-            ErrorCode::Io,
-            format!("{what}: the host repeated cursor `{next}`"),
-        )),
-        next => Ok(next),
-    }
-}
-
 /// Writes `bytes` to the `keyframe` artifact `name` in chunks and publishes it.
 fn publish<H: Host>(host: &mut H, name: &str, bytes: &[u8]) -> Result<(), StageError> {
     let mut writer = host.create_keyframe_artifact(name)?;
@@ -302,6 +228,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use vidpipe_stage_kit::config::owned;
 
     /// An in-memory host that pages scenes two at a time to exercise the cursor loop.
     #[derive(Default)]
@@ -342,11 +269,11 @@ mod tests {
             &mut self,
             cursor: Option<&str>,
             limit: u32,
-        ) -> Result<ScenePage, StageError> {
+        ) -> Result<Page<Scene>, StageError> {
             assert!(limit > 0);
             let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
             let end = (start + 2).min(self.scenes.len());
-            Ok(ScenePage {
+            Ok(Page {
                 items: self.scenes[start..end].to_vec(),
                 next_cursor: (end < self.scenes.len()).then(|| end.to_string()),
             })
@@ -357,7 +284,7 @@ mod tests {
             scene_id: &str,
             cursor: Option<&str>,
             _limit: u32,
-        ) -> Result<KeyframePage, StageError> {
+        ) -> Result<Page<ExistingKeyframe>, StageError> {
             // One keyframe per page, to exercise this cursor loop too.
             let rows: Vec<ExistingKeyframe> = self
                 .keyframes
@@ -369,7 +296,7 @@ mod tests {
                 })
                 .collect();
             let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            Ok(KeyframePage {
+            Ok(Page {
                 items: rows.get(start).cloned().into_iter().collect(),
                 next_cursor: (start + 1 < rows.len()).then(|| (start + 1).to_string()),
             })
@@ -448,17 +375,10 @@ mod tests {
         }
     }
 
-    fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     #[test]
     fn every_scene_gets_a_start_and_an_end_png_and_two_keyframe_rows() {
         let mut host = FakeHost::with_scenes(3);
-        let summary = run(&mut host, &config(&[("width", "96"), ("height", "64")]))
+        let summary = run(&mut host, &owned(&[("width", "96"), ("height", "64")]))
             .expect("the stage succeeds");
         assert_eq!(summary, "6 keyframes for 3 scenes (96x64)");
         let names: Vec<&str> = host.artifacts.keys().map(String::as_str).collect();
@@ -504,9 +424,9 @@ mod tests {
     #[test]
     fn a_second_run_updates_the_rows_and_rewrites_identical_files() {
         let mut host = FakeHost::with_scenes(2);
-        run(&mut host, &config(&[("width", "80"), ("height", "64")])).expect("first run");
+        run(&mut host, &owned(&[("width", "80"), ("height", "64")])).expect("first run");
         let first = host.artifacts.clone();
-        run(&mut host, &config(&[("width", "80"), ("height", "64")])).expect("second run");
+        run(&mut host, &owned(&[("width", "80"), ("height", "64")])).expect("second run");
         assert_eq!((host.created, host.updated), (4, 4));
         assert_eq!(host.keyframes.len(), 4);
         assert!(host.artifacts == first, "rendering is deterministic");
@@ -526,7 +446,7 @@ mod tests {
     #[test]
     fn a_bad_config_fails_before_anything_is_written() {
         let mut host = FakeHost::with_scenes(1);
-        let error = run(&mut host, &config(&[("colour", "red")])).expect_err("refused");
+        let error = run(&mut host, &owned(&[("colour", "red")])).expect_err("refused");
         assert_eq!(error.code, ErrorCode::InvalidInput);
         assert!(error.message.contains("known keys: height, width"));
         assert!(host.artifacts.is_empty());
@@ -570,15 +490,5 @@ mod tests {
             word.chars().count(),
             "Opening frame: ".len() + MAX_PROMPT_CHARS + 1
         );
-    }
-
-    #[test]
-    fn a_host_repeating_a_cursor_is_an_error_not_a_loop() {
-        assert!(next_cursor(Some("a".to_owned()), Some("a".to_owned()), "x").is_err());
-        assert_eq!(
-            next_cursor(None, Some("a".to_owned()), "x"),
-            Ok(Some("a".to_owned()))
-        );
-        assert_eq!(next_cursor(Some("a".to_owned()), None, "x"), Ok(None));
     }
 }

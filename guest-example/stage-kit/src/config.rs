@@ -66,20 +66,21 @@ impl<'a> Pairs<'a> {
     }
 }
 
+/// The owned key/value pairs a stage's `run` is given, from borrowed ones; for tests.
+pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     #[test]
     fn known_keys_are_read_and_numbers_checked_against_their_range() {
-        let given = pairs(&[("width", " 320 "), ("name", "x")]);
+        let given = owned(&[("width", " 320 "), ("name", "x")]);
         let config = Pairs::parse(&given, &["name", "width"]).expect("known keys");
         assert_eq!(config.get("name"), Some("x"));
         assert_eq!(config.u32_in("width", 16..=640, 1, "pixels"), Ok(320));
@@ -95,13 +96,13 @@ mod tests {
 
     #[test]
     fn unknown_and_repeated_keys_are_refused() {
-        let given = pairs(&[("fps", "12")]);
+        let given = owned(&[("fps", "12")]);
         let error = Pairs::parse(&given, &["height", "width"]).expect_err("unknown");
         assert_eq!(
             error.message,
             "unknown config key `fps`; known keys: height, width"
         );
-        let given = pairs(&[("width", "1"), ("width", "2")]);
+        let given = owned(&[("width", "1"), ("width", "2")]);
         let error = Pairs::parse(&given, &["width"]).expect_err("repeated");
         assert!(error.message.contains("more than once"));
     }

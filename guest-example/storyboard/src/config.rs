@@ -1,6 +1,7 @@
 //! The stage's configuration: strict parsing of the key/value pairs the host passes in.
 
-use crate::error::StageError;
+use vidpipe_stage_kit::StageError;
+use vidpipe_stage_kit::config::Pairs;
 
 /// The configuration keys the stage understands, sorted.
 pub const KNOWN_KEYS: [&str; 4] = ["format", "max-scenes", "output", "seconds-per-scene"];
@@ -61,32 +62,11 @@ impl Config {
     /// Parses the stage's configuration. Unknown or repeated keys and malformed values are
     /// `invalid-input` errors, so a typo never silently falls back to a default.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, StageError> {
-        let mut seconds = None;
-        let mut max_scenes = None;
-        let mut format = None;
-        let mut output = None;
-        for (key, value) in pairs {
-            let slot = match key.as_str() {
-                "seconds-per-scene" => &mut seconds,
-                "max-scenes" => &mut max_scenes,
-                "format" => &mut format,
-                "output" => &mut output,
-                _ => {
-                    return Err(StageError::invalid_input(format!(
-                        "unknown config key `{key}`; known keys: {}",
-                        KNOWN_KEYS.join(", ")
-                    )));
-                }
-            };
-            if slot.replace(value.as_str()).is_some() {
-                return Err(StageError::invalid_input(format!(
-                    "config key `{key}` is given more than once"
-                )));
-            }
-        }
-
-        let format = format.map_or(Ok(Format::Markdown), parse_format)?;
-        let output = match output {
+        let pairs = Pairs::parse(pairs, &KNOWN_KEYS)?;
+        let format = pairs
+            .get("format")
+            .map_or(Ok(Format::Markdown), parse_format)?;
+        let output = match pairs.get("output") {
             Some("") => {
                 return Err(StageError::invalid_input(
                     "config key `output` must not be empty",
@@ -96,8 +76,12 @@ impl Config {
             None => format.default_output().to_owned(),
         };
         Ok(Self {
-            scene_duration_ms: seconds.map_or(Ok(DEFAULT_SCENE_DURATION_MS), parse_seconds_ms)?,
-            max_scenes: max_scenes.map_or(Ok(DEFAULT_MAX_SCENES), parse_max_scenes)?,
+            scene_duration_ms: pairs
+                .get("seconds-per-scene")
+                .map_or(Ok(DEFAULT_SCENE_DURATION_MS), parse_seconds_ms)?,
+            max_scenes: pairs
+                .get("max-scenes")
+                .map_or(Ok(DEFAULT_MAX_SCENES), parse_max_scenes)?,
             format,
             output,
         })
@@ -156,6 +140,7 @@ fn parse_seconds_ms(value: &str) -> Result<u32, StageError> {
     Ok(ms)
 }
 
+/// Parses `max-scenes`: plain digits only, so unlike [`Pairs::u32_in`] it refuses a sign (`+5`).
 fn parse_max_scenes(value: &str) -> Result<u32, StageError> {
     let text = value.trim();
     let significant = text.trim_start_matches('0');
@@ -180,14 +165,11 @@ fn parse_max_scenes(value: &str) -> Result<u32, StageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use vidpipe_stage_kit::ErrorCode;
+    use vidpipe_stage_kit::config::owned;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, StageError> {
-        let owned: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::parse(&owned)
+        Config::parse(&owned(pairs))
     }
 
     fn message_of(pairs: &[(&str, &str)]) -> String {
@@ -284,7 +266,7 @@ mod tests {
         for (text, n) in [("1", 1), ("1000", 1_000), ("0042", 42)] {
             assert_eq!(config(&[("max-scenes", text)]).expect(text).max_scenes, n);
         }
-        for text in ["0", "1001", "-3", "2.5", "", "100000000000"] {
+        for text in ["0", "1001", "-3", "+5", "2.5", "", "100000000000"] {
             let message = message_of(&[("max-scenes", text)]);
             assert!(message.contains("max-scenes"), "{text}: {message}");
         }

@@ -19,12 +19,11 @@
 //! but its host: no files, environment, clock or randomness, so its output is deterministic.
 
 pub mod config;
-pub mod error;
 pub mod render;
 pub mod script;
 pub mod stage;
 
-pub use error::{ErrorCode, StageError};
+pub use vidpipe_stage_kit::{ErrorCode, StageError};
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined to this
 // module so the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
@@ -40,6 +39,7 @@ mod bindings {
 }
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
+use vidpipe_stage_kit::{Level, Page};
 
 /// The component's export: the WIT `run` function.
 struct Storyboard;
@@ -52,6 +52,11 @@ impl bindings::Guest for Storyboard {
 
 /// [`stage::Host`] implemented by the real host imports.
 struct WitHost;
+
+vidpipe_stage_kit::wit_conversions!(
+    types = bindings::vidpipe::plugin::types,
+    log = bindings::vidpipe::plugin::log,
+);
 
 impl stage::Host for WitHost {
     type Writer = artifacts::Writer;
@@ -68,9 +73,9 @@ impl stage::Host for WitHost {
         &mut self,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<stage::ScenePage, StageError> {
+    ) -> Result<Page<stage::ExistingScene>, StageError> {
         let page = db::list_scenes(cursor, limit).map_err(from_wit_error)?;
-        Ok(stage::ScenePage {
+        Ok(Page {
             items: page
                 .items
                 .into_iter()
@@ -121,43 +126,11 @@ impl stage::Host for WitHost {
             .map_err(from_wit_error)
     }
 
-    fn log(&mut self, level: stage::Level, message: &str) {
-        let level = match level {
-            stage::Level::Debug => log::Level::Debug,
-            stage::Level::Info => log::Level::Info,
-            stage::Level::Warn => log::Level::Warn,
-        };
-        log::log(level, message);
+    fn log(&mut self, level: Level, message: &str) {
+        log::log(to_wit_level(level), message);
     }
 
     fn progress(&mut self, done: u64, total: u64, message: &str) {
         log::progress(done, total, message);
-    }
-}
-
-fn from_wit_error(error: types::Error) -> StageError {
-    let code = match error.code {
-        types::ErrorCode::NotFound => ErrorCode::NotFound,
-        types::ErrorCode::InvalidInput => ErrorCode::InvalidInput,
-        types::ErrorCode::Conflict => ErrorCode::Conflict,
-        types::ErrorCode::LimitExceeded => ErrorCode::LimitExceeded,
-        types::ErrorCode::Io => ErrorCode::Io,
-        types::ErrorCode::Busy => ErrorCode::Busy,
-    };
-    StageError::new(code, error.message)
-}
-
-fn to_wit_error(error: StageError) -> types::Error {
-    let code = match error.code {
-        ErrorCode::NotFound => types::ErrorCode::NotFound,
-        ErrorCode::InvalidInput => types::ErrorCode::InvalidInput,
-        ErrorCode::Conflict => types::ErrorCode::Conflict,
-        ErrorCode::LimitExceeded => types::ErrorCode::LimitExceeded,
-        ErrorCode::Io => types::ErrorCode::Io,
-        ErrorCode::Busy => types::ErrorCode::Busy,
-    };
-    types::Error {
-        code,
-        message: error.message,
     }
 }

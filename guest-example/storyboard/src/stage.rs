@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use vidpipe_stage_kit::{ErrorCode, Level, Page, StageError, collect_pages};
+
 use crate::config::Config;
-use crate::error::{ErrorCode, StageError};
 use crate::render::{Scene, render, seconds_text, total_duration_ms};
 use crate::script::split_scenes;
 
@@ -33,26 +34,6 @@ pub struct ExistingScene {
     pub index: u32,
 }
 
-/// One page of existing scenes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScenePage {
-    /// The scenes on this page.
-    pub items: Vec<ExistingScene>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// How important a log message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Detail useful when debugging the stage.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected that the stage worked around.
-    Warn,
-}
-
 /// The host calls the stage makes, in plain Rust types.
 pub trait Host {
     /// An artifact being written.
@@ -61,7 +42,11 @@ pub trait Host {
     /// Reads the run's project.
     fn project(&mut self) -> Result<Project, StageError>;
     /// Lists existing scenes in index order, at most `limit` per page.
-    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<ScenePage, StageError>;
+    fn list_scenes(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ExistingScene>, StageError>;
     /// Creates a scene.
     fn create_scene(&mut self, scene: &Scene) -> Result<(), StageError>;
     /// Overwrites the title, description and duration of the scene with id `id`.
@@ -189,27 +174,12 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
 
 /// Every existing scene's id by index, following the cursor through all pages.
 fn existing_scenes<H: Host>(host: &mut H) -> Result<BTreeMap<u32, String>, StageError> {
-    let mut scenes = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = host
-            .list_scenes(cursor.as_deref(), SCENE_PAGE_LIMIT)
-            .map_err(|e| e.context("listing the project's scenes"))?;
-        for scene in page.items {
-            scenes.insert(scene.index, scene.id);
-        }
-        match page.next_cursor {
-            // A host handing back the same cursor would otherwise keep the stage looping.
-            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                return Err(StageError::new(
-                    ErrorCode::Io,
-                    format!("listing the project's scenes: the host repeated cursor `{next}`"),
-                ));
-            }
-            Some(next) => cursor = Some(next),
-            None => return Ok(scenes),
-        }
-    }
+    let scenes = collect_pages(|cursor| host.list_scenes(cursor, SCENE_PAGE_LIMIT))
+        .map_err(|e| e.context("listing the project's scenes"))?;
+    Ok(scenes
+        .into_iter()
+        .map(|scene| (scene.index, scene.id))
+        .collect())
 }
 
 /// Writes `bytes` to the `output` artifact `name` in chunks and publishes it.
@@ -228,6 +198,7 @@ fn publish<H: Host>(host: &mut H, name: &str, bytes: &[u8]) -> Result<(), StageE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vidpipe_stage_kit::config::owned;
 
     /// An in-memory host that pages scenes two at a time to exercise the cursor loop.
     #[derive(Default)]
@@ -287,7 +258,7 @@ mod tests {
             &mut self,
             cursor: Option<&str>,
             limit: u32,
-        ) -> Result<ScenePage, StageError> {
+        ) -> Result<Page<ExistingScene>, StageError> {
             self.list_calls += 1;
             assert!(limit > 0);
             let start: u32 = match cursor {
@@ -311,7 +282,7 @@ mod tests {
                     .filter(|last| self.scenes.range(last.index + 1..).next().is_some())
                     .map(|last| (last.index + 1).to_string())
             };
-            Ok(ScenePage { items, next_cursor })
+            Ok(Page { items, next_cursor })
         }
 
         fn create_scene(&mut self, scene: &Scene) -> Result<(), StageError> {
@@ -365,13 +336,6 @@ mod tests {
         }
     }
 
-    fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     const SCRIPT: &str = "Dawn breaks. Birds sing.\n\nA car speeds away!\n\n# Finale\nThe end.";
 
     #[test]
@@ -400,7 +364,7 @@ mod tests {
     fn existing_scenes_are_updated_and_missing_ones_created_across_pages() {
         let mut host = FakeHost::with_script(&"Para.\n\n".repeat(7));
         host.seed(&[0, 1, 2, 4, 5]);
-        run(&mut host, &config(&[("seconds-per-scene", "1.5")])).expect("succeeds");
+        run(&mut host, &owned(&[("seconds-per-scene", "1.5")])).expect("succeeds");
         assert!(host.list_calls >= 3, "paged {} times", host.list_calls);
         assert_eq!(host.updated, [0, 1, 2, 4, 5]);
         assert_eq!(host.created, [3, 6]);
@@ -444,7 +408,7 @@ mod tests {
     #[test]
     fn a_bad_config_fails_before_touching_the_project() {
         let mut host = FakeHost::with_script(SCRIPT);
-        let error = run(&mut host, &config(&[("colour", "red")])).expect_err("must refuse");
+        let error = run(&mut host, &owned(&[("colour", "red")])).expect_err("must refuse");
         assert_eq!(error.code, ErrorCode::InvalidInput);
         assert_eq!(host.list_calls, 0);
     }
@@ -452,7 +416,7 @@ mod tests {
     #[test]
     fn more_paragraphs_than_max_scenes_is_invalid_input() {
         let mut host = FakeHost::with_script(SCRIPT);
-        let error = run(&mut host, &config(&[("max-scenes", "2")])).expect_err("must refuse");
+        let error = run(&mut host, &owned(&[("max-scenes", "2")])).expect_err("must refuse");
         assert_eq!(error.code, ErrorCode::InvalidInput);
         assert!(error.message.contains("3 paragraphs"), "{}", error.message);
         assert!(host.created.is_empty());
@@ -461,7 +425,7 @@ mod tests {
     #[test]
     fn json_format_publishes_a_parseable_document_under_its_default_name() {
         let mut host = FakeHost::with_script(SCRIPT);
-        let summary = run(&mut host, &config(&[("format", "json")])).expect("succeeds");
+        let summary = run(&mut host, &owned(&[("format", "json")])).expect("succeeds");
         assert_eq!(summary, "3 scenes, 12.0 s total, output/storyboard.json");
         let value: serde_json::Value = serde_json::from_str(&host.document()).expect("valid JSON");
         assert_eq!(value["project"], "Test Film");
@@ -473,7 +437,7 @@ mod tests {
     #[test]
     fn a_single_scene_summary_is_singular() {
         let mut host = FakeHost::with_script("Only one.");
-        let summary = run(&mut host, &config(&[("seconds-per-scene", "2.25")])).expect("succeeds");
+        let summary = run(&mut host, &owned(&[("seconds-per-scene", "2.25")])).expect("succeeds");
         assert_eq!(summary, "1 scene, 2.3 s total, output/storyboard.md");
     }
 
@@ -492,7 +456,7 @@ mod tests {
     #[test]
     fn a_host_error_keeps_its_code_and_gains_context() {
         let mut host = FakeHost::with_script(SCRIPT);
-        let error = run(&mut host, &config(&[("output", "a/b")])).expect_err("must fail");
+        let error = run(&mut host, &owned(&[("output", "a/b")])).expect_err("must fail");
         assert_eq!(error.code, ErrorCode::InvalidInput);
         assert!(
             error.message.starts_with("writing output artifact `a/b`: "),
@@ -506,7 +470,10 @@ mod tests {
         let mut host = FakeHost::with_script(SCRIPT);
         host.repeat_cursor = true;
         let error = run(&mut host, &[]).expect_err("must fail");
-        assert_eq!(error.code, ErrorCode::Io);
+        // The shared `collect_pages` reports a repeated cursor as a conflict.
+        assert_eq!(error.code, ErrorCode::Conflict);
+        let listing = "listing the project's scenes: the host returned the page cursor `stuck`";
+        assert!(error.message.starts_with(listing), "{error}");
         assert_eq!(host.list_calls, 2);
     }
 
