@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 8] = [
+const PLUGINS: [Plugin; 9] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -53,6 +53,11 @@ const PLUGINS: [Plugin; 8] = [
     Plugin {
         package: "bulk-stage",
         what: "the `bulk-stage` test plugin, which writes many rows and artifacts deterministically",
+        embed: false,
+    },
+    Plugin {
+        package: "bench-stage",
+        what: "the `bench-stage` plugin `vidpipe-bench` measures against native code",
         embed: false,
     },
     Plugin {
@@ -155,8 +160,11 @@ fn build_plugins(workspace_root: &Path, target_dir: &Path) -> Result<(), String>
     command
         // A directory of its own: sharing the outer build's would wait forever on its lock.
         .env("CARGO_TARGET_DIR", target_dir)
-        // Flags meant for the host build (sanitizers, target-cpu, ...) must not leak into wasm.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // Flags meant for the host build (sanitizers, target-cpu, ...) must not leak into wasm;
+        // the guests get their own: 128-bit SIMD, which every wasmtime supports and which lets
+        // LLVM vectorise the pixel loops of the demo stages. Wasm SIMD is deterministic (no
+        // fused or relaxed operations), so the pictures stay the same bytes everywhere.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128")
         .env_remove("RUSTFLAGS")
         // Under `cargo clippy` this names clippy-driver; linting the guests is done natively, and
         // keeping it would make the guest build's fingerprint flip between build and clippy.

@@ -130,28 +130,31 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The path of the entry for `bytes` compiled by `engine`.
-    pub fn entry_path(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
+    /// The path of the entry for the component whose bytes have the SHA-256 `component_sha256`
+    /// (lowercase hex, as [`crate::runtime::sha256_hex`] gives), compiled by `engine`.
+    pub fn entry_path(&self, engine: &Engine, component_sha256: &str) -> PathBuf {
         let mut hasher = Sha256Hasher(Sha256::new());
         hasher.write(b"vidpipe-compile-cache\0");
         hasher.write(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.write(&[0]);
         engine.precompile_compatibility_hash().hash(&mut hasher);
         hasher.write(&[0]);
-        hasher.write(&Sha256::digest(bytes));
+        hasher.write(component_sha256.as_bytes());
         let name = hex::encode(hasher.0.finalize());
         self.dir.join(format!("{name}.{EXTENSION}"))
     }
 
-    /// The component for `bytes`: deserialized from a valid entry, or made by `compile` and
-    /// stored. `compile` runs only on a miss, and its error is returned as is.
+    /// The component whose bytes have the SHA-256 `component_sha256`: deserialized from a
+    /// valid entry, or made by `compile` and stored. `compile` runs only on a miss, and its
+    /// error is returned as is. (The caller hashes the bytes: it needs the digest anyway, for
+    /// the run record.)
     pub fn load_or_compile<E>(
         &self,
         engine: &Engine,
-        bytes: &[u8],
+        component_sha256: &str,
         compile: impl FnOnce() -> Result<Component, E>,
     ) -> Result<(Component, CacheOutcome), E> {
-        let path = self.entry_path(engine, bytes);
+        let path = self.entry_path(engine, component_sha256);
         let outcome = match fs::read(&path) {
             Ok(entry) => match self.deserialize(engine, &entry) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
@@ -309,6 +312,10 @@ mod tests {
         EMPTY_COMPONENT.to_vec()
     }
 
+    fn sha(bytes: &[u8]) -> String {
+        crate::runtime::sha256_hex(bytes)
+    }
+
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         Component::new(engine, bytes)
     }
@@ -320,17 +327,17 @@ mod tests {
         let engine = engine();
         let bytes = component_bytes();
         let (_, outcome) = cache
-            .load_or_compile(&engine, &bytes, || compile(&engine, &bytes))
+            .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
             .expect("compiles");
         assert_eq!(outcome, CacheOutcome::Miss);
         let (_, outcome) = cache
-            .load_or_compile(&engine, &bytes, || -> wasmtime::Result<Component> {
+            .load_or_compile(&engine, &sha(&bytes), || -> wasmtime::Result<Component> {
                 panic!("a hit must not compile")
             })
             .expect("loads");
         assert_eq!(outcome, CacheOutcome::Hit);
 
-        let path = cache.entry_path(&engine, &bytes);
+        let path = cache.entry_path(&engine, &sha(&bytes));
         let good = fs::read(&path).expect("entry");
         for broken in [
             good[..good.len() / 2].to_vec(),
@@ -345,7 +352,7 @@ mod tests {
         ] {
             fs::write(&path, &broken).expect("write");
             let (_, outcome) = cache
-                .load_or_compile(&engine, &bytes, || compile(&engine, &bytes))
+                .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
                 .expect("recompiles");
             assert_eq!(outcome, CacheOutcome::Replaced);
             assert_eq!(fs::read(&path).expect("entry"), good, "rewritten whole");
@@ -365,16 +372,16 @@ mod tests {
         let engine = engine();
         let bytes = component_bytes();
         cache_a
-            .load_or_compile(&engine, &bytes, || compile(&engine, &bytes))
+            .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
             .expect("compiles");
         // The same plugin and engine give the same file name in both homes...
-        let name = cache_a.entry_path(&engine, &bytes);
-        let planted = cache_b.entry_path(&engine, &bytes);
+        let name = cache_a.entry_path(&engine, &sha(&bytes));
+        let planted = cache_b.entry_path(&engine, &sha(&bytes));
         assert_eq!(name.file_name(), planted.file_name());
         // ...but home b does not trust home a's bytes.
         fs::copy(&name, &planted).expect("copy");
         let (_, outcome) = cache_b
-            .load_or_compile(&engine, &bytes, || compile(&engine, &bytes))
+            .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
             .expect("recompiles");
         assert_eq!(outcome, CacheOutcome::Replaced);
     }
@@ -393,12 +400,12 @@ mod tests {
         let mut other_bytes = bytes.clone();
         other_bytes.push(0);
         assert_ne!(
-            cache.entry_path(&engine, &bytes),
-            cache.entry_path(&engine, &other_bytes)
+            cache.entry_path(&engine, &sha(&bytes)),
+            cache.entry_path(&engine, &sha(&other_bytes))
         );
         assert_ne!(
-            cache.entry_path(&engine, &bytes),
-            cache.entry_path(&other_engine, &bytes)
+            cache.entry_path(&engine, &sha(&bytes)),
+            cache.entry_path(&other_engine, &sha(&bytes))
         );
         // The same home opened again keeps its key.
         let again = CompileCache::open(root.path()).expect("opens");
@@ -413,12 +420,12 @@ mod tests {
         let engine = engine();
         let bytes = component_bytes();
         cache
-            .load_or_compile(&engine, &bytes, || compile(&engine, &bytes))
+            .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
             .expect("compiles");
         let (files, size) = clear(root.path()).expect("clears");
         assert_eq!(files, 1);
         assert!(size > 0);
-        assert!(!cache.entry_path(&engine, &bytes).exists());
+        assert!(!cache.entry_path(&engine, &sha(&bytes)).exists());
         assert!(root.path().join("key").exists());
     }
 
@@ -428,8 +435,8 @@ mod tests {
         let cache = CompileCache::open(root.path()).expect("opens");
         let engine = engine();
         let garbage = b"\0asm\x0d\0\x01\0garbage".to_vec();
-        let result = cache.load_or_compile(&engine, &garbage, || compile(&engine, &garbage));
+        let result = cache.load_or_compile(&engine, &sha(&garbage), || compile(&engine, &garbage));
         assert!(result.is_err());
-        assert!(!cache.entry_path(&engine, &garbage).exists());
+        assert!(!cache.entry_path(&engine, &sha(&garbage)).exists());
     }
 }

@@ -72,20 +72,60 @@ pub fn run_stage(
     plugin: &Plugin,
     request: StageRequest,
 ) -> Result<StageReport, HomeError> {
+    run_with(
+        home,
+        &plugin.name,
+        &plugin.sha256,
+        request,
+        |ctx, config, limits| runtime.call(plugin, ctx, config, limits),
+    )
+}
+
+/// Runs native code as a stage named `name`: the same run record, database session, staged
+/// files and commit as [`run_stage`], with `body` in place of the plugin. `body` gets the
+/// stage's context and configuration and returns the run's summary or error.
+///
+/// This is the baseline the benchmarks measure plugins against: everything but the sandbox.
+pub fn run_native_stage(
+    home: &mut Home,
+    name: &str,
+    request: StageRequest,
+    body: impl FnOnce(&mut StageContext, &[(String, String)]) -> Result<String, String>,
+) -> Result<StageReport, HomeError> {
+    // Native code has no component bytes; its "plugin hash" names it as native.
+    let sha256 = crate::runtime::sha256_hex(format!("native:{name}").as_bytes());
+    run_with(home, name, &sha256, request, |mut ctx, config, _limits| {
+        let outcome = match body(&mut ctx, config) {
+            Ok(summary) => Outcome::Succeeded(summary),
+            Err(message) => Outcome::Trapped(message),
+        };
+        (outcome, ctx)
+    })
+}
+
+/// Records a run, opens its session and context, lets `call` run the stage, then commits or
+/// discards and records the outcome.
+fn run_with(
+    home: &mut Home,
+    name: &str,
+    sha256: &str,
+    request: StageRequest,
+    call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
+) -> Result<StageReport, HomeError> {
     let project = db::get_project(home.conn(), &request.project_id)?;
     let files = home.project_store(&project.id)?;
     let run = db::start_run(
         home.conn_mut(),
         &project.id,
-        &plugin.name,
-        &plugin.sha256,
+        name,
+        sha256,
         &request.config,
         request
             .pipeline
             .as_ref()
             .map(|(id, index)| (id.as_str(), *index)),
     )?;
-    tracing::info!(stage = %plugin.name, run = %run.id, project = %project.id, "stage started");
+    tracing::info!(stage = %name, run = %run.id, project = %project.id, "stage started");
 
     let session = match StageSession::open(&home.db_path(), &project.id, &run.id) {
         Ok(mut s) => {
@@ -102,14 +142,14 @@ pub fn run_stage(
         }
     };
     let ctx = StageContext::new(
-        plugin.name.clone(),
+        name.to_owned(),
         session,
         files,
         request.limits.store,
         request.progress,
     );
     let config: Vec<(String, String)> = request.config.into_iter().collect();
-    let (outcome, ctx) = runtime.call(plugin, ctx, &config, &request.limits);
+    let (outcome, ctx) = call(ctx, &config, &request.limits);
 
     let failure = match outcome {
         Outcome::Succeeded(summary) => {
@@ -130,7 +170,7 @@ pub fn run_stage(
     };
     if let Some(reason) = failure {
         let reason = clip(&reason);
-        tracing::warn!(stage = %plugin.name, run = %run.id, "stage failed: {reason}");
+        tracing::warn!(stage = %name, run = %run.id, "stage failed: {reason}");
         db::fail_run(home.conn_mut(), &run.id, &reason)?;
     }
     Ok(StageReport {
@@ -185,5 +225,69 @@ fn discard_files(files: &crate::artifacts::ProjectStore, staged: Vec<(db::Kind, 
         if let Err(e) = files.discard(kind, &file) {
             tracing::warn!("could not remove staged file {kind}/{file}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::db::stage::NewScene;
+
+    fn request(project_id: &str) -> StageRequest {
+        StageRequest {
+            project_id: project_id.to_owned(),
+            config: KeyValues::new(),
+            limits: Limits::default(),
+            progress: Box::new(|_, _, _, _| {}),
+            pipeline: None,
+        }
+    }
+
+    fn scene(index: u32) -> NewScene {
+        NewScene {
+            index,
+            title: format!("Scene {index}"),
+            description: String::new(),
+            duration_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_native_stage_commits_its_rows_and_records_a_succeeded_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        let project = home.create_project("p", "", &KeyValues::new()).unwrap();
+        let _lock = home.lock_project(&project.id, true).unwrap();
+        let report = run_native_stage(&mut home, "native", request(&project.id), |ctx, _| {
+            for index in 0..3 {
+                ctx.db
+                    .create_scene(scene(index))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok("3 scenes".to_owned())
+        })
+        .unwrap();
+        assert!(report.succeeded());
+        assert_eq!(report.run.stage, "native");
+        let detail = db::project_detail(home.conn_mut(), &project.id).unwrap();
+        assert_eq!(detail.scenes.len(), 3);
+    }
+
+    #[test]
+    fn a_failing_native_stage_leaves_nothing_and_records_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        let project = home.create_project("p", "", &KeyValues::new()).unwrap();
+        let _lock = home.lock_project(&project.id, true).unwrap();
+        let report = run_native_stage(&mut home, "native", request(&project.id), |ctx, _| {
+            ctx.db.create_scene(scene(0)).map_err(|e| e.to_string())?;
+            Err("gave up".to_owned())
+        })
+        .unwrap();
+        assert!(!report.succeeded());
+        assert_eq!(report.run.error.as_deref(), Some("gave up"));
+        let detail = db::project_detail(home.conn_mut(), &project.id).unwrap();
+        assert!(detail.scenes.is_empty());
     }
 }

@@ -509,7 +509,8 @@ impl Runtime {
     /// Checks, compiles and links `bytes` as a stage named `name`. Every failure is a
     /// [`PluginError`] explaining what is wrong, before anything runs.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
-        let component = self.compile(name, bytes)?;
+        let sha256 = sha256_hex(bytes);
+        let component = self.compile_hashed(name, bytes, &sha256)?;
         let surface = surface(&self.engine, &component);
         check_version(name, &surface)?;
         let pre =
@@ -528,7 +529,7 @@ impl Runtime {
         })?;
         Ok(Plugin {
             name: name.to_owned(),
-            sha256: sha256_hex(bytes),
+            sha256,
             size: bytes.len() as u64,
             surface,
             pre,
@@ -538,6 +539,16 @@ impl Runtime {
     /// Compiles a component, telling garbage and core modules apart from components; with a
     /// cache, loads it from there when it was compiled before.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
+        self.compile_hashed(name, bytes, &sha256_hex(bytes))
+    }
+
+    /// [`Runtime::compile`] of bytes whose SHA-256 is already known.
+    fn compile_hashed(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<Component, PluginError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(PluginError::NotWasm {
                 name: name.to_owned(),
@@ -557,7 +568,7 @@ impl Runtime {
         match &self.cache {
             None => compile(),
             Some(cache) => {
-                let (component, outcome) = cache.load_or_compile(&self.engine, bytes, compile)?;
+                let (component, outcome) = cache.load_or_compile(&self.engine, sha256, compile)?;
                 tracing::debug!(plugin = name, ?outcome, "compile cache");
                 Ok(component)
             }
