@@ -390,3 +390,44 @@ fn plugin_inspect_shows_the_target_version_and_only_wasi_and_vidpipe_imports() {
         .expect_code(0);
     assert!(other.stdout.contains("runnable  no"), "{}", other.stdout);
 }
+
+#[test]
+fn create_scenes_writes_a_batch_in_order_and_names_the_row_that_fails() {
+    let home = TestHome::new();
+    let id = home.project("Batch", "");
+    let run = |first: &str| {
+        home.vidpipe(&[
+            "stage",
+            "run",
+            plugins::BENCH_STAGE_PATH,
+            "--project",
+            &id,
+            "--set",
+            "mode=rows",
+            "--set",
+            "rows=250",
+            "--set",
+            "batch=100",
+            "--set",
+            &format!("first={first}"),
+        ])
+    };
+    run("0").expect_code(0);
+    let scenes = home.show(&id)["scenes"].as_array().unwrap().clone();
+    assert_eq!(scenes.len(), 250);
+    assert!(
+        scenes
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s["index"] == i && s["title"] == format!("Scene {i}"))
+    );
+    // Indexes 200..449 collide from the first row on: the stage fails, naming the row, and
+    // nothing of it is kept.
+    let failed = run("200").expect_code(1);
+    assert!(
+        failed.stderr.contains("scene 0 of the batch"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(home.show(&id)["scenes"].as_array().unwrap().len(), 250);
+}

@@ -15,6 +15,8 @@
 //! - [`FAULTY_STAGE_PATH`]: the `faulty-stage` test plugin (fails, traps, loops, hoards memory
 //!   or probes artifact-name escapes, by its `mode` config).
 //! - [`OTHER_WORLD_PATH`]: the `other-world` test plugin, a component of another world.
+//! - [`BENCH_STAGE_PATH`]: the `bench-stage` plugin `vidpipe-bench` measures against native
+//!   code (rows, batches of rows, artifact writes and reads, a no-op).
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
@@ -40,6 +42,7 @@ mod tests {
             KEYFRAMES_PATH,
             CLIPS_PATH,
             ASSEMBLE_PATH,
+            BENCH_STAGE_PATH,
             FAULTY_STAGE_PATH,
             OTHER_WORLD_PATH,
         ] {

@@ -128,6 +128,32 @@ impl Host for StageContext {
         Ok(scene(self.db.create_scene(new)?))
     }
 
+    fn create_scenes(&mut self, scenes: Vec<wit::NewScene>) -> Result<Vec<String>, HostError> {
+        let mut ids = Vec::with_capacity(scenes.len());
+        for (position, new) in scenes.into_iter().enumerate() {
+            let new = stage::NewScene {
+                index: new.index,
+                title: new.title,
+                description: new.description,
+                duration_ms: new.duration_ms,
+            };
+            match self.db.create_scene(new) {
+                Ok(scene) => ids.push(scene.id),
+                Err(e) => {
+                    return Err(match HostError::from(e) {
+                        HostError::Guest(mut error) => {
+                            error.message =
+                                format!("scene {position} of the batch: {}", error.message);
+                            HostError::Guest(error)
+                        }
+                        other => other,
+                    });
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     fn get_scene(&mut self, id: String) -> Result<wit::Scene, HostError> {
         Ok(scene(self.db.get_scene(&id)?))
     }

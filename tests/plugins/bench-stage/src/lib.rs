@@ -4,7 +4,7 @@
 //! | `mode` | what it does | keys |
 //! | --- | --- | --- |
 //! | `noop` | returns at once | |
-//! | `rows` | creates `rows` scenes at indexes `first`, `first` + 1, …, one `create-scene` call each | `rows`, `first` (default 0) |
+//! | `rows` | creates `rows` scenes at indexes `first`, `first` + 1, …: one `create-scene` call each, or `create-scenes` calls of `batch` scenes | `rows`, `first` (default 0), `batch` (default 1) |
 //! | `write` | writes `bytes` bytes to the `output` artifact `name` in `chunk`-byte writes | `bytes`, `chunk`, `name` |
 //! | `read` | reads the `output` artifact `name` to its end in `chunk`-byte reads | `chunk`, `name` |
 
@@ -62,13 +62,26 @@ impl bindings::Guest for BenchStage {
                         .map_err(|_| invalid("`first` is too large".to_owned()))?,
                     Err(_) => 0,
                 };
-                for index in (first..).take(rows as usize) {
-                    db::create_scene(&db::NewScene {
-                        index,
-                        title: format!("Scene {index}"),
-                        description: String::new(),
-                        duration_ms: 1000,
-                    })?;
+                let batch = match value(&config, "batch") {
+                    Ok(_) => number(&config, "batch")?.max(1) as usize,
+                    Err(_) => 1,
+                };
+                let scene = |index: u32| db::NewScene {
+                    index,
+                    title: format!("Scene {index}"),
+                    description: String::new(),
+                    duration_ms: 1000,
+                };
+                let indexes: Vec<u32> = (first..).take(rows as usize).collect();
+                if batch == 1 {
+                    for &index in &indexes {
+                        db::create_scene(&scene(index))?;
+                    }
+                } else {
+                    for group in indexes.chunks(batch) {
+                        let scenes: Vec<db::NewScene> = group.iter().map(|&i| scene(i)).collect();
+                        db::create_scenes(&scenes)?;
+                    }
                 }
                 Ok(format!("{rows} rows"))
             }
