@@ -79,7 +79,21 @@ fn no_cache_neither_reads_nor_writes_entries() {
     let id = home.project("Fox", SCRIPT);
     let run = run_storyboard(&home, &id, &["--no-cache"]);
     assert!(!run.stderr.contains("outcome="), "{}", run.stderr);
-    assert!(entries(&home).is_empty());
+    assert!(entries(&home).is_empty(), "nothing written");
+
+    // With an entry present but damaged, a cached run would reject and replace it; a
+    // --no-cache run must not touch it at all.
+    run_storyboard(&home, &id, &[]);
+    let entry = entries(&home).pop().unwrap();
+    std::fs::write(&entry, b"damaged").unwrap();
+    let run = run_storyboard(&home, &id, &["--no-cache"]);
+    assert!(!run.stderr.contains("outcome="), "{}", run.stderr);
+    assert!(!run.stderr.contains("rejected"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        b"damaged",
+        "nothing read or replaced"
+    );
 }
 
 #[test]

@@ -354,7 +354,9 @@ fn start_slow_pipeline_until_keyframes(home: &TestHome, id: &str) -> (std::proce
     let m = manifest(
         home,
         "slow.toml",
-        &bulk_manifest(65536, 0, 65536, 200_000_000),
+        // Long enough per artifact that a kill a few hundred milliseconds after the keyframes
+        // stage starts lands inside it on a fast machine too.
+        &bulk_manifest(65536, 0, 65536, 600_000_000),
     );
     let child = home
         .command(&["run", &m, "--project", id])
@@ -441,10 +443,14 @@ fn a_waiting_pipeline_recovers_what_the_holder_of_the_lock_left_when_it_died() {
     );
     common::assert_consistent(&home);
     let statuses = stage_statuses(&home, &id);
-    assert!(
-        statuses.contains(&("keyframes".to_owned(), "interrupted".to_owned())),
-        "{statuses:?}"
-    );
+    // The holder died inside the keyframes stage (or, on a fast machine, the clips stage):
+    // exactly that run is interrupted, and the waiter ran the rest.
+    let interrupted: Vec<_> = statuses
+        .iter()
+        .filter(|(_, s)| s == "interrupted")
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{statuses:?}");
+    assert_ne!(interrupted[0].0, "storyboard", "{statuses:?}");
     assert_eq!(
         statuses.iter().filter(|(_, s)| s == "succeeded").count(),
         3,

@@ -9,11 +9,11 @@
 //!   configuration never finds another's entry.
 //! - **Only our own bytes.** Deserializing compiled code is `unsafe` in wasmtime: the bytes are
 //!   trusted to be what wasmtime itself produced, and they become executable memory. So every
-//!   entry carries an HMAC-SHA256 of its contents under a random key made for this home on first
-//!   use (`HOME/cache/key`, readable by the owner only), and an entry is deserialized only if
-//!   its tag verifies. A truncated, corrupt or planted file (one copied from another home, say)
-//!   fails the check, is removed and the plugin is compiled again; so does an entry that
-//!   wasmtime itself refuses.
+//!   entry carries an HMAC-SHA256 of its name and contents under a random key made for this
+//!   home on first use (`HOME/cache/key`, readable by the owner only), and an entry is
+//!   deserialized only if its tag verifies. A truncated, corrupt or planted file (one copied
+//!   from another home, or another plugin's entry copied over this one's name) fails the check
+//!   and the plugin is compiled again, replacing it; so does an entry wasmtime itself refuses.
 //! - **Atomic writes.** An entry is written to a temporary file, flushed to disk and renamed
 //!   into place, so a crash leaves either no entry or a whole one. Failing to write an entry is
 //!   logged and otherwise ignored: the cache only ever saves time.
@@ -156,7 +156,7 @@ impl CompileCache {
     ) -> Result<(Component, CacheOutcome), E> {
         let path = self.entry_path(engine, component_sha256);
         let outcome = match fs::read(&path) {
-            Ok(entry) => match self.deserialize(engine, &entry) {
+            Ok(entry) => match self.deserialize(engine, &path, &entry) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(reason) => {
                     tracing::warn!(
@@ -180,7 +180,7 @@ impl CompileCache {
     }
 
     /// Checks an entry's magic and tag, then hands its payload to wasmtime.
-    fn deserialize(&self, engine: &Engine, entry: &[u8]) -> Result<Component, String> {
+    fn deserialize(&self, engine: &Engine, path: &Path, entry: &[u8]) -> Result<Component, String> {
         let header = MAGIC.len() + TAG_LEN;
         if entry.len() < header || &entry[..MAGIC.len()] != MAGIC {
             return Err(format!(
@@ -189,7 +189,7 @@ impl CompileCache {
             ));
         }
         let (tag, payload) = entry[MAGIC.len()..].split_at(TAG_LEN);
-        let mut mac = self.mac();
+        let mut mac = self.mac(path);
         mac.update(payload);
         mac.verify_slice(tag).map_err(|_| {
             "its tag does not verify: corrupt, cut short, or not written by this home".to_owned()
@@ -207,7 +207,7 @@ impl CompileCache {
     /// Serializes `component` and writes the entry atomically and durably.
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let payload = component.serialize()?;
-        let mut mac = self.mac();
+        let mut mac = self.mac(path);
         mac.update(&payload);
         let tag = mac.finalize().into_bytes();
         let temp = self
@@ -228,10 +228,20 @@ impl CompileCache {
         Ok(result?)
     }
 
-    fn mac(&self) -> HmacSha256 {
+    /// The MAC of the entry at `path`, begun with its magic and its file name: a valid entry
+    /// copied over another plugin's name (same home, same key) does not verify there.
+    fn mac(&self, path: &Path) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail for our 32 bytes.
-        <HmacSha256 as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(MAGIC);
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
+        mac.update(&(name.len() as u64).to_be_bytes());
+        mac.update(name);
+        mac
     }
 }
 
@@ -259,25 +269,29 @@ pub fn clear(root: &Path) -> Result<(usize, u64), CacheError> {
     Ok((files, bytes))
 }
 
-/// Creates a new random key at `path`, readable by the owner only; losing a race with another
-/// process creating it is fine (its key is used).
+/// Creates a new random key at `path`, readable by the owner only. The key is written whole
+/// to a temporary file first and then linked into place, so another process never reads a
+/// half-written key; losing the race to another process is fine (its key is used).
 fn create_key(path: &Path) -> Result<(), CacheError> {
     let mut key = [0u8; KEY_LEN];
-    // Two v4 UUIDs are 244 random bits from the operating system's generator.
+    // Two v4 UUIDs: 244 random bits from the operating system's generator.
     key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let temp = path.with_file_name(format!(".key-{}", uuid::Uuid::new_v4()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(&key).map_err(io_error(path))?;
-            file.sync_all().map_err(io_error(path))
-        }
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(&key)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| match fs::hard_link(&temp, path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io_error(path)(e)),
-    }
+        other => other,
+    });
+    let _ = fs::remove_file(&temp);
+    linked.map_err(io_error(path))
 }
 
 /// Feeds [`Hash`] output into SHA-256, so the key does not depend on std's unstable hasher.
@@ -382,6 +396,27 @@ mod tests {
         fs::copy(&name, &planted).expect("copy");
         let (_, outcome) = cache_b
             .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
+            .expect("recompiles");
+        assert_eq!(outcome, CacheOutcome::Replaced);
+    }
+
+    #[test]
+    fn another_plugins_entry_copied_over_this_ones_name_is_not_trusted() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let cache = CompileCache::open(root.path()).expect("opens");
+        let engine = engine();
+        let a = component_bytes();
+        let (sha_a, sha_b) = (sha(&a), sha(b"another plugin"));
+        cache
+            .load_or_compile(&engine, &sha_a, || compile(&engine, &a))
+            .expect("compiles");
+        fs::copy(
+            cache.entry_path(&engine, &sha_a),
+            cache.entry_path(&engine, &sha_b),
+        )
+        .expect("copy");
+        let (_, outcome) = cache
+            .load_or_compile(&engine, &sha_b, || compile(&engine, &a))
             .expect("recompiles");
         assert_eq!(outcome, CacheOutcome::Replaced);
     }

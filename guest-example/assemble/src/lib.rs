@@ -13,8 +13,9 @@
 //! - `manifest.json`: the project, the video (size, frames, duration, SHA-256), the contact
 //!   sheet, and each scene with the keyframes and clip it was made from.
 //!
-//! Every scene needs a start and an end keyframe and exactly one clip, all of the same size;
-//! otherwise the stage fails before writing anything, naming the scene.
+//! Every scene needs a start and an end keyframe and exactly one clip, and the clips must all
+//! have the same size; otherwise the stage fails before writing anything, naming the scene.
+//! (Keyframes of another size than the first are stretched to its shape in the contact sheet.)
 //!
 //! Configuration (unknown keys are rejected):
 //!

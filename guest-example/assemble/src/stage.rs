@@ -318,21 +318,33 @@ fn clip_error(
 }
 
 /// The length of the video in milliseconds: every clip's frames at its rate, summed exactly
-/// and rounded once.
+/// and rounded once; if the rates are so many and so odd that the exact sum would overflow,
+/// each clip is rounded on its own instead.
 fn exact_duration_ms(work: &[Work]) -> u64 {
+    let rate = |w: &Work| u128::from(w.clip.frame_rate.max(1));
     // Sum frames / fps as a fraction over the least common multiple of the rates.
-    let lcm = work.iter().fold(1u64, |lcm, w| {
-        let fps = u64::from(w.clip.frame_rate.max(1));
-        lcm / gcd(lcm, fps) * fps
-    });
-    let numerator: u64 = work
+    let exact = work
         .iter()
-        .map(|w| u64::from(w.frames) * (lcm / u64::from(w.clip.frame_rate.max(1))))
-        .sum();
-    (numerator * 1000 + lcm / 2) / lcm
+        .try_fold(1u128, |lcm, w| {
+            (lcm / gcd(lcm, rate(w))).checked_mul(rate(w))
+        })
+        .and_then(|lcm| {
+            let numerator = work.iter().try_fold(0u128, |sum, w| {
+                u128::from(w.frames)
+                    .checked_mul(lcm / rate(w))
+                    .and_then(|n| sum.checked_add(n))
+            })?;
+            Some((numerator.checked_mul(1000)? + lcm / 2) / lcm)
+        });
+    let ms = exact.unwrap_or_else(|| {
+        work.iter()
+            .map(|w| (u128::from(w.frames) * 1000 + rate(w) / 2) / rate(w))
+            .sum()
+    });
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-fn gcd(mut a: u64, mut b: u64) -> u64 {
+fn gcd(mut a: u128, mut b: u128) -> u128 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -764,7 +776,7 @@ mod tests {
             "{summary}"
         );
         assert_eq!(host.progress.last(), Some(&(5, 5)));
-        // Every write but the last of each artifact is a full chunk.
+        // No write is empty or larger than a chunk.
         assert!(host.chunks.iter().all(|&n| n > 0 && n <= WRITE_CHUNK_BYTES));
     }
 
@@ -910,5 +922,8 @@ mod tests {
             1000
         );
         assert_eq!(exact_duration_ms(&[work(48, 12), work(25, 25)]), 5000);
+        // Many distinct rates near the host's limit: no overflow, a sensible answer.
+        let odd: Vec<Work> = (950..1000).map(|fps| work(fps, fps)).collect();
+        assert_eq!(exact_duration_ms(&odd), 50_000);
     }
 }

@@ -13,9 +13,12 @@
 //! a small buffer, so its memory does not grow with the clips. Every input chunk's CRC is
 //! checked, and anything the remux cannot carry over exactly is refused rather than guessed:
 //! a pixel format other than 8-bit RGB, interlacing, transparency (`tRNS`), palettes, and clips
-//! whose first frame does not cover the whole picture. With those rules a joined frame looks
-//! exactly as it did in its own clip: each clip starts with a full, opaque frame, so nothing of
-//! the previous clip shows through. Other ancillary chunks (text, timestamps) are dropped.
+//! whose first frame does not cover the whole picture, colour-space chunks (`gAMA`, `cHRM`,
+//! `sRGB`, `iCCP`, `cICP`) and undefined dispose or blend operations. With those rules a
+//! joined frame looks exactly as it did in its own clip: each clip starts with a full, opaque
+//! frame, and a first frame's "revert to previous" is written as the "clear" it meant there,
+//! so nothing of the previous clip shows through. Other ancillary chunks (text, timestamps)
+//! are dropped.
 
 use std::io::{Read, Write};
 
@@ -247,12 +250,22 @@ impl<W: Write> ApngJoiner<W> {
                 self.frames
             )));
         }
+        let (dispose, blend) = (data[24], data[25]);
+        if dispose > 2 || blend > 1 {
+            return Err(invalid(format!(
+                "a frame has dispose operation {dispose} and blend operation {blend}; APNG \
+                 defines 0 to 2 and 0 to 1"
+            )));
+        }
+        let mut control = data[4..].to_vec();
+        if first_of_clip && dispose == 2 {
+            // On a file's first frame "revert to previous" means "clear to background"; once
+            // the frame follows another clip it would bring that clip back, so say what it
+            // meant.
+            control[20] = 1;
+        }
         let sequence = self.next_sequence()?;
-        write_chunk(
-            &mut self.out,
-            b"fcTL",
-            &[&sequence.to_be_bytes(), &data[4..]],
-        )?;
+        write_chunk(&mut self.out, b"fcTL", &[&sequence.to_be_bytes(), &control])?;
         self.frames_started += 1;
         Ok(())
     }
@@ -469,10 +482,13 @@ impl<'r, R: Read> ChunkReader<'r, R> {
     }
 
     /// Refuses chunks the joiner cannot drop without changing the picture: unknown critical
-    /// chunks (uppercase first letter), palettes and transparency.
+    /// chunks (uppercase first letter), palettes, transparency, and colour-space chunks (the
+    /// joined file has none, so dropping them would change the colours).
     fn check_ancillary(&self, kind: &[u8; 4]) -> Result<(), RenderError> {
+        const CHANGE_THE_PICTURE: [&[u8; 4]; 6] =
+            [b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP"];
         let name = String::from_utf8_lossy(kind);
-        if kind[0].is_ascii_uppercase() || kind == b"tRNS" {
+        if kind[0].is_ascii_uppercase() || CHANGE_THE_PICTURE.contains(&kind) {
             return Err(invalid(format!(
                 "the PNG has a {name} chunk, which cannot be carried into a joined video"
             )));
@@ -622,23 +638,100 @@ mod tests {
         assert!(joiner.finish().is_err());
     }
 
+    /// The (start, length) of every chunk of a well-formed PNG.
+    fn chunks(bytes: &[u8]) -> Vec<(usize, usize)> {
+        let mut at = 8;
+        let mut out = Vec::new();
+        while at + 8 <= bytes.len() {
+            let len = be_u32(&bytes[at..at + 4]) as usize;
+            out.push((at, len));
+            at += 12 + len;
+        }
+        out
+    }
+
+    /// Recomputes the CRC of every chunk at the places the original file had them, so a change
+    /// reaches the checks behind the CRC instead of stopping at it.
+    fn fix_crcs(bytes: &mut [u8], layout: &[(usize, usize)]) {
+        for &(at, len) in layout {
+            let end = at + 8 + len;
+            if end + 4 > bytes.len() {
+                return;
+            }
+            let crc = crc32fast::hash(&bytes[at + 4..end]);
+            bytes[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_the_joiner() {
         let a = clip(4, 4, 2, 12, 0);
-        // Every truncation and a byte flip at every position: each gives an error or, where
-        // the flip hit nothing the joiner reads (never, thanks to the CRCs), a valid result.
+        let layout = chunks(&a);
+        // Every truncation is an error.
         for len in 0..a.len() {
             let mut joiner = ApngJoiner::new(Vec::new(), 4, 4, 2).expect("valid");
             assert!(joiner.append(&mut &a[..len]).is_err(), "cut at {len}");
         }
+        // A bit flip anywhere, with or without fixed-up CRCs, gives an error or a result, and
+        // never a panic; with the CRCs left alone it is always an error.
         for at in 8..a.len() {
-            let mut bytes = a.clone();
-            bytes[at] ^= 0x01;
-            let mut joiner = ApngJoiner::new(Vec::new(), 4, 4, 2).expect("valid");
-            assert!(
-                joiner.append(&mut bytes.as_slice()).is_err(),
-                "flip at {at}"
-            );
+            for bit in [0x01u8, 0x80] {
+                let mut bytes = a.clone();
+                bytes[at] ^= bit;
+                let mut joiner = ApngJoiner::new(Vec::new(), 4, 4, 2).expect("valid");
+                assert!(
+                    joiner.append(&mut bytes.as_slice()).is_err(),
+                    "flip at {at}"
+                );
+                fix_crcs(&mut bytes, &layout);
+                let mut joiner = ApngJoiner::new(Vec::new(), 4, 4, 2).expect("valid");
+                let _ = joiner.append(&mut bytes.as_slice());
+                let _ = read_apng_header(&mut bytes.as_slice());
+            }
         }
+    }
+
+    #[test]
+    fn a_first_frame_that_reverts_to_previous_is_joined_as_one_that_clears() {
+        let a = clip(4, 4, 2, 12, 0);
+        let mut b = clip(4, 4, 2, 12, 50);
+        // Set dispose_op of b's first fcTL (data offset 24) to 2, "previous", and fix its CRC.
+        let (at, _) = chunks(&b)
+            .into_iter()
+            .find(|&(at, _)| &b[at + 4..at + 8] == b"fcTL")
+            .expect("an fcTL");
+        b[at + 8 + 24] = 2;
+        let layout = chunks(&b);
+        fix_crcs(&mut b, &layout);
+        let joined = join(&[a, b], 4, 4).expect("joins");
+        let controls: Vec<u8> = chunks(&joined)
+            .into_iter()
+            .filter(|&(at, _)| &joined[at + 4..at + 8] == b"fcTL")
+            .map(|(at, _)| joined[at + 8 + 24])
+            .collect();
+        assert_eq!(controls, vec![0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn colour_space_chunks_and_undefined_operations_are_refused() {
+        let a = clip(4, 4, 1, 12, 0);
+        // Insert an sRGB chunk right after IHDR (8 + 25 bytes).
+        let mut with_srgb = a[..33].to_vec();
+        let mut chunk = Vec::new();
+        write_chunk(&mut chunk, b"sRGB", &[&[0]]).expect("in memory");
+        with_srgb.extend_from_slice(&chunk);
+        with_srgb.extend_from_slice(&a[33..]);
+        let error = join(&[with_srgb], 4, 4).expect_err("sRGB");
+        assert!(error.to_string().contains("sRGB"), "{error}");
+
+        let mut bad = a.clone();
+        let (at, _) = chunks(&bad)
+            .into_iter()
+            .find(|&(at, _)| &bad[at + 4..at + 8] == b"fcTL")
+            .expect("an fcTL");
+        bad[at + 8 + 25] = 7;
+        fix_crcs(&mut bad, &chunks(&a));
+        let error = join(&[bad], 4, 4).expect_err("blend 7");
+        assert!(error.to_string().contains("blend operation 7"), "{error}");
     }
 }
