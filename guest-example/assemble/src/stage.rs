@@ -647,12 +647,7 @@ mod tests {
     }
 
     fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: u32) -> Page<T> {
-        let start: usize = cursor.map_or(0, |c| c.parse().expect("our cursor"));
-        let end = (start + limit.min(2) as usize).min(items.len());
-        Page {
-            items: items[start..end].to_vec(),
-            next_cursor: (end < items.len()).then(|| end.to_string()),
-        }
+        Page::of_slice(items, cursor, limit.min(2) as usize)
     }
 
     fn folder(kind: ArtifactKind) -> &'static str {

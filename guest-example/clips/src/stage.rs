@@ -406,12 +406,7 @@ mod tests {
             limit: u32,
         ) -> Result<Page<Scene>, StageError> {
             assert!(limit > 0);
-            let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            let end = (start + 2).min(self.scenes.len());
-            Ok(Page {
-                items: self.scenes[start..end].to_vec(),
-                next_cursor: (end < self.scenes.len()).then(|| end.to_string()),
-            })
+            Ok(Page::of_slice(&self.scenes, cursor, 2))
         }
 
         fn list_keyframes(
@@ -422,11 +417,7 @@ mod tests {
         ) -> Result<Page<Keyframe>, StageError> {
             // One keyframe per page, to exercise the cursor loop.
             let rows = self.keyframes.get(scene_id).cloned().unwrap_or_default();
-            let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            Ok(Page {
-                items: rows.get(start).cloned().into_iter().collect(),
-                next_cursor: (start + 1 < rows.len()).then(|| (start + 1).to_string()),
-            })
+            Ok(Page::of_slice(&rows, cursor, 1))
         }
 
         fn read(

@@ -271,12 +271,7 @@ mod tests {
             limit: u32,
         ) -> Result<Page<Scene>, StageError> {
             assert!(limit > 0);
-            let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            let end = (start + 2).min(self.scenes.len());
-            Ok(Page {
-                items: self.scenes[start..end].to_vec(),
-                next_cursor: (end < self.scenes.len()).then(|| end.to_string()),
-            })
+            Ok(Page::of_slice(&self.scenes, cursor, 2))
         }
 
         fn list_keyframes(
@@ -295,11 +290,7 @@ mod tests {
                     position: row.1,
                 })
                 .collect();
-            let start: usize = cursor.map_or(0, |c| c.parse().expect("our own cursor"));
-            Ok(Page {
-                items: rows.get(start).cloned().into_iter().collect(),
-                next_cursor: (start + 1 < rows.len()).then(|| (start + 1).to_string()),
-            })
+            Ok(Page::of_slice(&rows, cursor, 1))
         }
 
         fn create_keyframe(

@@ -147,6 +147,22 @@ impl<T> Default for Page<T> {
     }
 }
 
+impl<T: Clone> Page<T> {
+    /// The page of at most `per_page` items of `items` that starts at `cursor`, a cursor being
+    /// the decimal index of the first item: how the example stages' in-memory test hosts page.
+    /// An unparsable cursor starts past the end (an empty last page).
+    pub fn of_slice(items: &[T], cursor: Option<&str>, per_page: usize) -> Self {
+        let start = cursor
+            .map_or(0, |c| c.parse().unwrap_or(usize::MAX))
+            .min(items.len());
+        let end = start.saturating_add(per_page.max(1)).min(items.len());
+        Page {
+            items: items[start..end].to_vec(),
+            next_cursor: (end < items.len()).then(|| end.to_string()),
+        }
+    }
+}
+
 /// Collects every item of a paged listing: calls `fetch(cursor)` from the first page until a
 /// page has no next cursor. Fails if a cursor repeats, so a confused host cannot keep the stage
 /// looping.
@@ -263,6 +279,19 @@ mod tests {
             })
         });
         assert_eq!(all, Ok(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_slice_pages_by_index_cursors() {
+        let items = [1, 2, 3, 4, 5];
+        let first = Page::of_slice(&items, None, 2);
+        assert_eq!(first.items, vec![1, 2]);
+        assert_eq!(first.next_cursor.as_deref(), Some("2"));
+        let last = Page::of_slice(&items, Some("4"), 2);
+        assert_eq!((last.items, last.next_cursor), (vec![5], None));
+        assert!(Page::of_slice(&items, Some("junk"), 2).items.is_empty());
+        let all = collect_pages(|cursor| Ok(Page::of_slice(&items, cursor, 2)));
+        assert_eq!(all, Ok(items.to_vec()));
     }
 
     #[test]
