@@ -496,11 +496,6 @@ impl Runtime {
         self
     }
 
-    /// The compile cache in use, if any.
-    pub fn cache(&self) -> Option<&CompileCache> {
-        self.cache.as_ref()
-    }
-
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
