@@ -82,6 +82,60 @@ pub enum CacheOutcome {
     Replaced,
 }
 
+/// Machine code for a component, as wasmtime serializes it: the only bytes the host ever hands
+/// to wasmtime's (unsafe) deserializer. One is made only by wasmtime itself — compiling in
+/// this process, or serializing a component compiled in it — or read back from a cache entry
+/// whose tag verified, which was written from one of those.
+pub struct Compiled {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Compiled({} bytes)", self.bytes.len())
+    }
+}
+
+impl Compiled {
+    /// Compiles a component's bytes with `engine`'s settings.
+    pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Ok(Compiled {
+            bytes: engine.precompile_component(wasm)?,
+        })
+    }
+
+    /// The compiled form of a component already loaded, to load it into another engine.
+    pub fn of(component: &Component) -> wasmtime::Result<Self> {
+        Ok(Compiled {
+            bytes: component.serialize()?,
+        })
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it is empty (it never is when wasmtime made it).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Loads it into `engine`, which may refuse it: compiled for other settings or another
+    /// wasmtime, or too big for the engine's instance pool.
+    pub fn load(&self, engine: &Engine) -> wasmtime::Result<Component> {
+        // SAFETY: wasmtime requires that the bytes were produced by wasmtime's own
+        // serialization and were not tampered with since. A `Compiled` holds only such bytes
+        // (see the type's docs: the constructors above, and `CompileCache::verify` after the
+        // tag check). wasmtime itself still checks the version and configuration recorded in
+        // them and refuses an incompatible engine with an error.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize(engine, &self.bytes)
+        }
+    }
+}
+
 /// A folder of compiled plugins, bound to one home's key.
 #[derive(Clone)]
 pub struct CompileCache {
@@ -144,20 +198,20 @@ impl CompileCache {
         self.dir.join(format!("{name}.{EXTENSION}"))
     }
 
-    /// The component whose bytes have the SHA-256 `component_sha256`: deserialized from a
-    /// valid entry, or made by `compile` and stored. `compile` runs only on a miss, and its
-    /// error is returned as is. (The caller hashes the bytes: it needs the digest anyway, for
-    /// the run record.)
+    /// The compiled form of the component whose bytes have the SHA-256 `component_sha256`:
+    /// read from a valid entry, or made by `compile` and stored. `compile` runs only on a miss,
+    /// and its error is returned as is. (The caller hashes the bytes: it needs the digest
+    /// anyway, for the run record.)
     pub fn load_or_compile<E>(
         &self,
         engine: &Engine,
         component_sha256: &str,
-        compile: impl FnOnce() -> Result<Component, E>,
-    ) -> Result<(Component, CacheOutcome), E> {
+        compile: impl FnOnce() -> Result<Compiled, E>,
+    ) -> Result<(Compiled, CacheOutcome), E> {
         let path = self.entry_path(engine, component_sha256);
         let outcome = match fs::read(&path) {
-            Ok(entry) => match self.deserialize(engine, &path, &entry) {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+            Ok(entry) => match self.verify(&path, entry) {
+                Ok(compiled) => return Ok((compiled, CacheOutcome::Hit)),
                 Err(reason) => {
                     tracing::warn!(
                         entry = %path.display(),
@@ -172,15 +226,19 @@ impl CompileCache {
                 CacheOutcome::Replaced
             }
         };
-        let component = compile()?;
-        if let Err(e) = self.store(&path, &component) {
-            tracing::warn!(entry = %path.display(), "cannot write compile cache entry: {e:#}");
-        }
-        Ok((component, outcome))
+        let compiled = compile()?;
+        self.store(&path, &compiled);
+        Ok((compiled, outcome))
     }
 
-    /// Checks an entry's magic and tag, then hands its payload to wasmtime.
-    fn deserialize(&self, engine: &Engine, path: &Path, entry: &[u8]) -> Result<Component, String> {
+    /// Replaces the entry of `component_sha256` with `compiled`: for an entry whose tag
+    /// verified but which wasmtime then refused to load.
+    pub fn replace(&self, engine: &Engine, component_sha256: &str, compiled: &Compiled) {
+        self.store(&self.entry_path(engine, component_sha256), compiled);
+    }
+
+    /// Checks an entry's magic and tag, and returns its payload if both hold.
+    fn verify(&self, path: &Path, mut entry: Vec<u8>) -> Result<Compiled, String> {
         let header = MAGIC.len() + TAG_LEN;
         if entry.len() < header || &entry[..MAGIC.len()] != MAGIC {
             return Err(format!(
@@ -194,21 +252,23 @@ impl CompileCache {
         mac.verify_slice(tag).map_err(|_| {
             "its tag does not verify: corrupt, cut short, or not written by this home".to_owned()
         })?;
-        // SAFETY: wasmtime requires that the bytes were produced by `Component::serialize` of a
-        // compatible engine, and were not tampered with. They were: the tag verifies under this
-        // home's secret key, which only `store` below uses, right after `serialize`. wasmtime
-        // itself still checks the version and configuration recorded in the payload and refuses
-        // an incompatible one with an error, handled as a miss.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(engine, payload) };
-        component.map_err(|e| format!("wasmtime refused it: {e:#}"))
+        // The tag verifies under this home's secret key, which only `store` below uses, on
+        // bytes that came out of wasmtime: these are wasmtime's own bytes, untouched.
+        entry.drain(..header);
+        Ok(Compiled { bytes: entry })
     }
 
-    /// Serializes `component` and writes the entry atomically and durably.
-    fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
-        let payload = component.serialize()?;
+    /// Writes the entry atomically and durably. Failing to is logged: the cache only saves time.
+    fn store(&self, path: &Path, compiled: &Compiled) {
+        if let Err(e) = self.write_entry(path, compiled) {
+            tracing::warn!(entry = %path.display(), "cannot write compile cache entry: {e}");
+        }
+    }
+
+    fn write_entry(&self, path: &Path, compiled: &Compiled) -> std::io::Result<()> {
+        let payload = &compiled.bytes;
         let mut mac = self.mac(path);
-        mac.update(&payload);
+        mac.update(payload);
         let tag = mac.finalize().into_bytes();
         let temp = self
             .dir
@@ -217,7 +277,7 @@ impl CompileCache {
             let mut file = fs::File::create(&temp)?;
             file.write_all(MAGIC)?;
             file.write_all(&tag)?;
-            file.write_all(&payload)?;
+            file.write_all(payload)?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
             fs::File::open(&self.dir)?.sync_all()
@@ -225,7 +285,7 @@ impl CompileCache {
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        Ok(result?)
+        result
     }
 
     /// The MAC of the entry at `path`, begun with its magic and its file name: a valid entry
@@ -330,8 +390,8 @@ mod tests {
         crate::runtime::sha256_hex(bytes)
     }
 
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
-        Component::new(engine, bytes)
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Compiled> {
+        Compiled::compile(engine, bytes)
     }
 
     #[test]
@@ -344,12 +404,13 @@ mod tests {
             .load_or_compile(&engine, &sha(&bytes), || compile(&engine, &bytes))
             .expect("compiles");
         assert_eq!(outcome, CacheOutcome::Miss);
-        let (_, outcome) = cache
-            .load_or_compile(&engine, &sha(&bytes), || -> wasmtime::Result<Component> {
+        let (hit, outcome) = cache
+            .load_or_compile(&engine, &sha(&bytes), || -> wasmtime::Result<Compiled> {
                 panic!("a hit must not compile")
             })
             .expect("loads");
         assert_eq!(outcome, CacheOutcome::Hit);
+        hit.load(&engine).expect("a hit loads into the engine");
 
         let path = cache.entry_path(&engine, &sha(&bytes));
         let good = fs::read(&path).expect("entry");

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use crate::artifacts::{ArtifactError, ArtifactRoot, ProjectStore};
+use crate::db::stage::Recycled;
 use crate::db::{self, DbError, JournalEntry};
 
 /// Why a home could not be opened or used.
@@ -71,6 +72,8 @@ pub struct Home {
     path: PathBuf,
     conn: Connection,
     artifacts: ArtifactRoot,
+    /// The last stage session's connection, for the next stage run of this process.
+    spare_session: Option<Recycled>,
 }
 
 impl std::fmt::Debug for Home {
@@ -111,6 +114,7 @@ impl Home {
             path: path.to_owned(),
             conn,
             artifacts,
+            spare_session: None,
         };
         home.recover()?;
         Ok(home)
@@ -229,6 +233,17 @@ impl Home {
     /// This process's connection, mutably (for transactions).
     pub fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// The connection a finished stage session gave back, if any, for the next session.
+    pub fn take_spare_session(&mut self) -> Option<Recycled> {
+        self.spare_session.take()
+    }
+
+    /// Keeps a finished stage session's connection for the next session (or forgets the last
+    /// one, given `None`).
+    pub fn keep_spare_session(&mut self, spare: Option<Recycled>) {
+        self.spare_session = spare;
     }
 
     /// The artifact root.

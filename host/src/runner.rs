@@ -127,7 +127,8 @@ fn run_with(
     )?;
     tracing::info!(stage = %name, run = %run.id, project = %project.id, "stage started");
 
-    let session = match StageSession::open(&home.db_path(), &project.id, &run.id) {
+    let spare = home.take_spare_session();
+    let session = match StageSession::open_reusing(&home.db_path(), spare, &project.id, &run.id) {
         Ok(mut s) => {
             s.set_limits(request.limits.session);
             s
@@ -157,6 +158,7 @@ fn run_with(
         }
         Outcome::Failed(e) => {
             discard(&ctx);
+            home.keep_spare_session(ctx.db.recycle());
             Some(format!(
                 "the stage returned an error ({}): {}",
                 code_name(e.code),
@@ -165,6 +167,7 @@ fn run_with(
         }
         Outcome::Trapped(reason) => {
             discard(&ctx);
+            home.keep_spare_session(ctx.db.recycle());
             Some(reason)
         }
     };
@@ -180,7 +183,7 @@ fn run_with(
 
 /// Commits a successful stage; on any failure discards what it staged and returns the reason.
 fn commit(
-    home: &Home,
+    home: &mut Home,
     ctx: StageContext,
     project_id: &str,
     run_id: &str,
@@ -194,9 +197,13 @@ fn commit(
         }
     };
     let StageContext {
-        db: session, files, ..
+        db: mut session,
+        files,
+        ..
     } = ctx;
-    if let Err(e) = session.commit(summary) {
+    let committed = session.commit(summary);
+    home.keep_spare_session(session.recycle());
+    if let Err(e) = committed {
         discard_files(&files, staged);
         return Err(format!("the stage's work could not be committed: {e}"));
     }
@@ -233,6 +240,7 @@ fn discard_files(files: &crate::artifacts::ProjectStore, staged: Vec<(db::Kind, 
 mod tests {
     use super::*;
     use crate::db::stage::NewScene;
+    use crate::runtime::{Placements, PoolShape};
 
     fn request(project_id: &str) -> StageRequest {
         StageRequest {
@@ -289,5 +297,179 @@ mod tests {
         assert_eq!(report.run.error.as_deref(), Some("gave up"));
         let detail = db::project_detail(home.conn_mut(), &project.id).unwrap();
         assert!(detail.scenes.is_empty());
+    }
+
+    const SCRIPT: &str = "A fox wakes.\n\nIt crosses the river.\n\nIt sleeps.\n";
+
+    /// Runs the storyboard plugin in a new project of `home` and returns its scene titles.
+    fn storyboard(
+        home: &mut Home,
+        runtime: &Runtime,
+        plugin: &Plugin,
+        limits: Limits,
+    ) -> Vec<String> {
+        let project = home.create_project("p", SCRIPT, &KeyValues::new()).unwrap();
+        let _lock = home.lock_project(&project.id, true).unwrap();
+        let mut req = request(&project.id);
+        req.limits = limits;
+        let report = run_stage(home, runtime, plugin, req).unwrap();
+        assert!(report.succeeded(), "{:?}", report.run.error);
+        let detail = db::project_detail(home.conn_mut(), &project.id).unwrap();
+        detail.scenes.into_iter().map(|s| s.title).collect()
+    }
+
+    #[test]
+    fn a_stage_gives_the_same_result_in_the_instance_pool_and_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        let pooled = Runtime::new().unwrap();
+        let on_demand = Runtime::with_pool(None).unwrap();
+        assert!(pooled.has_pool() && !on_demand.has_pool());
+        let a = pooled
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .unwrap();
+        let b = on_demand
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .unwrap();
+        assert!(a.fits_the_pool() && !b.fits_the_pool());
+        let from_pool = storyboard(&mut home, &pooled, &a, Limits::default());
+        let from_demand = storyboard(&mut home, &on_demand, &b, Limits::default());
+        assert_eq!(from_pool.len(), 3);
+        assert_eq!(from_pool, from_demand);
+        assert_eq!(
+            pooled.placements(),
+            Placements {
+                pooled: 1,
+                on_demand: 0
+            }
+        );
+        assert_eq!(
+            on_demand.placements(),
+            Placements {
+                pooled: 0,
+                on_demand: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_run_whose_table_limit_exceeds_the_pools_tables_runs_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        let runtime = Runtime::new().unwrap();
+        let plugin = runtime
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .unwrap();
+        let big_tables = Limits {
+            max_table_elements: PoolShape::default().table_elements + 1,
+            ..Limits::default()
+        };
+        storyboard(&mut home, &runtime, &plugin, big_tables);
+        assert_eq!(
+            runtime.placements(),
+            Placements {
+                pooled: 0,
+                on_demand: 1
+            }
+        );
+        // The plugin's code moved to the on-demand engine once; the pool still serves it.
+        storyboard(&mut home, &runtime, &plugin, big_tables);
+        storyboard(&mut home, &runtime, &plugin, Limits::default());
+        assert_eq!(
+            runtime.placements(),
+            Placements {
+                pooled: 1,
+                on_demand: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_plugin_bigger_than_a_pool_slot_is_loaded_on_demand_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        // The demo plugins have three core instances; this pool's slots hold one.
+        let runtime = Runtime::with_pool(Some(PoolShape {
+            core_instances: 1,
+            ..PoolShape::default()
+        }))
+        .unwrap();
+        let plugin = runtime
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .unwrap();
+        assert!(!plugin.fits_the_pool());
+        assert_eq!(
+            storyboard(&mut home, &runtime, &plugin, Limits::default()).len(),
+            3
+        );
+        assert_eq!(
+            runtime.placements(),
+            Placements {
+                pooled: 0,
+                on_demand: 1
+            }
+        );
+    }
+
+    #[test]
+    fn more_concurrent_runs_than_pool_slots_all_succeed() {
+        let runtime = Runtime::with_pool(Some(PoolShape {
+            stages: 1,
+            ..PoolShape::default()
+        }))
+        .unwrap();
+        let plugin = runtime
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .unwrap();
+        let (threads, runs) = (4, 5);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let mut home = Home::init(&dir.path().join("home")).unwrap();
+                    for _ in 0..runs {
+                        let titles = storyboard(&mut home, &runtime, &plugin, Limits::default());
+                        assert_eq!(titles.len(), 3);
+                    }
+                });
+            }
+        });
+        let placed = runtime.placements();
+        assert_eq!(placed.pooled + placed.on_demand, threads * runs);
+        assert!(placed.pooled > 0, "{placed:?}");
+    }
+
+    #[test]
+    fn a_reused_pool_slot_shows_the_next_run_none_of_the_last_runs_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        // One slot set: every run reuses the same memory, reset in place.
+        let runtime = Runtime::with_pool(Some(PoolShape {
+            stages: 1,
+            ..PoolShape::default()
+        }))
+        .unwrap();
+        let bytes = std::fs::read(vidpipe_example_plugins::FAULTY_STAGE_PATH).unwrap();
+        let plugin = runtime.load("faulty", &bytes).unwrap();
+        assert!(plugin.fits_the_pool());
+        let project = home.create_project("p", SCRIPT, &KeyValues::new()).unwrap();
+        let _lock = home.lock_project(&project.id, true).unwrap();
+        for _ in 0..3 {
+            let mut req = request(&project.id);
+            req.config.insert("mode".into(), "residue".into());
+            let report = run_stage(&mut home, &runtime, &plugin, req).unwrap();
+            assert!(report.succeeded(), "{:?}", report.run.error);
+            assert_eq!(
+                report.run.summary.as_deref(),
+                Some("clean: 131072 bytes checked")
+            );
+        }
+        assert_eq!(
+            runtime.placements(),
+            Placements {
+                pooled: 3,
+                on_demand: 0
+            }
+        );
     }
 }

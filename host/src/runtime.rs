@@ -1,5 +1,12 @@
-//! The WebAssembly runtime: one wasmtime [`Engine`] and [`Linker`], plugins loaded into
+//! The WebAssembly runtime: wasmtime [`Engine`]s and [`Linker`]s, plugins loaded into
 //! [`InstancePre`]s, and a fresh, limited [`Store`] for every stage run.
+//!
+//! Two engines with the same settings, which therefore share compiled code: a **pooled** one,
+//! whose instances, memories and tables live in slots reserved once and reused (a stage start
+//! then maps nothing; see [`PoolShape`]), and an **on-demand** one, which maps every instance
+//! afresh. A run uses the pool when its plugin fits the slots, its limits fit them, and a slot
+//! set is free; otherwise it runs on demand, the same in every respect but speed. wasmtime
+//! zeroes a slot's memory and tables before reusing it, so nothing of one run reaches the next.
 //!
 //! Deny by default: the WASI context of a stage has no preopened directories, no environment, no
 //! arguments, no network and no stdin; its stdout and stderr go to the host's log under the stage's
@@ -9,19 +16,22 @@
 //! [`InstancePre`]: wasmtime::component::InstancePre
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, types::ComponentItem};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, Trap,
+};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Stage, StagePre};
-use crate::cache::CompileCache;
+use crate::cache::{CacheOutcome, CompileCache, Compiled};
 use crate::host_api::{StageContext, StoreLimits};
 
 /// How often the epoch ticker advances the engine's epoch; deadlines are rounded up to it.
@@ -219,7 +229,18 @@ pub struct Plugin {
     pub size: u64,
     /// What it imports and exports.
     pub surface: Surface,
-    pre: StagePre<RunState>,
+    /// Linked in the pooled engine, when the plugin fits the pool's slots.
+    pooled: Option<StagePre<RunState>>,
+    /// Linked in the on-demand engine: at load when the pool cannot hold the plugin, otherwise
+    /// on its first run that cannot use the pool.
+    on_demand: OnceLock<Result<StagePre<RunState>, String>>,
+}
+
+impl Plugin {
+    /// Whether its runs can use the instance pool (see [`PoolShape`]).
+    pub fn fits_the_pool(&self) -> bool {
+        self.pooled.is_some()
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -227,6 +248,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("sha256", &self.sha256)
+            .field("pooled", &self.pooled.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -417,18 +439,22 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(engine: &Engine) -> Self {
+    fn start(engines: &[&Engine]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let weak = engine.weak();
+        let weak: Vec<_> = engines.iter().map(|e| e.weak()).collect();
         let flag = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("vidpipe-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let mut alive = false;
+                    for engine in weak.iter().filter_map(|w| w.upgrade()) {
+                        engine.increment_epoch();
+                        alive = true;
+                    }
+                    if !alive {
+                        break;
                     }
                 }
             });
@@ -459,33 +485,190 @@ pub enum Outcome {
     Trapped(String),
 }
 
-/// The engine, the linker and the ticker, shared by every plugin and run of a process.
-pub struct Runtime {
-    engine: Engine,
-    linker: Linker<RunState>,
-    cache: Option<CompileCache>,
-    _ticker: Ticker,
+/// The shape of the instance pool: how many stage runs hold slots at once, and how big one
+/// run's slot set is. A plugin that needs more (instances, memories, tables, or a table that
+/// starts bigger) is run on demand, as is a run whose `max-table-elements` exceeds the slots'
+/// tables or that finds every slot set taken. Memories are never the reason: every memory slot
+/// can grow to 4 GiB, the most a 32-bit memory can have, and the host's limiter caps the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolShape {
+    /// Stage runs holding pool slots at once.
+    pub stages: u32,
+    /// Core instances of one run (the demo plugins have 3).
+    pub core_instances: u32,
+    /// Linear memories of one run (the demo plugins have 1).
+    pub memories: u32,
+    /// Tables of one run (the demo plugins have 2).
+    pub tables: u32,
+    /// Elements of one table; the default `max-table-elements` fits.
+    pub table_elements: usize,
+    /// Bytes of each memory reset in place rather than returned to the kernel when a slot is
+    /// freed: the memory a small stage touches is then reused without a page fault. (Measured
+    /// with `vidpipe-bench --only-stage-start`: with none kept, a no-op stage starts in about
+    /// 45 µs; with 256 KiB or more, about 12–25 µs; more does not help it.)
+    pub memory_keep_resident: usize,
+    /// The same for each table.
+    pub table_keep_resident: usize,
 }
 
-impl Runtime {
-    /// Builds the engine (epoch interruption on) and the linker with WASI p2 and the vidpipe
-    /// interfaces.
-    pub fn new() -> wasmtime::Result<Self> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+impl Default for PoolShape {
+    fn default() -> Self {
+        PoolShape {
+            stages: 8,
+            core_instances: 16,
+            memories: 4,
+            tables: 8,
+            table_elements: Limits::default().max_table_elements,
+            memory_keep_resident: 256 << 10,
+            table_keep_resident: 16 << 10,
+        }
+    }
+}
+
+/// The largest memory a slot holds: all of a 32-bit memory.
+const POOL_MEMORY_BYTES: usize = 1 << 32;
+
+impl PoolShape {
+    fn config(&self) -> PoolingAllocationConfig {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(self.stages)
+            .total_core_instances(self.stages.saturating_mul(self.core_instances))
+            .max_core_instances_per_component(self.core_instances)
+            .total_memories(self.stages.saturating_mul(self.memories))
+            .max_memories_per_component(self.memories)
+            .max_memories_per_module(self.memories)
+            .max_memory_size(POOL_MEMORY_BYTES)
+            .total_tables(self.stages.saturating_mul(self.tables))
+            .max_tables_per_component(self.tables)
+            .max_tables_per_module(self.tables)
+            .table_elements(self.table_elements)
+            .linear_memory_keep_resident(self.memory_keep_resident)
+            .table_keep_resident(self.table_keep_resident)
+            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the pages a run
+            // touched, in place; elsewhere the first `keep_resident` bytes are zeroed whole.
+            .pagemap_scan(Enabled::Auto);
+        pool
+    }
+}
+
+/// How many runs each engine has served, for benchmarks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placements {
+    /// Runs in pool slots.
+    pub pooled: u64,
+    /// Runs allocated on demand.
+    pub on_demand: u64,
+}
+
+/// One engine and the linker of the stage world for it.
+struct Backend {
+    engine: Engine,
+    linker: Linker<RunState>,
+}
+
+impl Backend {
+    fn new(config: &Config) -> wasmtime::Result<Self> {
+        let engine = Engine::new(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Stage::add_to_linker::<RunState, HasSelf<StageContext>>(
             &mut linker,
             |s: &mut RunState| &mut s.ctx,
         )?;
-        let ticker = Ticker::start(&engine);
+        Ok(Backend { engine, linker })
+    }
+
+    /// Links a component into a [`StagePre`]: every import satisfied, `run` exported.
+    fn link(
+        &self,
+        name: &str,
+        component: &Component,
+        surface: &Surface,
+    ) -> Result<StagePre<RunState>, PluginError> {
+        let pre =
+            self.linker
+                .instantiate_pre(component)
+                .map_err(|e| PluginError::Incompatible {
+                    name: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+        StagePre::new(pre).map_err(|e| PluginError::Incompatible {
+            name: name.to_owned(),
+            reason: format!(
+                "it does not export the vidpipe:plugin@0.1.0 `stage` world's `run` function ({e:#}); its exports are [{}]",
+                surface.exports.join(", ")
+            ),
+        })
+    }
+}
+
+/// The pooled engine and how many of its slot sets are taken.
+struct Pool {
+    backend: Backend,
+    shape: PoolShape,
+    taken: AtomicUsize,
+}
+
+/// One slot set of the pool, held for the length of a run.
+struct Lease<'a>(&'a AtomicUsize);
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The engines, their linkers and the ticker, shared by every plugin and run of a process.
+pub struct Runtime {
+    on_demand: Backend,
+    pool: Option<Pool>,
+    cache: Option<CompileCache>,
+    pooled_runs: AtomicU64,
+    on_demand_runs: AtomicU64,
+    _ticker: Ticker,
+}
+
+impl Runtime {
+    /// Builds the engines (epoch interruption on) and their linkers with WASI p2 and the vidpipe
+    /// interfaces, with the default [`PoolShape`].
+    pub fn new() -> wasmtime::Result<Self> {
+        Self::with_pool(Some(PoolShape::default()))
+    }
+
+    /// [`Runtime::new`] with an instance pool of `shape`, or none (every run on demand). If the
+    /// pool cannot be reserved (its address space is refused, say under `ulimit -v`), that is
+    /// logged and every run is on demand.
+    pub fn with_pool(shape: Option<PoolShape>) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let on_demand = Backend::new(&config)?;
+        let pool = match shape {
+            None => None,
+            Some(shape) => {
+                config.allocation_strategy(InstanceAllocationStrategy::Pooling(shape.config()));
+                match Backend::new(&config) {
+                    Ok(backend) => Some(Pool {
+                        backend,
+                        shape,
+                        taken: AtomicUsize::new(0),
+                    }),
+                    Err(e) => {
+                        tracing::warn!("no instance pool, every stage runs on demand: {e:#}");
+                        None
+                    }
+                }
+            }
+        };
+        let mut engines = vec![&on_demand.engine];
+        engines.extend(pool.as_ref().map(|p| &p.backend.engine));
+        let ticker = Ticker::start(&engines);
         Ok(Runtime {
-            engine,
-            linker,
+            on_demand,
+            pool,
             cache: None,
+            pooled_runs: AtomicU64::new(0),
+            on_demand_runs: AtomicU64::new(0),
             _ticker: ticker,
         })
     }
@@ -496,38 +679,48 @@ impl Runtime {
         self
     }
 
-    /// The engine.
+    /// The engine that compiles: every engine of this runtime shares its code.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.on_demand.engine
+    }
+
+    /// Whether this runtime has an instance pool.
+    pub fn has_pool(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// How many runs each engine has served so far.
+    pub fn placements(&self) -> Placements {
+        Placements {
+            pooled: self.pooled_runs.load(Ordering::Relaxed),
+            on_demand: self.on_demand_runs.load(Ordering::Relaxed),
+        }
     }
 
     /// Checks, compiles and links `bytes` as a stage named `name`. Every failure is a
     /// [`PluginError`] explaining what is wrong, before anything runs.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
         let sha256 = sha256_hex(bytes);
-        let component = self.compile_hashed(name, bytes, &sha256)?;
-        let surface = surface(&self.engine, &component);
+        let (component, in_pool) = self.compile_hashed(name, bytes, &sha256)?;
+        let surface = surface(&component);
         check_version(name, &surface)?;
-        let pre =
-            self.linker
-                .instantiate_pre(&component)
-                .map_err(|e| PluginError::Incompatible {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })?;
-        let pre = StagePre::new(pre).map_err(|e| PluginError::Incompatible {
-            name: name.to_owned(),
-            reason: format!(
-                "it does not export the vidpipe:plugin@0.1.0 `stage` world's `run` function ({e:#}); its exports are [{}]",
-                surface.exports.join(", ")
+        let (pooled, on_demand) = match (&self.pool, in_pool) {
+            (Some(pool), true) => (
+                Some(pool.backend.link(name, &component, &surface)?),
+                OnceLock::new(),
             ),
-        })?;
+            _ => (
+                None,
+                OnceLock::from(Ok(self.on_demand.link(name, &component, &surface)?)),
+            ),
+        };
         Ok(Plugin {
             name: name.to_owned(),
             sha256,
             size: bytes.len() as u64,
             surface,
-            pre,
+            pooled,
+            on_demand,
         })
     }
 
@@ -535,15 +728,17 @@ impl Runtime {
     /// cache, loads it from there when it was compiled before.
     pub fn compile(&self, name: &str, bytes: &[u8]) -> Result<Component, PluginError> {
         self.compile_hashed(name, bytes, &sha256_hex(bytes))
+            .map(|(component, _)| component)
     }
 
-    /// [`Runtime::compile`] of bytes whose SHA-256 is already known.
+    /// [`Runtime::compile`] of bytes whose SHA-256 is already known. The component is loaded
+    /// into the pooled engine if it fits the pool (the `bool`), else into the on-demand one.
     fn compile_hashed(
         &self,
         name: &str,
         bytes: &[u8],
         sha256: &str,
-    ) -> Result<Component, PluginError> {
+    ) -> Result<(Component, bool), PluginError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(PluginError::NotWasm {
                 name: name.to_owned(),
@@ -554,25 +749,94 @@ impl Runtime {
                 name: name.to_owned(),
             });
         }
-        let compile = || {
-            Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
-                name: name.to_owned(),
-                reason: format!("{e:#}"),
-            })
+        let invalid = |e: wasmtime::Error| PluginError::Invalid {
+            name: name.to_owned(),
+            reason: format!("{e:#}"),
         };
-        match &self.cache {
-            None => compile(),
-            Some(cache) => {
-                let (component, outcome) = cache.load_or_compile(&self.engine, sha256, compile)?;
-                tracing::debug!(plugin = name, ?outcome, "compile cache");
-                Ok(component)
+        let compile = || Compiled::compile(self.engine(), bytes).map_err(invalid);
+        let Some(cache) = &self.cache else {
+            return self.place(name, &compile()?).map_err(invalid);
+        };
+        let (compiled, outcome) = cache.load_or_compile(self.engine(), sha256, compile)?;
+        tracing::debug!(plugin = name, ?outcome, "compile cache");
+        match self.place(name, &compiled) {
+            Ok(placed) => Ok(placed),
+            // An entry whose tag verified (so this home wrote it) but which this wasmtime
+            // refuses: compile afresh and replace it.
+            Err(e) if outcome == CacheOutcome::Hit => {
+                tracing::warn!(
+                    plugin = name,
+                    "compile cache entry refused ({e:#}); compiling again"
+                );
+                let compiled = compile()?;
+                cache.replace(self.engine(), sha256, &compiled);
+                self.place(name, &compiled).map_err(invalid)
+            }
+            Err(e) => Err(invalid(e)),
+        }
+    }
+
+    /// Loads compiled code into the pooled engine if the pool can hold it, else on demand.
+    fn place(&self, name: &str, compiled: &Compiled) -> wasmtime::Result<(Component, bool)> {
+        if let Some(pool) = &self.pool {
+            match compiled.load(&pool.backend.engine) {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::debug!(
+                        plugin = name,
+                        "runs on demand, not in the instance pool: {e:#}"
+                    );
+                }
             }
         }
+        Ok((compiled.load(&self.on_demand.engine)?, false))
     }
 
     /// The imports and exports of a compiled component.
     pub fn surface(&self, component: &Component) -> Surface {
-        surface(&self.engine, component)
+        surface(component)
+    }
+
+    /// A pool slot set for a run of `plugin` with `limits`, if the run can use one.
+    fn lease(&self, plugin: &Plugin, limits: &Limits) -> Option<Lease<'_>> {
+        let pool = self.pool.as_ref()?;
+        plugin.pooled.as_ref()?;
+        // A table may grow only as far as its slot; a larger limit is the limiter's to enforce.
+        if limits.max_table_elements > pool.shape.table_elements {
+            return None;
+        }
+        let stages = usize::try_from(pool.shape.stages).unwrap_or(usize::MAX);
+        pool.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < stages).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Lease(&pool.taken))
+    }
+
+    /// The plugin linked in the on-demand engine, moving its code there on first use.
+    fn on_demand_pre<'p>(&self, plugin: &'p Plugin) -> Result<&'p StagePre<RunState>, String> {
+        plugin
+            .on_demand
+            .get_or_init(|| {
+                let pooled = plugin
+                    .pooled
+                    .as_ref()
+                    .ok_or("the plugin is linked in neither engine")?;
+                let component = Compiled::of(pooled.instance_pre().component())
+                    .and_then(|compiled| compiled.load(&self.on_demand.engine))
+                    .map_err(|e| format!("{e:#}"))?;
+                self.on_demand
+                    .link(&plugin.name, &component, &plugin.surface)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| {
+                format!(
+                    "could not prepare {} to run outside the instance pool: {e}",
+                    plugin.name
+                )
+            })
     }
 
     /// Runs `plugin` once in a fresh store with `ctx`, `config` and `limits`, and hands the
@@ -584,6 +848,22 @@ impl Runtime {
         config: &[(String, String)],
         limits: &Limits,
     ) -> (Outcome, StageContext) {
+        // Taken before the store is made and released after it is gone (declared first,
+        // dropped last), so the pool never has more runs in it than slot sets.
+        let lease = self.lease(plugin, limits);
+        let (engine, pre) = match (&lease, &self.pool, &plugin.pooled) {
+            (Some(_), Some(pool), Some(pre)) => {
+                self.pooled_runs.fetch_add(1, Ordering::Relaxed);
+                (&pool.backend.engine, pre)
+            }
+            _ => match self.on_demand_pre(plugin) {
+                Ok(pre) => {
+                    self.on_demand_runs.fetch_add(1, Ordering::Relaxed);
+                    (&self.on_demand.engine, pre)
+                }
+                Err(e) => return (Outcome::Trapped(e), ctx),
+            },
+        };
         // The epoch deadline stops guest code; this stops database work done on its behalf.
         if let Err(e) = ctx
             .db
@@ -610,7 +890,7 @@ impl Runtime {
                 max_instances: limits.max_instances,
             },
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(limits.max_import_bytes);
         store.set_max_component_handles(limits.max_handles);
@@ -622,8 +902,7 @@ impl Runtime {
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
 
-        let result = plugin
-            .pre
+        let result = pre
             .instantiate(&mut store)
             .and_then(|stage| stage.call_run(&mut store, config));
         let outcome = match result {
@@ -636,6 +915,7 @@ impl Runtime {
         // The store (and with it every instance and open writer of this run) is dropped here;
         // dropping the writers removes their staged files.
         let RunState { mut ctx, .. } = store.into_data();
+        drop(lease);
         if let Err(e) = ctx.db.clear_deadline() {
             tracing::warn!(stage = %ctx.stage, "could not clear the database deadline: {e}");
         }
@@ -708,7 +988,8 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
     }
 }
 
-fn surface(engine: &Engine, component: &Component) -> Surface {
+fn surface(component: &Component) -> Surface {
+    let engine = component.engine();
     let ty = component.component_type();
     let mut imports: Vec<String> = ty
         .imports(engine)
@@ -846,5 +1127,45 @@ mod tests {
             rt.load("t", b"\0asm\x0d\0\x01\0"),
             Err(PluginError::Invalid { .. }) | Err(PluginError::Incompatible { .. })
         ));
+    }
+
+    #[test]
+    fn a_pool_slot_set_is_leased_to_one_run_at_a_time_and_returned() {
+        let rt = Runtime::with_pool(Some(PoolShape {
+            stages: 2,
+            ..PoolShape::default()
+        }))
+        .expect("runtime");
+        let plugin = rt
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .expect("loads");
+        let limits = Limits::default();
+        let first = rt.lease(&plugin, &limits).expect("a free slot set");
+        let second = rt.lease(&plugin, &limits).expect("another");
+        assert!(rt.lease(&plugin, &limits).is_none(), "both are taken");
+        drop(first);
+        let third = rt.lease(&plugin, &limits).expect("the returned one");
+        drop((second, third));
+        let wide = Limits {
+            max_table_elements: 10_000_000,
+            ..limits
+        };
+        assert!(
+            rt.lease(&plugin, &wide).is_none(),
+            "a table limit beyond the slots' tables runs on demand"
+        );
+    }
+
+    #[test]
+    fn compiled_code_loads_into_both_engines() {
+        let rt = Runtime::new().expect("runtime");
+        let compiled =
+            Compiled::compile(rt.engine(), vidpipe_example_plugins::STORYBOARD).expect("compiles");
+        let (component, pooled) = rt.place("storyboard", &compiled).expect("places");
+        assert!(pooled, "the demo plugins fit the default pool");
+        let moved = Compiled::of(&component)
+            .and_then(|c| c.load(&rt.on_demand.engine))
+            .expect("moves to the on-demand engine");
+        assert_eq!(surface(&moved).imports, surface(&component).imports);
     }
 }

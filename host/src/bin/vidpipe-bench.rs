@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use vidpipe_host::artifacts::ArtifactKind;
-use vidpipe_host::cache::CompileCache;
+use vidpipe_host::cache::{CompileCache, Compiled};
 use vidpipe_host::db::stage::{NewScene, StageSession};
 use vidpipe_host::db::{self, KeyValues};
 use vidpipe_host::home::Home;
@@ -51,6 +51,10 @@ struct Args {
     /// Only time N stage starts and print them, writing no report (for profilers).
     #[arg(long, value_name = "N")]
     only_stage_start: Option<usize>,
+    /// Only time N single-row commits (plugin and native, alternating) and print them,
+    /// writing no report (for profilers).
+    #[arg(long, value_name = "N")]
+    only_commits: Option<usize>,
 }
 
 /// Median, minimum and maximum of some samples.
@@ -538,7 +542,7 @@ fn main() -> Result<()> {
     let result = run(&args, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     let rows = result?;
-    if args.only_stage_start.is_some() {
+    if args.only_stage_start.is_some() || args.only_commits.is_some() {
         return Ok(());
     }
     let elapsed = started.elapsed();
@@ -573,14 +577,25 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
 
     if let Some(iterations) = args.only_stage_start {
         let project = b.project("start")?;
-        let us: Vec<f64> = stage_starts(&mut b, &project, iterations)?
+        let us: Vec<f64> = stage_starts(&mut b, None, &project, iterations)?
             .iter()
             .map(|s| s * 1e6)
             .collect();
         println!(
-            "stage start: p50 {:.1} µs, p90 {:.1} µs over {iterations}",
+            "stage start: p50 {:.1} µs, p90 {:.1} µs over {iterations} ({:?})",
             percentile(&us, 0.5),
-            percentile(&us, 0.9)
+            percentile(&us, 0.9),
+            b.runtime.placements()
+        );
+        return Ok(Vec::new());
+    }
+
+    if let Some(count) = args.only_commits {
+        let (plugin, native) = b.commits(count)?;
+        println!(
+            "commits: plugin p50 {:.0} µs, native p50 {:.0} µs over {count}",
+            percentile(&plugin, 0.5) * 1e6,
+            percentile(&native, 0.5) * 1e6
         );
         return Ok(Vec::new());
     }
@@ -651,11 +666,11 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
         goal: "≥ 0.95× native; p50 ≤ 1.5× fsync floor".into(),
         met: ratio >= 0.95 && p50 <= 1.5 * f50,
         note: format!(
-            "a commit is a whole stage run (run record, session, commit: several WAL fsyncs); append+fdatasync floor p50 = {:.0} µs, so p50 = {:.1}× the floor",
+            "a commit is a whole stage run: its run record, then the stage's rows and status in one transaction, two WAL fsyncs; append+fdatasync floor p50 = {:.0} µs, so p50 = {:.1}× the floor",
             f50 * 1e6,
             p50 / f50
         ),
-        miss: "a commit here is a whole stage run: the run record, the stage's transaction and the run's status are separate durable transactions (several WAL fsyncs, hence the multiple of the floor), and the plugin side adds an instantiation; folding the run record into the stage's transaction (one fsync per stage) and the pooling allocator would close most of it",
+        miss: "a stage run makes two durable transactions: the run's start record, written before the guest runs so that a crash mid-stage leaves a record of the attempt, and the commit of its rows with its final status. Two fsyncs cannot come within 1.5× of one; only dropping the durable start record (or committing it with synchronous=NORMAL) would, and we keep it. What could be removed was: each run opened a database connection (parsing the schema, creating the staging tables, and a directory fsync for the write-ahead log) and parsed every statement afresh; sessions now reuse a connection and every statement is cached, which halved the p50 (2.1 ms → 1.0 ms). The plugin side adds its instantiation and the WIT calls",
     });
 
     // Artifacts.
@@ -738,11 +753,27 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
         });
     }
 
-    // Stage start: instantiate + no-op call + drop, reusing one context.
+    // Stage start: instantiate + no-op call + drop, reusing one context; in the instance pool
+    // (as every run that fits it) and, for comparison, on demand.
     let project = b.project("start")?;
     let iterations = if args.quick { 200 } else { 5000 };
-    let starts = stage_starts(&mut b, &project, iterations)?;
-    let us: Vec<f64> = starts.iter().map(|s| s * 1e6).collect();
+    let on_demand = Runtime::with_pool(None).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let on_demand_bench = on_demand.load("bench", &bench_bytes)?;
+    let demand: Vec<f64> = stage_starts(
+        &mut b,
+        Some((&on_demand, &on_demand_bench)),
+        &project,
+        iterations,
+    )?
+    .iter()
+    .map(|s| s * 1e6)
+    .collect();
+    let before = b.runtime.placements();
+    let us: Vec<f64> = stage_starts(&mut b, None, &project, iterations)?
+        .iter()
+        .map(|s| s * 1e6)
+        .collect();
+    let pooled = b.runtime.placements().pooled - before.pooled;
     let p50 = percentile(&us, 0.5);
     push(Row {
         name: format!("stage start: {iterations} instantiate + no-op run + drop"),
@@ -753,10 +784,12 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
         goal: "p50 ≤ 25 µs".into(),
         met: p50 <= 25.0,
         note: format!(
-            "p50 {p50:.1} µs, p90 {:.1} µs; fresh Store with WASI context and limits, the real `stage` world",
-            percentile(&us, 0.9)
+            "p50 {p50:.1} µs, p90 {:.1} µs in the instance pool ({pooled} of {iterations} runs pooled); on demand p50 {:.1} µs, p90 {:.1} µs; fresh Store with WASI context and limits, the real `stage` world",
+            percentile(&us, 0.9),
+            percentile(&demand, 0.5),
+            percentile(&demand, 0.9),
         ),
-        miss: "callgrind (`vidpipe-bench --only-stage-start 300`) counts about 69k instructions per start, 49k of them in instantiation, which is about 20 µs; the rest is the kernel, because instances are allocated on demand and every run maps and unmaps its linear memory and tables. wasmtime's pooling allocator reuses pre-reserved slots (about 19 µs on this kind of machine); it is not enabled yet because its per-component caps must be set at or above every user-settable limit (instances, memories, tables, memory size) so that the host's limiter, not the pool, reports a violation with its named reason",
+        miss: "callgrind (`vidpipe-bench --only-stage-start 300`) counts about 70k instructions per start, 50k of them in wasmtime's instantiation of the component's three core instances; the pool already removed the kernel's share (mapping and unmapping memory). On this VM the p50 moves between runs (12–25 µs); what remains is wasmtime's own work",
     });
 
     // Compile cache.
@@ -772,7 +805,13 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
 }
 
 /// Times `runtime.call` of the bench plugin's no-op mode `iterations` times on one context.
-fn stage_starts(b: &mut Bench, project: &str, iterations: usize) -> Result<Vec<f64>> {
+fn stage_starts(
+    b: &mut Bench,
+    runtime: Option<(&Runtime, &Plugin)>,
+    project: &str,
+    iterations: usize,
+) -> Result<Vec<f64>> {
+    let (runtime, plugin) = runtime.unwrap_or((&b.runtime, &b.bench));
     let _lock = b.home.lock_project(project, true)?;
     let run = db::start_run(
         b.home.conn_mut(),
@@ -796,7 +835,7 @@ fn stage_starts(b: &mut Bench, project: &str, iterations: usize) -> Result<Vec<f
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = Instant::now();
-        let (outcome, back) = b.runtime.call(&b.bench, ctx, &config, &limits);
+        let (outcome, back) = runtime.call(plugin, ctx, &config, &limits);
         samples.push(start.elapsed().as_secs_f64());
         ctx = back;
         if !matches!(outcome, Outcome::Succeeded(_)) {
@@ -834,17 +873,17 @@ fn compile_cache(b: &Bench, scratch: &Path, quick: bool) -> Result<Row> {
             wasmtime::component::Component::new(engine, bytes)
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
             cold.push(start.elapsed().as_secs_f64());
-            // Store it (a miss), then time loads (hits).
+            // Store it (a miss), then time loads (hits): read, check and deserialize.
+            let compile = || Compiled::compile(engine, bytes);
             cache
-                .load_or_compile(engine, &sha256, || {
-                    wasmtime::component::Component::new(engine, bytes)
-                })
+                .load_or_compile(engine, &sha256, compile)
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
             let start = Instant::now();
-            let (_, outcome) = cache
-                .load_or_compile(engine, &sha256, || {
-                    wasmtime::component::Component::new(engine, bytes)
-                })
+            let (compiled, outcome) = cache
+                .load_or_compile(engine, &sha256, compile)
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            compiled
+                .load(engine)
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
             warm.push(start.elapsed().as_secs_f64());
             if outcome != vidpipe_host::cache::CacheOutcome::Hit {

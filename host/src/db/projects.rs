@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
     Artifact, ArtifactRef, DbError, KeyValues, Keyframe, Project, ProjectStatus, Result, Run,
-    RunStatus, Scene, VideoClip, kv_from_json, kv_to_json, now_ms,
+    RunStatus, Scene, VideoClip, execute_cached, kv_from_json, kv_to_json, now_ms,
+    query_row_cached,
 };
 
 /// Longest project name accepted, in characters.
@@ -78,7 +79,8 @@ pub fn create_project_with_id(
         created_at: now,
         updated_at: now,
     };
-    conn.execute(
+    execute_cached(
+        conn,
         "INSERT INTO projects (id, name, script, settings, status, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         params![
@@ -111,7 +113,8 @@ pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
 /// Reads one project.
 pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
     let id = parse_id("project", id)?;
-    conn.query_row(
+    query_row_cached(
+        conn,
         &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
         [&id],
         project_from_row,
@@ -122,7 +125,7 @@ pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
 
 /// Lists every project, oldest first.
 pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
-    let mut st = conn.prepare(&format!(
+    let mut st = conn.prepare_cached(&format!(
         "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
     ))?;
     let rows = st.query_map([], project_from_row)?;
@@ -132,7 +135,7 @@ pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
 /// Deletes a project and, by cascade, every row that belongs to it.
 pub fn delete_project(conn: &Connection, id: &str) -> Result<()> {
     let id = parse_id("project", id)?;
-    match conn.execute("DELETE FROM projects WHERE id = ?1", [&id])? {
+    match execute_cached(conn, "DELETE FROM projects WHERE id = ?1", [&id])? {
         0 => Err(DbError::NotFound(format!("no project with id {id}"))),
         _ => Ok(()),
     }
@@ -186,7 +189,8 @@ pub fn start_run(
         stage_index: pipeline.map(|(_, i)| i),
         seq: 0,
     };
-    let updated = tx.execute(
+    let updated = execute_cached(
+        &tx,
         "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
         params![project_id, now],
     )?;
@@ -195,8 +199,7 @@ pub fn start_run(
             "no project with id {project_id}"
         )));
     }
-    tx.execute(
-        "INSERT INTO pipeline_runs
+    execute_cached(&tx, "INSERT INTO pipeline_runs
          (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index)
          VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
         params![
@@ -232,7 +235,8 @@ pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> 
         )
         .optional()?;
     if let Some(project_id) = project_id {
-        tx.execute(
+        execute_cached(
+            &tx,
             "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1",
             params![project_id, now],
         )?;
@@ -244,7 +248,8 @@ pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> 
 /// Reads one run record.
 pub fn get_run(conn: &Connection, id: &str) -> Result<Run> {
     let id = parse_id("run", id)?;
-    conn.query_row(
+    query_row_cached(
+        conn,
         &format!("SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE id = ?1"),
         [&id],
         run_from_row,
@@ -256,7 +261,7 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Run> {
 /// Lists the runs of a project, oldest first.
 pub fn list_runs(conn: &Connection, project_id: &str) -> Result<Vec<Run>> {
     let project_id = parse_id("project", project_id)?;
-    let mut st = conn.prepare(&format!(
+    let mut st = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 ORDER BY started_at, rowid"
     ))?;
     let rows = st.query_map([&project_id], run_from_row)?;
@@ -283,7 +288,7 @@ pub fn latest_run_of_stage(
 
 /// The runs of one pipeline, in stage order.
 pub fn runs_of_pipeline(conn: &Connection, pipeline_id: &str) -> Result<Vec<Run>> {
-    let mut st = conn.prepare(&format!(
+    let mut st = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE pipeline_id = ?1 ORDER BY stage_index, started_at"
     ))?;
     let rows = st.query_map([pipeline_id], run_from_row)?;
@@ -354,8 +359,7 @@ pub fn start_pipeline(
         started_at: now,
         finished_at: None,
     };
-    conn.execute(
-        "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
+    execute_cached(conn, "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
         params![p.id, p.project_id, p.name, p.manifest, p.stage_count, std::process::id(), now],
     )?;
@@ -372,7 +376,8 @@ pub fn finish_pipeline(
         Ok(summary) => ("succeeded", Some(summary), None),
         Err(reason) => ("failed", None, Some(reason)),
     };
-    conn.execute(
+    execute_cached(
+        conn,
         "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5
          WHERE id = ?1 AND status = 'running'",
         params![id, status, summary, error, now_ms()],
@@ -395,7 +400,7 @@ pub fn get_pipeline(conn: &Connection, id: &str) -> Result<Option<Pipeline>> {
 /// Lists the pipeline runs of a project, oldest first.
 pub fn list_pipelines(conn: &Connection, project_id: &str) -> Result<Vec<Pipeline>> {
     let project_id = parse_id("project", project_id)?;
-    let mut st = conn.prepare(&format!(
+    let mut st = conn.prepare_cached(&format!(
         "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE project_id = ?1 ORDER BY started_at, rowid"
     ))?;
     let rows = st.query_map([&project_id], pipeline_from_row)?;
@@ -404,7 +409,7 @@ pub fn list_pipelines(conn: &Connection, project_id: &str) -> Result<Vec<Pipelin
 
 /// Projects that have a run or pipeline recorded as `running`, or file moves still journaled.
 pub fn projects_needing_recovery(conn: &Connection) -> Result<Vec<String>> {
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT project_id FROM pipeline_runs WHERE status IN ('queued', 'running')
          UNION SELECT project_id FROM pipelines WHERE status = 'running'
          UNION SELECT project_id FROM publish_journal",
@@ -420,18 +425,21 @@ pub fn mark_interrupted(conn: &mut Connection, project_id: &str) -> Result<usize
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let reason = "interrupted: the vidpipe process running it stopped before it finished; nothing it wrote was kept";
-    let runs = tx.execute(
+    let runs = execute_cached(
+        &tx,
         "UPDATE pipeline_runs SET status = 'interrupted', error = ?2, finished_at = ?3
          WHERE project_id = ?1 AND status IN ('queued', 'running')",
         params![project_id, reason, now],
     )?;
-    let pipelines = tx.execute(
+    let pipelines = execute_cached(
+        &tx,
         "UPDATE pipelines SET status = 'interrupted', error = ?2, finished_at = ?3
          WHERE project_id = ?1 AND status = 'running'",
         params![project_id, reason, now],
     )?;
     if runs + pipelines > 0 {
-        tx.execute(
+        execute_cached(
+            &tx,
             "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'running'",
             params![project_id, now],
         )?;
@@ -585,7 +593,7 @@ fn query_all<T>(
     project_id: &str,
     f: fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
-    let mut st = conn.prepare(sql)?;
+    let mut st = conn.prepare_cached(sql)?;
     let rows = st.query_map([project_id], f)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -611,7 +619,7 @@ pub fn pending_journal(
     project_id: &str,
     run_id: Option<&str>,
 ) -> Result<Vec<JournalEntry>> {
-    let mut st = conn.prepare(
+    let mut st = conn.prepare_cached(
         "SELECT run_id, project_id, kind, name, staged FROM publish_journal
          WHERE project_id = ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY run_id, kind, name",
     )?;
@@ -646,7 +654,8 @@ pub fn artifact_publisher(
 
 /// Forgets a journal entry once its file move is durable.
 pub fn clear_journal_entry(conn: &Connection, entry: &JournalEntry) -> Result<()> {
-    conn.execute(
+    execute_cached(
+        conn,
         "DELETE FROM publish_journal WHERE run_id = ?1 AND kind = ?2 AND name = ?3",
         params![entry.run_id, entry.kind, entry.name],
     )?;

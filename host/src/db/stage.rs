@@ -31,7 +31,7 @@ use super::projects::{
 };
 use super::{
     Artifact, ArtifactRef, DbError, Keyframe, KeyframePosition, Kind, Project, Result, Run, Scene,
-    VideoClip, now_ms,
+    VideoClip, execute_cached, now_ms, query_row_cached,
 };
 
 /// The most rows a list call returns at once.
@@ -208,6 +208,51 @@ pub struct StageSession {
     bytes: u64,
 }
 
+/// The statements of [`StageSession::commit`] that move staged rows into the main tables, in
+/// order: artifacts and scenes before the rows that refer to them, deletions of artifacts after
+/// the rows that may have stopped referring to them (foreign keys).
+const COMMIT_STAGED: [&str; 5] = [
+    "INSERT INTO main.artifacts (project_id, kind, name, size, sha256, run_id, created_at)
+         SELECT project_id, kind, name, size, sha256, run_id, created_at FROM temp.stage_artifacts
+         WHERE staged IS NOT NULL
+         ON CONFLICT (project_id, kind, name) DO UPDATE SET
+             size = excluded.size, sha256 = excluded.sha256, run_id = excluded.run_id,
+             created_at = excluded.created_at",
+    "INSERT INTO main.scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+         SELECT id, project_id, idx, title, description, duration_ms, created_at, updated_at
+         FROM temp.stage_scenes WHERE true
+         ON CONFLICT (id) DO UPDATE SET
+             title = excluded.title, description = excluded.description,
+             duration_ms = excluded.duration_ms, updated_at = excluded.updated_at",
+    "INSERT INTO main.keyframes (id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at)
+         SELECT id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at
+         FROM temp.stage_keyframes WHERE true
+         ON CONFLICT (id) DO UPDATE SET
+             prompt = excluded.prompt, image_kind = excluded.image_kind,
+             image_name = excluded.image_name, updated_at = excluded.updated_at",
+    "INSERT INTO main.video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
+         SELECT id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at
+         FROM temp.stage_video_clips WHERE true
+         ON CONFLICT (id) DO UPDATE SET
+             video_kind = excluded.video_kind, video_name = excluded.video_name,
+             duration_ms = excluded.duration_ms, frame_rate = excluded.frame_rate,
+             updated_at = excluded.updated_at",
+    "DELETE FROM main.artifacts WHERE EXISTS (
+         SELECT 1 FROM temp.stage_artifacts t
+         WHERE t.staged IS NULL AND t.project_id = main.artifacts.project_id
+           AND t.kind = main.artifacts.kind AND t.name = main.artifacts.name)",
+];
+
+/// A session's connection, its staging tables emptied, ready for the next session of the same
+/// database (see [`StageSession::recycle`]).
+pub struct Recycled(Connection);
+
+impl std::fmt::Debug for Recycled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recycled(..)")
+    }
+}
+
 impl std::fmt::Debug for StageSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StageSession")
@@ -296,17 +341,36 @@ fn paginate<T>(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -
 impl StageSession {
     /// Opens a session on the database at `path` for run `run_id` of project `project_id`.
     pub fn open(path: &Path, project_id: &str, run_id: &str) -> Result<Self> {
-        let conn = super::open(path)?;
-        Self::with_connection(conn, project_id, run_id)
+        Self::open_reusing(path, None, project_id, run_id)
+    }
+
+    /// [`StageSession::open`] on `spare`, a connection an earlier session gave back with
+    /// [`StageSession::recycle`], if there is one. Reusing a connection skips opening the
+    /// database, parsing its schema and creating the staging tables, and SQLite's directory
+    /// sync of a newly opened write-ahead log: most of a small stage's database overhead.
+    pub fn open_reusing(
+        path: &Path,
+        spare: Option<Recycled>,
+        project_id: &str,
+        run_id: &str,
+    ) -> Result<Self> {
+        match spare {
+            Some(Recycled(conn)) => Self::new(conn, project_id, run_id),
+            None => Self::with_connection(super::open(path)?, project_id, run_id),
+        }
     }
 
     /// Turns an open connection (set up by [`super::open`]) into a session.
     pub fn with_connection(conn: Connection, project_id: &str, run_id: &str) -> Result<Self> {
-        let project_id = parse_id("project", project_id)?;
-        let run_id = parse_id("run", run_id)?;
         // Staged rows never touch the disk file; keep them in memory.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(TEMP_SCHEMA)?;
+        Self::new(conn, project_id, run_id)
+    }
+
+    fn new(conn: Connection, project_id: &str, run_id: &str) -> Result<Self> {
+        let project_id = parse_id("project", project_id)?;
+        let run_id = parse_id("run", run_id)?;
         Ok(StageSession {
             conn,
             project_id,
@@ -409,7 +473,8 @@ impl StageSession {
         check_title(&new.title)?;
         check_text("a scene description", &new.description)?;
         check_positive("a scene duration", new.duration_ms)?;
-        let taken: bool = self.conn.query_row(
+        let taken: bool = query_row_cached(
+            &self.conn,
             "SELECT EXISTS (SELECT 1 FROM v_scenes WHERE project_id = ?1 AND idx = ?2)",
             params![self.project_id, new.index],
             |r| r.get(0),
@@ -436,7 +501,8 @@ impl StageSession {
 
     fn put_scene(&mut self, s: &Scene) -> Result<()> {
         self.charge(s.title.len() + s.description.len())?;
-        self.conn.execute(
+        execute_cached(
+            &self.conn,
             "INSERT OR REPLACE INTO temp.stage_scenes
              (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -517,7 +583,8 @@ impl StageSession {
         let scene = self.get_scene(&new.scene_id)?;
         check_text("a keyframe prompt", &new.prompt)?;
         self.require_artifact(&new.image)?;
-        let taken: bool = self.conn.query_row(
+        let taken: bool = query_row_cached(
+            &self.conn,
             "SELECT EXISTS (SELECT 1 FROM v_keyframes WHERE scene_id = ?1 AND position = ?2)",
             params![scene.id, new.position],
             |r| r.get(0),
@@ -544,8 +611,7 @@ impl StageSession {
 
     fn put_keyframe(&mut self, k: &Keyframe) -> Result<()> {
         self.charge(k.prompt.len() + k.image.name.len())?;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO temp.stage_keyframes
+        execute_cached(&self.conn, "INSERT OR REPLACE INTO temp.stage_keyframes
              (id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -647,7 +713,8 @@ impl StageSession {
         check_positive("a clip duration", new.duration_ms)?;
         check_frame_rate(new.frame_rate)?;
         self.require_artifact(&new.video)?;
-        let taken: bool = self.conn.query_row(
+        let taken: bool = query_row_cached(
+            &self.conn,
             "SELECT EXISTS (SELECT 1 FROM v_video_clips WHERE scene_id = ?1)",
             [&scene.id],
             |r| r.get(0),
@@ -674,8 +741,7 @@ impl StageSession {
 
     fn put_clip(&mut self, c: &VideoClip) -> Result<()> {
         self.charge(c.video.name.len())?;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO temp.stage_video_clips
+        execute_cached(&self.conn, "INSERT OR REPLACE INTO temp.stage_video_clips
              (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
@@ -773,7 +839,8 @@ impl StageSession {
     /// Total size of the project's artifacts as this run sees them (committed, with its own
     /// staged writes and deletions laid over).
     pub fn artifact_bytes(&self) -> Result<u64> {
-        let total: i64 = self.conn.query_row(
+        let total: i64 = query_row_cached(
+            &self.conn,
             "SELECT coalesce(sum(size), 0) FROM v_artifacts WHERE project_id = ?1",
             [&self.project_id],
             |r| r.get(0),
@@ -814,7 +881,8 @@ impl StageSession {
     ) -> Result<Option<String>> {
         self.charge(name.len())?;
         let previous = self.staged_file(kind, name)?;
-        self.conn.execute(
+        execute_cached(
+            &self.conn,
             "INSERT OR REPLACE INTO temp.stage_artifacts
              (project_id, kind, name, size, sha256, run_id, created_at, staged)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -851,8 +919,7 @@ impl StageSession {
         let Some(view) = self.artifact(kind, name)? else {
             return Err(DbError::NotFound(format!("no artifact {kind}/{name}")));
         };
-        let referenced: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM v_keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3)
+        let referenced: bool = query_row_cached(&self.conn, "SELECT EXISTS (SELECT 1 FROM v_keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3)
                  OR EXISTS (SELECT 1 FROM v_video_clips WHERE project_id = ?1 AND video_kind = ?2 AND video_name = ?3)",
             params![self.project_id, kind, name],
             |r| r.get(0),
@@ -862,21 +929,24 @@ impl StageSession {
                 "artifact {kind}/{name} is still referred to by a keyframe or video clip"
             )));
         }
-        let committed: bool = self.conn.query_row(
+        let committed: bool = query_row_cached(
+            &self.conn,
             "SELECT EXISTS (SELECT 1 FROM main.artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3)",
             params![self.project_id, kind, name],
             |r| r.get(0),
         )?;
         if committed {
             // A tombstone: hides the committed row now, deletes it at commit.
-            self.conn.execute(
+            execute_cached(
+                &self.conn,
                 "INSERT OR REPLACE INTO temp.stage_artifacts
                  (project_id, kind, name, size, sha256, run_id, created_at, staged)
                  VALUES (?1, ?2, ?3, 0, '', ?4, ?5, NULL)",
                 params![self.project_id, kind, name, self.run_id, now_ms()],
             )?;
         } else {
-            self.conn.execute(
+            execute_cached(
+                &self.conn,
                 "DELETE FROM temp.stage_artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
                 params![self.project_id, kind, name],
             )?;
@@ -893,10 +963,34 @@ impl StageSession {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Ends the session and gives back its connection for the next one, with every staged row
+    /// deleted, or `None` if it cannot be made clean (it is then closed): a transaction left
+    /// open, or a delete that failed. Nothing of this session reaches the next.
+    pub fn recycle(mut self) -> Option<Recycled> {
+        if self.clear_deadline().is_err() || !self.conn.is_autocommit() {
+            return None;
+        }
+        for table in [
+            "temp.stage_scenes",
+            "temp.stage_keyframes",
+            "temp.stage_video_clips",
+            "temp.stage_artifacts",
+        ] {
+            let cleared = self
+                .conn
+                .prepare_cached(&format!("DELETE FROM {table}"))
+                .and_then(|mut st| st.execute([]));
+            if cleared.is_err() {
+                return None;
+            }
+        }
+        Some(Recycled(self.conn))
+    }
+
     /// Makes everything this run wrote visible at once, records the run as succeeded with
     /// `summary`, and returns the file moves the caller must now carry out (and then clear from
     /// the journal). Either all of it commits or none of it does.
-    pub fn commit(mut self, summary: &str) -> Result<Vec<JournalEntry>> {
+    pub fn commit(&mut self, summary: &str) -> Result<Vec<JournalEntry>> {
         // Whoever ran the stage should have cleared the deadline already; make sure.
         self.clear_deadline()?;
         let pid = self.project_id.clone();
@@ -905,11 +999,11 @@ impl StageSession {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        let still_running: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM main.pipeline_runs WHERE id = ?1 AND status = 'running')",
-            [&run_id],
-            |r| r.get(0),
-        )?;
+        let still_running: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM main.pipeline_runs WHERE id = ?1 AND status = 'running')",
+            )?
+            .query_row([&run_id], |r| r.get(0))?;
         if !still_running {
             return Err(DbError::Conflict(format!(
                 "run {run_id} is no longer running; nothing was committed"
@@ -917,52 +1011,25 @@ impl StageSession {
         }
         // Order matters for foreign keys: artifacts and scenes before the rows that refer to them,
         // deletions of artifacts after the rows that may have stopped referring to them.
-        tx.execute_batch(
-            "INSERT INTO main.artifacts (project_id, kind, name, size, sha256, run_id, created_at)
-                 SELECT project_id, kind, name, size, sha256, run_id, created_at FROM temp.stage_artifacts
-                 WHERE staged IS NOT NULL
-                 ON CONFLICT (project_id, kind, name) DO UPDATE SET
-                     size = excluded.size, sha256 = excluded.sha256, run_id = excluded.run_id,
-                     created_at = excluded.created_at;
-             INSERT INTO main.scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
-                 SELECT id, project_id, idx, title, description, duration_ms, created_at, updated_at
-                 FROM temp.stage_scenes WHERE true
-                 ON CONFLICT (id) DO UPDATE SET
-                     title = excluded.title, description = excluded.description,
-                     duration_ms = excluded.duration_ms, updated_at = excluded.updated_at;
-             INSERT INTO main.keyframes (id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at)
-                 SELECT id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at
-                 FROM temp.stage_keyframes WHERE true
-                 ON CONFLICT (id) DO UPDATE SET
-                     prompt = excluded.prompt, image_kind = excluded.image_kind,
-                     image_name = excluded.image_name, updated_at = excluded.updated_at;
-             INSERT INTO main.video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
-                 SELECT id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at
-                 FROM temp.stage_video_clips WHERE true
-                 ON CONFLICT (id) DO UPDATE SET
-                     video_kind = excluded.video_kind, video_name = excluded.video_name,
-                     duration_ms = excluded.duration_ms, frame_rate = excluded.frame_rate,
-                     updated_at = excluded.updated_at;
-             DELETE FROM main.artifacts WHERE EXISTS (
-                 SELECT 1 FROM temp.stage_artifacts t
-                 WHERE t.staged IS NULL AND t.project_id = main.artifacts.project_id
-                   AND t.kind = main.artifacts.kind AND t.name = main.artifacts.name);",
-        )?;
-        tx.execute(
+        // Cached: the statements are parsed once per connection, not once per commit.
+        for sql in COMMIT_STAGED {
+            tx.prepare_cached(sql)?.execute([])?;
+        }
+        tx.prepare_cached(
             "INSERT INTO main.publish_journal (run_id, project_id, kind, name, staged)
              SELECT ?1, project_id, kind, name, staged FROM temp.stage_artifacts",
-            [&run_id],
-        )?;
-        tx.execute(
+        )?
+        .execute([&run_id])?;
+        tx.prepare_cached(
             "UPDATE main.pipeline_runs SET status = 'succeeded', summary = ?2, finished_at = ?3 WHERE id = ?1",
-            params![run_id, summary, now],
-        )?;
-        tx.execute(
+        )?
+        .execute(params![run_id, summary, now])?;
+        tx.prepare_cached(
             "UPDATE main.projects SET status = 'ready', updated_at = ?2 WHERE id = ?1",
-            params![pid, now],
-        )?;
+        )?
+        .execute(params![pid, now])?;
         let journal = {
-            let mut st = tx.prepare(
+            let mut st = tx.prepare_cached(
                 "SELECT run_id, project_id, kind, name, staged FROM main.publish_journal
                  WHERE run_id = ?1 ORDER BY kind, name",
             )?;
@@ -1025,6 +1092,71 @@ mod tests {
             description: "d".into(),
             duration_ms: 1000,
         }
+    }
+
+    /// A run of `project` on `spare`, the connection an earlier session gave back.
+    fn session_on(f: &mut Fixture, spare: Recycled, project: &str) -> StageSession {
+        let run = start_run(
+            &mut f.main,
+            project,
+            "test",
+            &"0".repeat(64),
+            &KeyValues::new(),
+            None,
+        )
+        .expect("run");
+        StageSession::open_reusing(&f.path, Some(spare), project, &run.id).expect("session")
+    }
+
+    #[test]
+    fn a_recycled_connection_carries_nothing_of_its_last_session_into_the_next() {
+        let mut f = fixture();
+        let a = create_project(&f.main, "a", "", &KeyValues::new()).expect("a");
+        let b = create_project(&f.main, "b", "", &KeyValues::new()).expect("b");
+        // A run of project a stages rows and a file, then fails: nothing is committed.
+        let mut first = session(&mut f, &a.id);
+        first.create_scene(scene(0)).expect("create");
+        first
+            .stage_artifact(Kind::Output, "a.bin", ".stage-a", 1, &"a".repeat(64))
+            .expect("stage");
+        let spare = first.recycle().expect("a clean connection comes back");
+        // The next run, of project b, on the same connection, sees none of it...
+        let mut second = session_on(&mut f, spare, &b.id);
+        assert!(second.list_scenes(None, 10).expect("list").items.is_empty());
+        assert!(second.staged_files().expect("staged").is_empty());
+        second.create_scene(scene(0)).expect("index 0 is free in b");
+        second.commit("ok").expect("commit");
+        // ...and commits only its own row.
+        assert!(
+            project_detail(&mut f.main, &a.id)
+                .expect("a")
+                .scenes
+                .is_empty()
+        );
+        assert_eq!(
+            project_detail(&mut f.main, &b.id).expect("b").scenes.len(),
+            1
+        );
+        // A third run of a, after a commit, starts clean too.
+        let spare = second.recycle().expect("clean after a commit");
+        let mut third = session_on(&mut f, spare, &a.id);
+        assert!(third.list_scenes(None, 10).expect("list").items.is_empty());
+        assert!(third.staged_files().expect("staged").is_empty());
+        third.create_scene(scene(0)).expect("create");
+        third.commit("ok").expect("commit");
+        assert_eq!(
+            project_detail(&mut f.main, &a.id).expect("a").scenes.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_connection_left_inside_a_transaction_is_not_recycled() {
+        let mut f = fixture();
+        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let s = session(&mut f, &p.id);
+        s.conn.execute_batch("BEGIN").expect("begin");
+        assert!(s.recycle().is_none());
     }
 
     #[test]

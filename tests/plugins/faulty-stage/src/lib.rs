@@ -21,16 +21,18 @@
 //! | `handles` | opens artifact writers until the host refuses, and returns that error |
 //! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; reports what each got |
 //! | `ambient` | tries to read `/etc/passwd`, list `/`, read the environment and connect to 127.0.0.1 |
+//! | `big-list` | passes one `list<u8>` of config key `bytes` bytes (default 1 GiB) to `write` |
+//! | `residue` | checks that its memory is as the component defines it (a zeroed and a preset static), then scribbles over both; an earlier run's scribbles fail it with `conflict` |
 //!
 //! The probing modes (`escape`, `foreign`, `ambient`) fail the stage with
 //! `every attempt was refused: <report>` when the host refused everything, and succeed with the
 //! report if anything got through.
-//! | `big-list` | passes one `list<u8>` of config key `bytes` bytes (default 1 GiB) to `write` |
 //!
 //! In `error`, `ok` and `escape` the unfinished `half.bin` writer is dropped when `run` returns;
 //! in the other modes it is never dropped.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined to this
 // module so the rest of the crate stays under the workspace's `unsafe_code = "deny"`.
@@ -80,10 +82,12 @@ pub enum Mode {
     Ambient,
     /// Pass one huge list to an import.
     BigList,
+    /// Look for what an earlier run left in memory, then leave some.
+    Residue,
 }
 
 /// The accepted values of `mode`.
-pub const MODES: [&str; 13] = [
+pub const MODES: [&str; 14] = [
     "error",
     "trap",
     "loop",
@@ -97,6 +101,7 @@ pub const MODES: [&str; 13] = [
     "foreign",
     "ambient",
     "big-list",
+    "residue",
 ];
 
 impl Mode {
@@ -129,6 +134,7 @@ impl Mode {
             Some("foreign") => Ok(Self::Foreign),
             Some("ambient") => Ok(Self::Ambient),
             Some("big-list") => Ok(Self::BigList),
+            Some("residue") => Ok(Self::Residue),
             Some(other) => Err(format!(
                 "unknown mode `{other}`; expected one of: {}",
                 MODES.join(", ")
@@ -243,6 +249,7 @@ impl bindings::Guest for FaultyStage {
                 refused_or_leaked(probe_foreign(ids), ":ok")
             }
             Mode::Ambient => refused_or_leaked(probe_ambient(), "LEAKED"),
+            Mode::Residue => look_for_residue(),
             Mode::BigList => {
                 let bytes = config
                     .iter()
@@ -507,6 +514,39 @@ fn probe_escapes() -> String {
     summary
 }
 
+/// Bytes of each static [`look_for_residue`] checks.
+const RESIDUE_BYTES: usize = 64 << 10;
+/// What an earlier run writes over both statics.
+const SCRIBBLE: u8 = 0xA5;
+/// Zero-initialised, so it lives outside the component's data segments.
+static ZEROED: [AtomicU8; RESIDUE_BYTES] = [const { AtomicU8::new(0) }; RESIDUE_BYTES];
+/// Initialised to 7, so it lives in a data segment (the memory image).
+static PRESET: [AtomicU8; RESIDUE_BYTES] = [const { AtomicU8::new(7) }; RESIDUE_BYTES];
+
+/// Fails with `conflict` if either static differs from its initial value (an earlier run's
+/// memory showing through), then overwrites both for the next run to find.
+fn look_for_residue() -> Result<String, Error> {
+    let differing = |cells: &[AtomicU8], expected: u8| {
+        cells
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed) != expected)
+            .count()
+    };
+    let (zeroed, preset) = (differing(&ZEROED, 0), differing(&PRESET, 7));
+    for cell in ZEROED.iter().chain(PRESET.iter()) {
+        cell.store(SCRIBBLE, Ordering::Relaxed);
+    }
+    if zeroed + preset > 0 {
+        return Err(Error {
+            code: ErrorCode::Conflict,
+            message: format!(
+                "memory left by an earlier run: {zeroed} zeroed and {preset} preset bytes differ"
+            ),
+        });
+    }
+    Ok(format!("clean: {} bytes checked", 2 * RESIDUE_BYTES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,8 +579,26 @@ mod tests {
                 Mode::Handles,
                 Mode::Foreign,
                 Mode::Ambient,
-                Mode::BigList
+                Mode::BigList,
+                Mode::Residue
             ]
+        );
+    }
+
+    #[test]
+    fn residue_mode_finds_what_an_earlier_run_in_the_same_memory_left() {
+        // Natively both calls share one process's statics: the second finds the first's bytes,
+        // which is what a run in an unreset pool slot would see.
+        let first = look_for_residue().expect("fresh memory is clean");
+        assert_eq!(first, "clean: 131072 bytes checked");
+        let second = look_for_residue().expect_err("the scribbles are found");
+        assert!(matches!(second.code, ErrorCode::Conflict));
+        assert!(
+            second
+                .message
+                .contains("65536 zeroed and 65536 preset bytes differ"),
+            "{}",
+            second.message
         );
     }
 
