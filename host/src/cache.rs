@@ -9,7 +9,7 @@
 //!   configuration never finds another's entry.
 //! - **Only our own bytes.** Deserializing compiled code is `unsafe` in wasmtime: the bytes are
 //!   trusted to be what wasmtime itself produced, and they become executable memory. So every
-//!   entry carries an HMAC-SHA256 of its name and contents under a random key made for this
+//!   entry carries a keyed BLAKE3 hash (a MAC) of its name and contents under a random key made for this
 //!   home on first use (`HOME/cache/key`, readable by the owner only), and an entry is
 //!   deserialized only if its tag verifies. A truncated, corrupt or planted file (one copied
 //!   from another home, or another plugin's entry copied over this one's name) fails the check
@@ -26,21 +26,18 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// The first bytes of every entry: what it is and the version of this layout.
-const MAGIC: &[u8; 8] = b"VPCWASM1";
-/// The length of the HMAC-SHA256 tag after the magic.
+const MAGIC: &[u8; 8] = b"VPCWASM2";
+/// The length of the keyed BLAKE3 tag after the magic.
 const TAG_LEN: usize = 32;
 /// The length of the per-home key.
 const KEY_LEN: usize = 32;
 /// The file extension of entries.
 const EXTENSION: &str = "cwasm";
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Why the cache could not be opened or cleared.
 #[derive(Debug, thiserror::Error)]
@@ -249,9 +246,14 @@ impl CompileCache {
         let (tag, payload) = entry[MAGIC.len()..].split_at(TAG_LEN);
         let mut mac = self.mac(path);
         mac.update(payload);
-        mac.verify_slice(tag).map_err(|_| {
-            "its tag does not verify: corrupt, cut short, or not written by this home".to_owned()
-        })?;
+        let expected: [u8; TAG_LEN] = tag.try_into().map_err(|_| "a short tag".to_owned())?;
+        // `blake3::Hash` compares in constant time.
+        if mac.finalize() != blake3::Hash::from(expected) {
+            return Err(
+                "its tag does not verify: corrupt, cut short, or not written by this home"
+                    .to_owned(),
+            );
+        }
         // The tag verifies under this home's secret key, which only `store` below uses, on
         // bytes that came out of wasmtime: these are wasmtime's own bytes, untouched.
         entry.drain(..header);
@@ -269,14 +271,14 @@ impl CompileCache {
         let payload = &compiled.bytes;
         let mut mac = self.mac(path);
         mac.update(payload);
-        let tag = mac.finalize().into_bytes();
+        let tag = mac.finalize();
         let temp = self
             .dir
             .join(format!(".tmp-{}.{EXTENSION}", uuid::Uuid::new_v4()));
         let result = (|| -> std::io::Result<()> {
             let mut file = fs::File::create(&temp)?;
             file.write_all(MAGIC)?;
-            file.write_all(&tag)?;
+            file.write_all(tag.as_bytes())?;
             file.write_all(payload)?;
             file.sync_all()?;
             fs::rename(&temp, path)?;
@@ -290,10 +292,8 @@ impl CompileCache {
 
     /// The MAC of the entry at `path`, begun with its magic and its file name: a valid entry
     /// copied over another plugin's name (same home, same key) does not verify there.
-    fn mac(&self, path: &Path) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail for our 32 bytes.
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    fn mac(&self, path: &Path) -> blake3::Hasher {
+        let mut mac = blake3::Hasher::new_keyed(&self.key);
         mac.update(MAGIC);
         let name = path
             .file_name()

@@ -443,33 +443,39 @@ mod tests {
     fn a_reused_pool_slot_shows_the_next_run_none_of_the_last_runs_memory() {
         let dir = tempfile::tempdir().unwrap();
         let mut home = Home::init(&dir.path().join("home")).unwrap();
-        // One slot set: every run reuses the same memory, reset in place.
-        let runtime = Runtime::with_pool(Some(PoolShape {
-            stages: 1,
-            ..PoolShape::default()
-        }))
-        .unwrap();
         let bytes = std::fs::read(vidpipe_example_plugins::FAULTY_STAGE_PATH).unwrap();
-        let plugin = runtime.load("faulty", &bytes).unwrap();
-        assert!(plugin.fits_the_pool());
         let project = home.create_project("p", SCRIPT, &KeyValues::new()).unwrap();
         let _lock = home.lock_project(&project.id, true).unwrap();
-        for _ in 0..3 {
-            let mut req = request(&project.id);
-            req.config.insert("mode".into(), "residue".into());
-            let report = run_stage(&mut home, &runtime, &plugin, req).unwrap();
-            assert!(report.succeeded(), "{:?}", report.run.error);
+        // One slot set with one memory: every run reuses the same memory. Reset with nothing
+        // kept resident (all returned to the kernel) and with the default amount kept (reset in
+        // place, by page scan where the kernel has it).
+        for memory_keep_resident in [0, PoolShape::default().memory_keep_resident] {
+            let runtime = Runtime::with_pool(Some(PoolShape {
+                stages: 1,
+                memories: 1,
+                memory_keep_resident,
+                ..PoolShape::default()
+            }))
+            .unwrap();
+            let plugin = runtime.load("faulty", &bytes).unwrap();
+            assert!(plugin.fits_the_pool());
+            for _ in 0..3 {
+                let mut req = request(&project.id);
+                req.config.insert("mode".into(), "residue".into());
+                let report = run_stage(&mut home, &runtime, &plugin, req).unwrap();
+                assert!(report.succeeded(), "{:?}", report.run.error);
+                assert_eq!(
+                    report.run.summary.as_deref(),
+                    Some("clean: 8519680 bytes checked")
+                );
+            }
             assert_eq!(
-                report.run.summary.as_deref(),
-                Some("clean: 131072 bytes checked")
+                runtime.placements(),
+                Placements {
+                    pooled: 3,
+                    on_demand: 0
+                }
             );
         }
-        assert_eq!(
-            runtime.placements(),
-            Placements {
-                pooled: 3,
-                on_demand: 0
-            }
-        );
     }
 }

@@ -1,12 +1,13 @@
 //! The WebAssembly runtime: wasmtime [`Engine`]s and [`Linker`]s, plugins loaded into
 //! [`InstancePre`]s, and a fresh, limited [`Store`] for every stage run.
 //!
-//! Two engines with the same settings, which therefore share compiled code: a **pooled** one,
+//! Two engines with the same settings, which therefore accept the same compiled code: a **pooled** one,
 //! whose instances, memories and tables live in slots reserved once and reused (a stage start
 //! then maps nothing; see [`PoolShape`]), and an **on-demand** one, which maps every instance
 //! afresh. A run uses the pool when its plugin fits the slots, its limits fit them, and a slot
 //! set is free; otherwise it runs on demand, the same in every respect but speed. wasmtime
-//! zeroes a slot's memory and tables before reusing it, so nothing of one run reaches the next.
+//! resets a slot before reusing it (its memory back to the component's initial image, its tables
+//! cleared), so nothing of one run reaches the next.
 //!
 //! Deny by default: the WASI context of a stage has no preopened directories, no environment, no
 //! arguments, no network and no stdin; its stdout and stderr go to the host's log under the stage's
@@ -488,8 +489,9 @@ pub enum Outcome {
 /// The shape of the instance pool: how many stage runs hold slots at once, and how big one
 /// run's slot set is. A plugin that needs more (instances, memories, tables, or a table that
 /// starts bigger) is run on demand, as is a run whose `max-table-elements` exceeds the slots'
-/// tables or that finds every slot set taken. Memories are never the reason: every memory slot
-/// can grow to 4 GiB, the most a 32-bit memory can have, and the host's limiter caps the total.
+/// tables or that finds every slot set taken. The size of a memory is never the reason: every
+/// memory slot can grow to 4 GiB, the most a 32-bit memory can have, and the host's limiter
+/// caps the total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolShape {
     /// Stage runs holding pool slots at once.
@@ -544,8 +546,9 @@ impl PoolShape {
             .table_elements(self.table_elements)
             .linear_memory_keep_resident(self.memory_keep_resident)
             .table_keep_resident(self.table_keep_resident)
-            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the pages a run
-            // touched, in place; elsewhere the first `keep_resident` bytes are zeroed whole.
+            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), find the pages a run touched and
+            // restore up to `keep_resident` bytes of them in place; elsewhere restore the first
+            // `keep_resident` bytes whole. Either way the rest goes back to the kernel.
             .pagemap_scan(Enabled::Auto);
         pool
     }
@@ -679,7 +682,7 @@ impl Runtime {
         self
     }
 
-    /// The engine that compiles: every engine of this runtime shares its code.
+    /// The engine that compiles; every engine of this runtime accepts what it compiles.
     pub fn engine(&self) -> &Engine {
         &self.on_demand.engine
     }
@@ -1167,5 +1170,54 @@ mod tests {
             .and_then(|c| c.load(&rt.on_demand.engine))
             .expect("moves to the on-demand engine");
         assert_eq!(surface(&moved).imports, surface(&component).imports);
+    }
+
+    #[test]
+    fn a_run_that_finds_every_slot_set_taken_runs_on_demand_and_succeeds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut home = crate::home::Home::init(&dir.path().join("home")).expect("home");
+        let project = home
+            .create_project("p", "A fox.\n\nA river.\n", &Default::default())
+            .expect("project");
+        let _lock = home.lock_project(&project.id, true).expect("lock");
+        let rt = Runtime::with_pool(Some(PoolShape {
+            stages: 1,
+            ..PoolShape::default()
+        }))
+        .expect("runtime");
+        let plugin = rt
+            .load("storyboard", vidpipe_example_plugins::STORYBOARD)
+            .expect("loads");
+        let run = |rt: &Runtime, home: &mut crate::home::Home| {
+            let request = crate::runner::StageRequest {
+                project_id: project.id.clone(),
+                config: Default::default(),
+                limits: Limits::default(),
+                progress: Box::new(|_, _, _, _| {}),
+                pipeline: None,
+            };
+            let report = crate::runner::run_stage(home, rt, &plugin, request).expect("runs");
+            assert!(report.succeeded(), "{:?}", report.run.error);
+        };
+        let held = rt
+            .lease(&plugin, &Limits::default())
+            .expect("the only slot set");
+        run(&rt, &mut home);
+        assert_eq!(
+            rt.placements(),
+            Placements {
+                pooled: 0,
+                on_demand: 1
+            }
+        );
+        drop(held);
+        run(&rt, &mut home);
+        assert_eq!(
+            rt.placements(),
+            Placements {
+                pooled: 1,
+                on_demand: 1
+            }
+        );
     }
 }

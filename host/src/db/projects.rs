@@ -226,14 +226,14 @@ pub fn start_run(
 pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
-    let project_id: Option<String> = tx
-        .query_row(
-            "UPDATE pipeline_runs SET status = 'failed', error = ?2, finished_at = ?3
+    let project_id: Option<String> = query_row_cached(
+        &tx,
+        "UPDATE pipeline_runs SET status = 'failed', error = ?2, finished_at = ?3
              WHERE id = ?1 AND status = 'running' RETURNING project_id",
-            params![run_id, error, now],
-            |r| r.get(0),
-        )
-        .optional()?;
+        params![run_id, error, now],
+        |r| r.get(0),
+    )
+    .optional()?;
     if let Some(project_id) = project_id {
         execute_cached(
             &tx,
@@ -274,16 +274,16 @@ pub fn latest_run_of_stage(
     project_id: &str,
     stage: &str,
 ) -> Result<Option<Run>> {
-    Ok(conn
-        .query_row(
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 AND stage = ?2
+    Ok(query_row_cached(
+        conn,
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 AND stage = ?2
                  ORDER BY rowid DESC LIMIT 1"
-            ),
-            params![project_id, stage],
-            run_from_row,
-        )
-        .optional()?)
+        ),
+        params![project_id, stage],
+        run_from_row,
+    )
+    .optional()?)
 }
 
 /// The runs of one pipeline, in stage order.
@@ -388,13 +388,13 @@ pub fn finish_pipeline(
 /// Reads one pipeline run.
 pub fn get_pipeline(conn: &Connection, id: &str) -> Result<Option<Pipeline>> {
     let id = parse_id("run", id)?;
-    Ok(conn
-        .query_row(
-            &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"),
-            [&id],
-            pipeline_from_row,
-        )
-        .optional()?)
+    Ok(query_row_cached(
+        conn,
+        &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"),
+        [&id],
+        pipeline_from_row,
+    )
+    .optional()?)
 }
 
 /// Lists the pipeline runs of a project, oldest first.
@@ -643,13 +643,13 @@ pub fn artifact_publisher(
     kind: super::Kind,
     name: &str,
 ) -> Result<Option<Option<String>>> {
-    Ok(conn
-        .query_row(
-            "SELECT run_id FROM artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
-            params![project_id, kind, name],
-            |r| r.get(0),
-        )
-        .optional()?)
+    Ok(query_row_cached(
+        conn,
+        "SELECT run_id FROM artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
+        params![project_id, kind, name],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// Forgets a journal entry once its file move is durable.

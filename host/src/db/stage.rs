@@ -201,6 +201,8 @@ impl Default for SessionLimits {
 /// The database side of one stage run. See the module docs.
 pub struct StageSession {
     conn: Connection,
+    /// The path it was opened on, when opened by path: where a recycled connection may go.
+    db_path: Option<std::path::PathBuf>,
     project_id: String,
     run_id: String,
     limits: SessionLimits,
@@ -243,9 +245,18 @@ const COMMIT_STAGED: [&str; 5] = [
            AND t.kind = main.artifacts.kind AND t.name = main.artifacts.name)",
 ];
 
+/// Most bytes of staged text a session may have written for its connection to be reused.
+const RECYCLE_MAX_BYTES: u64 = 16 << 20;
+/// Most staged writes a session may have made for its connection to be reused.
+const RECYCLE_MAX_WRITES: u64 = 50_000;
+
 /// A session's connection, its staging tables emptied, ready for the next session of the same
 /// database (see [`StageSession::recycle`]).
-pub struct Recycled(Connection);
+pub struct Recycled {
+    conn: Connection,
+    /// The path its session was opened on.
+    path: Option<std::path::PathBuf>,
+}
 
 impl std::fmt::Debug for Recycled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -354,10 +365,16 @@ impl StageSession {
         project_id: &str,
         run_id: &str,
     ) -> Result<Self> {
-        match spare {
-            Some(Recycled(conn)) => Self::new(conn, project_id, run_id),
-            None => Self::with_connection(super::open(path)?, project_id, run_id),
-        }
+        let mut session = match spare {
+            // Only a connection opened on this very path; any other is closed.
+            Some(Recycled {
+                conn,
+                path: Some(p),
+            }) if p == path => Self::new(conn, project_id, run_id)?,
+            _ => Self::with_connection(super::open(path)?, project_id, run_id)?,
+        };
+        session.db_path = Some(path.to_owned());
+        Ok(session)
     }
 
     /// Turns an open connection (set up by [`super::open`]) into a session.
@@ -373,6 +390,7 @@ impl StageSession {
         let run_id = parse_id("run", run_id)?;
         Ok(StageSession {
             conn,
+            db_path: None,
             project_id,
             run_id,
             limits: SessionLimits::default(),
@@ -434,30 +452,28 @@ impl StageSession {
 
     /// Reads the project.
     pub fn project(&self) -> Result<Project> {
-        self.conn
-            .query_row(
-                &format!("SELECT {PROJECT_COLUMNS} FROM main.projects WHERE id = ?1"),
-                [&self.project_id],
-                project_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| {
-                DbError::NotFound(format!("project {} no longer exists", self.project_id))
-            })
+        query_row_cached(
+            &self.conn,
+            &format!("SELECT {PROJECT_COLUMNS} FROM main.projects WHERE id = ?1"),
+            [&self.project_id],
+            project_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("project {} no longer exists", self.project_id)))
     }
 
     /// Reads this run's record.
     pub fn run(&self) -> Result<Run> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {RUN_COLUMNS} FROM main.pipeline_runs WHERE id = ?1 AND project_id = ?2"
-                ),
-                [&self.run_id, &self.project_id],
-                run_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("run {} has no record", self.run_id)))
+        query_row_cached(
+            &self.conn,
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM main.pipeline_runs WHERE id = ?1 AND project_id = ?2"
+            ),
+            [&self.run_id, &self.project_id],
+            run_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("run {} has no record", self.run_id)))
     }
 
     /// Parses a guest-supplied id. A malformed id cannot name a row, so it is `not-found`
@@ -523,14 +539,14 @@ impl StageSession {
     /// Reads a scene of this project.
     pub fn get_scene(&self, id: &str) -> Result<Scene> {
         let id = Self::row_id("scene", id)?;
-        self.conn
-            .query_row(
-                &format!("SELECT {SCENE_COLUMNS} FROM v_scenes WHERE id = ?1 AND project_id = ?2"),
-                [&id, &self.project_id],
-                scene_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no scene with id {id}")))
+        query_row_cached(
+            &self.conn,
+            &format!("SELECT {SCENE_COLUMNS} FROM v_scenes WHERE id = ?1 AND project_id = ?2"),
+            [&id, &self.project_id],
+            scene_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no scene with id {id}")))
     }
 
     /// Lists scenes in index order.
@@ -625,16 +641,16 @@ impl StageSession {
     /// Reads a keyframe of this project.
     pub fn get_keyframe(&self, id: &str) -> Result<Keyframe> {
         let id = Self::row_id("keyframe", id)?;
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {KEYFRAME_COLUMNS} FROM v_keyframes WHERE id = ?1 AND project_id = ?2"
-                ),
-                [&id, &self.project_id],
-                keyframe_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no keyframe with id {id}")))
+        query_row_cached(
+            &self.conn,
+            &format!(
+                "SELECT {KEYFRAME_COLUMNS} FROM v_keyframes WHERE id = ?1 AND project_id = ?2"
+            ),
+            [&id, &self.project_id],
+            keyframe_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no keyframe with id {id}")))
     }
 
     /// Lists keyframes by scene index, start before end; of one scene if `scene_id` is given.
@@ -755,16 +771,14 @@ impl StageSession {
     /// Reads a video clip of this project.
     pub fn get_video_clip(&self, id: &str) -> Result<VideoClip> {
         let id = Self::row_id("video clip", id)?;
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {CLIP_COLUMNS} FROM v_video_clips WHERE id = ?1 AND project_id = ?2"
-                ),
-                [&id, &self.project_id],
-                clip_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| DbError::NotFound(format!("no video clip with id {id}")))
+        query_row_cached(
+            &self.conn,
+            &format!("SELECT {CLIP_COLUMNS} FROM v_video_clips WHERE id = ?1 AND project_id = ?2"),
+            [&id, &self.project_id],
+            clip_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no video clip with id {id}")))
     }
 
     /// Lists video clips in scene order; of one scene if `scene_id` is given.
@@ -901,15 +915,14 @@ impl StageSession {
     }
 
     fn staged_file(&self, kind: Kind, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT staged FROM temp.stage_artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
-                params![self.project_id, kind, name],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten())
+        Ok(query_row_cached(
+            &self.conn,
+            "SELECT staged FROM temp.stage_artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
+            params![self.project_id, kind, name],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
     }
 
     /// Stages the deletion of `kind/name`. Refused while a keyframe or clip (as this run sees
@@ -958,16 +971,21 @@ impl StageSession {
     pub fn staged_files(&self) -> Result<Vec<(Kind, String)>> {
         let mut st = self
             .conn
-            .prepare("SELECT kind, staged FROM temp.stage_artifacts WHERE staged IS NOT NULL ORDER BY kind, name")?;
+            .prepare_cached("SELECT kind, staged FROM temp.stage_artifacts WHERE staged IS NOT NULL ORDER BY kind, name")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Ends the session and gives back its connection for the next one, with every staged row
-    /// deleted, or `None` if it cannot be made clean (it is then closed): a transaction left
-    /// open, or a delete that failed. Nothing of this session reaches the next.
+    /// deleted, or `None` if it should not be reused (it is then closed): a transaction or a
+    /// statement left open, a delete that failed, or a session that staged so much that its
+    /// in-memory staging database, which deleting does not shrink, is better freed whole.
+    /// Nothing of this session reaches the next.
     pub fn recycle(mut self) -> Option<Recycled> {
-        if self.clear_deadline().is_err() || !self.conn.is_autocommit() {
+        if self.bytes > RECYCLE_MAX_BYTES || self.writes > RECYCLE_MAX_WRITES {
+            return None;
+        }
+        if self.clear_deadline().is_err() || !self.conn.is_autocommit() || self.conn.is_busy() {
             return None;
         }
         for table in [
@@ -984,7 +1002,10 @@ impl StageSession {
                 return None;
             }
         }
-        Some(Recycled(self.conn))
+        Some(Recycled {
+            conn: self.conn,
+            path: self.db_path,
+        })
     }
 
     /// Makes everything this run wrote visible at once, records the run as succeeded with
@@ -1119,6 +1140,10 @@ mod tests {
         first
             .stage_artifact(Kind::Output, "a.bin", ".stage-a", 1, &"a".repeat(64))
             .expect("stage");
+        // Its deadline has passed; it must not follow the connection into the next session.
+        first
+            .set_deadline(std::time::Instant::now())
+            .expect("deadline");
         let spare = first.recycle().expect("a clean connection comes back");
         // The next run, of project b, on the same connection, sees none of it...
         let mut second = session_on(&mut f, spare, &b.id);
@@ -1151,12 +1176,58 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_left_inside_a_transaction_is_not_recycled() {
+    fn a_connection_inside_a_transaction_or_after_a_large_session_is_not_recycled() {
         let mut f = fixture();
         let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
         let s = session(&mut f, &p.id);
         s.conn.execute_batch("BEGIN").expect("begin");
         assert!(s.recycle().is_none());
+        let mut large = session(&mut f, &p.id);
+        large.writes = RECYCLE_MAX_WRITES + 1;
+        assert!(large.recycle().is_none(), "its staging memory is freed");
+        let mut large = session(&mut f, &p.id);
+        large.bytes = RECYCLE_MAX_BYTES + 1;
+        assert!(large.recycle().is_none());
+        assert!(session(&mut f, &p.id).recycle().is_some(), "a small one is");
+    }
+
+    #[test]
+    fn a_recycled_connection_is_used_only_for_the_database_it_was_opened_on() {
+        let mut a = fixture();
+        let mut b = fixture();
+        let pa = create_project(&a.main, "a", "", &KeyValues::new()).expect("a");
+        let pb = create_project(&b.main, "b", "", &KeyValues::new()).expect("b");
+        let run = start_run(
+            &mut a.main,
+            &pa.id,
+            "t",
+            &"0".repeat(64),
+            &KeyValues::new(),
+            None,
+        )
+        .expect("run");
+        let spare = StageSession::open(&a.path, &pa.id, &run.id)
+            .expect("session")
+            .recycle()
+            .expect("recycled");
+        // Offered to a session of database b, it is closed and b gets its own connection.
+        let run = start_run(
+            &mut b.main,
+            &pb.id,
+            "t",
+            &"0".repeat(64),
+            &KeyValues::new(),
+            None,
+        )
+        .expect("run");
+        let mut s =
+            StageSession::open_reusing(&b.path, Some(spare), &pb.id, &run.id).expect("session");
+        s.create_scene(scene(0)).expect("create");
+        s.commit("ok").expect("commit");
+        assert_eq!(
+            project_detail(&mut b.main, &pb.id).expect("b").scenes.len(),
+            1
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | `foreign` | tries every db call on the comma-separated ids in config key `ids`; reports what each got |
 //! | `ambient` | tries to read `/etc/passwd`, list `/`, read the environment and connect to 127.0.0.1 |
 //! | `big-list` | passes one `list<u8>` of config key `bytes` bytes (default 1 GiB) to `write` |
-//! | `residue` | checks that its memory is as the component defines it (a zeroed and a preset static), then scribbles over both; an earlier run's scribbles fail it with `conflict` |
+//! | `residue` | checks that its memory is as the component defines it (a zeroed and a preset static, and 8 MiB of fresh zeroed heap), then scribbles over all three; an earlier run's scribbles fail it with `conflict` |
 //!
 //! The probing modes (`escape`, `foreign`, `ambient`) fail the stage with
 //! `every attempt was refused: <report>` when the host refused everything, and succeed with the
@@ -516,15 +516,20 @@ fn probe_escapes() -> String {
 
 /// Bytes of each static [`look_for_residue`] checks.
 const RESIDUE_BYTES: usize = 64 << 10;
-/// What an earlier run writes over both statics.
+/// Bytes of fresh heap it checks: more than the memory a stage starts with, so most of it is
+/// memory the instance grows.
+const GROWN_BYTES: usize = 8 << 20;
+/// What an earlier run writes over both statics and the heap.
 const SCRIBBLE: u8 = 0xA5;
 /// Zero-initialised, so it lives outside the component's data segments.
 static ZEROED: [AtomicU8; RESIDUE_BYTES] = [const { AtomicU8::new(0) }; RESIDUE_BYTES];
 /// Initialised to 7, so it lives in a data segment (the memory image).
 static PRESET: [AtomicU8; RESIDUE_BYTES] = [const { AtomicU8::new(7) }; RESIDUE_BYTES];
 
-/// Fails with `conflict` if either static differs from its initial value (an earlier run's
-/// memory showing through), then overwrites both for the next run to find.
+/// Fails with `conflict` if either static differs from its initial value, or fresh zeroed heap
+/// is not zero (an earlier run's memory showing through), then overwrites all three for the
+/// next run to find. (The guest allocator hands out memory the instance has just grown as
+/// zeroed without clearing it, trusting WebAssembly's guarantee that new pages are zero.)
 fn look_for_residue() -> Result<String, Error> {
     let differing = |cells: &[AtomicU8], expected: u8| {
         cells
@@ -533,18 +538,25 @@ fn look_for_residue() -> Result<String, Error> {
             .count()
     };
     let (zeroed, preset) = (differing(&ZEROED, 0), differing(&PRESET, 7));
+    let mut heap = black_box(vec![0u8; GROWN_BYTES]);
+    let grown = heap.iter().filter(|&&b| b != 0).count();
     for cell in ZEROED.iter().chain(PRESET.iter()) {
         cell.store(SCRIBBLE, Ordering::Relaxed);
     }
-    if zeroed + preset > 0 {
+    heap.fill(SCRIBBLE);
+    black_box(&heap);
+    if zeroed + preset + grown > 0 {
         return Err(Error {
             code: ErrorCode::Conflict,
             message: format!(
-                "memory left by an earlier run: {zeroed} zeroed and {preset} preset bytes differ"
+                "memory left by an earlier run: {zeroed} zeroed, {preset} preset and {grown} heap bytes differ"
             ),
         });
     }
-    Ok(format!("clean: {} bytes checked", 2 * RESIDUE_BYTES))
+    Ok(format!(
+        "clean: {} bytes checked",
+        2 * RESIDUE_BYTES + GROWN_BYTES
+    ))
 }
 
 #[cfg(test)]
@@ -590,13 +602,11 @@ mod tests {
         // Natively both calls share one process's statics: the second finds the first's bytes,
         // which is what a run in an unreset pool slot would see.
         let first = look_for_residue().expect("fresh memory is clean");
-        assert_eq!(first, "clean: 131072 bytes checked");
+        assert_eq!(first, "clean: 8519680 bytes checked");
         let second = look_for_residue().expect_err("the scribbles are found");
         assert!(matches!(second.code, ErrorCode::Conflict));
         assert!(
-            second
-                .message
-                .contains("65536 zeroed and 65536 preset bytes differ"),
+            second.message.contains("65536 zeroed, 65536 preset and"),
             "{}",
             second.message
         );
