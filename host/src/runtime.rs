@@ -645,6 +645,11 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `VIDPIPE_PERFMAP=1` writes /tmp/perf-<pid>.map, so `perf record` / `perf report`
+        // name the functions of plugins (what found the hot loops of the demo stages).
+        if std::env::var_os("VIDPIPE_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let on_demand = Backend::new(&config)?;
         let pool = match shape {
             None => None,

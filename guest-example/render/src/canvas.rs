@@ -6,6 +6,7 @@
 //! distance of the pixel centre to the edge.
 
 use crate::Image;
+use crate::util::{fmax, fmin};
 
 /// A colour: red, green, blue, each 0 to 1.
 pub(crate) type Rgb = [f32; 3];
@@ -26,7 +27,7 @@ pub(crate) fn scale(colour: Rgb, factor: f32) -> Rgb {
 
 /// The colour of the sky gradient of [`Canvas::sky`] at height `y`.
 pub(crate) fn sky_colour(y: f32, horizon: f32, top: Rgb, bottom: Rgb) -> Rgb {
-    let t = (y / horizon.max(1.0)).clamp(0.0, 1.0);
+    let t = (y / fmax(horizon, 1.0)).clamp(0.0, 1.0);
     mix(top, bottom, t * t)
 }
 
@@ -78,7 +79,7 @@ impl Canvas {
         if alpha <= 0.0 || x >= self.w || y >= self.h {
             return;
         }
-        let alpha = alpha.min(1.0);
+        let alpha = fmin(alpha, 1.0);
         let p = &mut self.px[y * self.w + x];
         for (channel, target) in p.iter_mut().zip(colour) {
             *channel += (target - *channel) * alpha;
@@ -92,7 +93,7 @@ impl Canvas {
         }
         let p = &mut self.px[y * self.w + x];
         for (channel, light) in p.iter_mut().zip(colour) {
-            *channel = (*channel + light * amount).min(1.0);
+            *channel = fmin(*channel + light * amount, 1.0);
         }
     }
 
@@ -108,8 +109,8 @@ impl Canvas {
 
     /// The pixel range `[low, high)` covering the span `[a, b]`, clipped to `0..limit`.
     fn span(a: f32, b: f32, limit: usize) -> (usize, usize) {
-        let low = a.floor().max(0.0) as usize;
-        let high = (b.ceil().max(0.0) as usize).min(limit);
+        let low = fmax(a.floor(), 0.0) as usize;
+        let high = (fmax(b.ceil(), 0.0) as usize).min(limit);
         (low.min(limit), high)
     }
 
@@ -166,7 +167,7 @@ impl Canvas {
                 let d2 = dx * dx + dy * dy;
                 if d2 < 1.0 {
                     let edge = 1.0 - d2;
-                    self.blend(x, y, colour, alpha * (edge * 3.0).min(1.0));
+                    self.blend(x, y, colour, alpha * fmin(edge * 3.0, 1.0));
                 }
             }
         }
@@ -177,9 +178,9 @@ impl Canvas {
         let (px0, px1) = Self::span(x0, x1, self.w);
         let (py0, py1) = Self::span(y0, y1, self.h);
         for y in py0..py1 {
-            let cover_y = (y1.min(y as f32 + 1.0) - y0.max(y as f32)).clamp(0.0, 1.0);
+            let cover_y = (fmin(y1, y as f32 + 1.0) - fmax(y0, y as f32)).clamp(0.0, 1.0);
             for x in px0..px1 {
-                let cover_x = (x1.min(x as f32 + 1.0) - x0.max(x as f32)).clamp(0.0, 1.0);
+                let cover_x = (fmin(x1, x as f32 + 1.0) - fmax(x0, x as f32)).clamp(0.0, 1.0);
                 self.blend(x, y, colour, alpha * cover_x * cover_y);
             }
         }
@@ -212,10 +213,10 @@ impl Canvas {
             })
             .collect();
         let (min_x, max_x) = points.iter().fold((f32::MAX, f32::MIN), |(lo, hi), p| {
-            (lo.min(p.0), hi.max(p.0))
+            (fmin(lo, p.0), fmax(hi, p.0))
         });
         let (min_y, max_y) = points.iter().fold((f32::MAX, f32::MIN), |(lo, hi), p| {
-            (lo.min(p.1), hi.max(p.1))
+            (fmin(lo, p.1), fmax(hi, p.1))
         });
         let (x0, x1) = Self::span(min_x - 1.0, max_x + 1.0, self.w);
         let (y0, y1) = Self::span(min_y - 1.0, max_y + 1.0, self.h);
@@ -266,7 +267,7 @@ impl Canvas {
             let (y0, _) = Self::span(edge, edge, self.h);
             for y in y0..self.h {
                 let coverage = (y as f32 + 1.0 - edge).clamp(0.0, 1.0);
-                let depth = (y as f32 + 0.5 - edge).max(0.0);
+                let depth = fmax(y as f32 + 0.5 - edge, 0.0);
                 self.blend(x, y, colour(depth), alpha * coverage);
             }
         }

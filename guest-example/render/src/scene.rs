@@ -13,7 +13,7 @@ use std::f32::consts::PI;
 use crate::canvas::{Canvas, mix, scale, sky_colour};
 use crate::palette::{CALM, Colours, DAWN, DUSK, FIRE, FOREST, NIGHT, SEA, hsl, storminess};
 use crate::text::{draw_band, draw_title};
-use crate::util::{Words, cos, lerp, sin};
+use crate::util::{Words, cos, fmax, fmin, lerp, sin};
 use crate::{Image, RenderError};
 
 /// Which end of a scene a keyframe shows.
@@ -354,7 +354,7 @@ impl Painter {
             let r = ridge((x - shift) / w);
             if sea {
                 // Only the ridge's highest stretches rise out of the water.
-                horizon - h * 0.09 * (r - 0.55).max(0.0)
+                horizon - h * 0.09 * fmax(r - 0.55, 0.0)
             } else {
                 horizon - h * (0.03 + 0.11 * r)
             }
@@ -362,7 +362,7 @@ impl Painter {
         let haze = mix(c.far, c.sky_horizon, 0.3);
         self.canvas.fill_below(
             top,
-            |depth| mix(haze, c.far, (depth / h * 8.0).min(1.0)),
+            |depth| mix(haze, c.far, fmin(depth / h * 8.0, 1.0)),
             1.0,
         );
     }
@@ -378,7 +378,7 @@ impl Painter {
         let dark = scale(c.near, 0.55);
         self.canvas.fill_below(
             top,
-            |depth| mix(lit, dark, (depth / (h * 0.4)).min(1.0)),
+            |depth| mix(lit, dark, fmin(depth / (h * 0.4), 1.0)),
             1.0,
         );
     }
@@ -402,7 +402,7 @@ impl Painter {
         let deep = scale(c.near, 0.7);
         self.canvas.fill_below(
             |_| horizon,
-            |depth| mix(top, deep, (depth / depth_range).min(1.0)),
+            |depth| mix(top, deep, fmin(depth / depth_range, 1.0)),
             1.0,
         );
 

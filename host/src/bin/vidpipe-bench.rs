@@ -759,20 +759,17 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
     let iterations = if args.quick { 200 } else { 5000 };
     let on_demand = Runtime::with_pool(None).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let on_demand_bench = on_demand.load("bench", &bench_bytes)?;
-    let demand: Vec<f64> = stage_starts(
-        &mut b,
-        Some((&on_demand, &on_demand_bench)),
-        &project,
-        iterations,
-    )?
-    .iter()
-    .map(|s| s * 1e6)
-    .collect();
+    // In alternating chunks, so both sides see the same moments of a noisy machine.
+    let (mut demand, mut us) = (Vec::new(), Vec::new());
     let before = b.runtime.placements();
-    let us: Vec<f64> = stage_starts(&mut b, None, &project, iterations)?
-        .iter()
-        .map(|s| s * 1e6)
-        .collect();
+    let chunk = iterations / 10;
+    for _ in 0..10 {
+        let on_demand_side = Some((&on_demand, &on_demand_bench));
+        demand.extend(stage_starts(&mut b, on_demand_side, &project, chunk)?);
+        us.extend(stage_starts(&mut b, None, &project, chunk)?);
+    }
+    let to_us = |v: Vec<f64>| v.into_iter().map(|s| s * 1e6).collect::<Vec<f64>>();
+    let (demand, us) = (to_us(demand), to_us(us));
     let pooled = b.runtime.placements().pooled - before.pooled;
     let p50 = percentile(&us, 0.5);
     push(Row {
@@ -789,7 +786,7 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
             percentile(&demand, 0.5),
             percentile(&demand, 0.9),
         ),
-        miss: "callgrind (`vidpipe-bench --only-stage-start 300`) counts about 70k instructions per start, 50k of them in wasmtime's instantiation of the component's three core instances; the pool already removed the kernel's share (mapping and unmapping memory). On this VM the p50 moves between runs (12–25 µs); what remains is wasmtime's own work",
+        miss: "on this VM the same binary's p50 is about 12 µs in some runs and 19–27 µs in others (`vidpipe-bench --only-stage-start 5000`, run after run; the slow phases slow every row, the native sides included). callgrind (`--only-stage-start 300`) counts about 70k instructions per start, 50k of them in wasmtime's instantiation of the component's three core instances; the pool already removed the kernel's share (mapping and unmapping memory), so what remains is wasmtime's own work",
     });
 
     // Compile cache.
@@ -1024,7 +1021,7 @@ fn demo_stages(b: &mut Bench, quick: bool) -> Result<Vec<Row>> {
             "demo: keyframes stage (10 × 640×360)",
             &kp,
             &kn,
-            "profiled with wasmtime's perf map, the stage is now mostly float canvas code (gradients, discs, glows, polygon fills, quantising to bytes) run once per pixel. Under Wasm, Rust's `f32::min` and `max` become calls to libm's `fminf`/`fmaxf` (their NaN rules differ from the wasm instructions'), and each float-to-byte conversion is a checked sequence; a compare-and-select helper for min and max, and fixed-point blending as the clips now use, would close most of it. (Encoding the keyframes with fdeflate's fast mode, as the clips already were, cut the stage from 0.77 s to 0.29 s under Wasm and from 0.46 s to 0.13 s natively: deflate had been the part Wasm ran closest to native speed, so the ratio rose as the time fell)",
+            "profiled with `VIDPIPE_PERFMAP=1 perf record`, the stage is float canvas code (gradients, discs, glows, polygon fills) run once per pixel, then quantised to bytes. A fifth of its samples were in Rust's `f32::min`/`max`, which compile to calls to libm's `fminf`/`fmaxf` under Wasm; they are now a compare and select there (this row varies by a third between runs on this VM, so the gain is not visible in one run: 1.47–1.92 after, 2.1–2.9 before). What is left is Cranelift's scalar float code and its checked float-to-byte conversions; fixed-point blending, as the clips now use, would close more. (Encoding the keyframes with fdeflate's fast mode, as the clips already were, cut the stage from 0.77 s to about 0.3 s under Wasm and from 0.46 s to about 0.15 s natively: deflate had been the part Wasm ran closest to native speed, so the ratio rose as the time fell)",
         ),
         row(
             &format!(
