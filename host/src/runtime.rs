@@ -1144,6 +1144,7 @@ mod tests {
             ..PoolShape::default()
         }))
         .expect("runtime");
+        assert!(rt.has_pool(), "the instance pool could not be reserved");
         let plugin = rt
             .load("storyboard", vidpipe_example_plugins::STORYBOARD)
             .expect("loads");
@@ -1190,6 +1191,10 @@ mod tests {
             ..PoolShape::default()
         }))
         .expect("runtime");
+        assert!(
+            rt.has_pool(),
+            "the instance pool could not be reserved on this machine (its log says why)"
+        );
         let plugin = rt
             .load("storyboard", vidpipe_example_plugins::STORYBOARD)
             .expect("loads");

@@ -265,12 +265,81 @@ mod tests {
         frame(&start, &end, 9.0, &wild).expect("blends");
     }
 
+    /// The in-between frame computed the plain way, in floats: four taps per keyframe.
+    fn float_frame(start: &Image, end: &Image, t: f32, motion: &Motion) -> Vec<u8> {
+        let (w, h) = (start.width(), start.height());
+        let fade = smoothstep(t);
+        let zoom = lerp(1.0, motion.zoom, t);
+        let (fx, fy) = (motion.focus.0 * w as f32, motion.focus.1 * h as f32);
+        let coordinate = |i: u32, len: u32, focus: f32| {
+            let u = (focus + (i as f32 + 0.5 - focus) / zoom) / len as f32;
+            let s = (u * len as f32 - 0.5).clamp(0.0, (len - 1) as f32);
+            let i0 = s as u32;
+            (i0, (i0 + 1).min(len - 1), s - i0 as f32)
+        };
+        let level = |image: &Image, x: u32, y: u32, c: usize| {
+            f32::from(image.pixel(x, y).expect("inside")[c])
+        };
+        let mut out = Vec::new();
+        for y in 0..h {
+            let (y0, y1, wy) = coordinate(y, h, fy);
+            for x in 0..w {
+                let (x0, x1, wx) = coordinate(x, w, fx);
+                for c in 0..3 {
+                    let bilinear = |image: &Image| {
+                        let top = lerp(level(image, x0, y0, c), level(image, x1, y0, c), wx);
+                        let bottom = lerp(level(image, x0, y1, c), level(image, x1, y1, c), wx);
+                        lerp(top, bottom, wy)
+                    };
+                    let value = lerp(bilinear(start), bilinear(end), fade);
+                    out.push((value + 0.5).clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixed_point_frames_agree_with_float_sampling_to_within_rounding() {
+        let (start, end) = keyframes();
+        let motion = Motion {
+            zoom: 1.3,
+            focus: (0.4, 0.6),
+            steady_caption: false,
+        };
+        for t in [0.13, 0.5, 0.77] {
+            let fixed = frame(&start, &end, t, &motion).expect("blends");
+            let float = float_frame(&start, &end, t, &motion);
+            let differences: Vec<u32> = fixed
+                .pixels()
+                .iter()
+                .zip(&float)
+                .map(|(&a, &b)| u32::from(a.abs_diff(b)))
+                .collect();
+            let worst = differences.iter().max().copied().unwrap_or(0);
+            let mean = differences.iter().sum::<u32>() as f32 / differences.len() as f32;
+            assert!(worst <= 2, "t = {t}: a level differs by {worst}");
+            assert!(mean < 0.25, "t = {t}: levels differ by {mean} on average");
+        }
+    }
+
     #[test]
     fn keyframes_of_different_sizes_are_stretched_to_the_start_size() {
         let small = Image::from_rgb(2, 1, vec![0, 0, 0, 255, 255, 255]).expect("2x1");
         let big = Image::new(40, 30).expect("40x30");
-        let blended = frame(&big, &small, 1.0, &Motion::default()).expect("blends");
+        let still = Motion {
+            zoom: 1.0,
+            steady_caption: false,
+            ..Motion::default()
+        };
+        let blended = frame(&big, &small, 1.0, &still).expect("blends");
         assert_eq!((blended.width(), blended.height()), (40, 30));
+        // The 2×1 end keyframe, black then white, stretched over 40×30.
+        for y in 0..30 {
+            assert_eq!(blended.pixel(0, y), Some([0, 0, 0]));
+            assert_eq!(blended.pixel(39, y), Some([255, 255, 255]));
+            assert!((1..40).all(|x| blended.pixel(x - 1, y) <= blended.pixel(x, y)));
+        }
         let tiny = frame(&small, &big, 0.5, &Motion::default()).expect("blends");
         assert_eq!((tiny.width(), tiny.height()), (2, 1));
     }
