@@ -1093,8 +1093,9 @@ mod tests {
         }
     }
 
-    fn session(f: &mut Fixture, project: &str) -> StageSession {
-        let run = start_run(
+    /// Starts a run of `project` and returns its id.
+    fn start(f: &mut Fixture, project: &str) -> String {
+        start_run(
             &mut f.main,
             project,
             "test",
@@ -1102,8 +1103,13 @@ mod tests {
             &KeyValues::new(),
             None,
         )
-        .expect("run");
-        StageSession::open(&f.path, project, &run.id).expect("session")
+        .expect("run")
+        .id
+    }
+
+    fn session(f: &mut Fixture, project: &str) -> StageSession {
+        let run = start(f, project);
+        StageSession::open(&f.path, project, &run).expect("session")
     }
 
     fn scene(index: u32) -> NewScene {
@@ -1117,16 +1123,8 @@ mod tests {
 
     /// A run of `project` on `spare`, the connection an earlier session gave back.
     fn session_on(f: &mut Fixture, spare: Recycled, project: &str) -> StageSession {
-        let run = start_run(
-            &mut f.main,
-            project,
-            "test",
-            &"0".repeat(64),
-            &KeyValues::new(),
-            None,
-        )
-        .expect("run");
-        StageSession::open_reusing(&f.path, Some(spare), project, &run.id).expect("session")
+        let run = start(f, project);
+        StageSession::open_reusing(&f.path, Some(spare), project, &run).expect("session")
     }
 
     #[test]
@@ -1197,31 +1195,15 @@ mod tests {
         let mut b = fixture();
         let pa = create_project(&a.main, "a", "", &KeyValues::new()).expect("a");
         let pb = create_project(&b.main, "b", "", &KeyValues::new()).expect("b");
-        let run = start_run(
-            &mut a.main,
-            &pa.id,
-            "t",
-            &"0".repeat(64),
-            &KeyValues::new(),
-            None,
-        )
-        .expect("run");
-        let spare = StageSession::open(&a.path, &pa.id, &run.id)
+        let run = start(&mut a, &pa.id);
+        let spare = StageSession::open(&a.path, &pa.id, &run)
             .expect("session")
             .recycle()
             .expect("recycled");
         // Offered to a session of database b, it is closed and b gets its own connection.
-        let run = start_run(
-            &mut b.main,
-            &pb.id,
-            "t",
-            &"0".repeat(64),
-            &KeyValues::new(),
-            None,
-        )
-        .expect("run");
+        let run = start(&mut b, &pb.id);
         let mut s =
-            StageSession::open_reusing(&b.path, Some(spare), &pb.id, &run.id).expect("session");
+            StageSession::open_reusing(&b.path, Some(spare), &pb.id, &run).expect("session");
         s.create_scene(scene(0)).expect("create");
         s.commit("ok").expect("commit");
         assert_eq!(
