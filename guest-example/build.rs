@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 9] = [
+const PLUGINS: [Plugin; 10] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -63,6 +63,11 @@ const PLUGINS: [Plugin; 9] = [
     Plugin {
         package: "future-version",
         what: "the `future-version` test plugin, built against vidpipe:plugin@0.2.0",
+        embed: false,
+    },
+    Plugin {
+        package: "attacker",
+        what: "the `attacker` test plugin, which tries what SECURITY.md says a stage cannot",
         embed: false,
     },
     Plugin {

@@ -18,7 +18,7 @@ use zune_png::PngDecoder;
 
 const DEMO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../guest-example/examples/demo.toml"
+    "/../../guest-example/examples/demo.toml"
 );
 const SCRIPT: &str = include_str!("../guest-example/examples/lighthouse.txt");
 const FPS: u64 = 12;

@@ -240,7 +240,7 @@ fn bad_manifests_exit_2_and_write_nothing() {
         .vidpipe(&["run", &dir, "--project", &id])
         .expect_code(2);
     assert!(
-        run.stderr.contains("cannot read pipeline manifest"),
+        run.stderr.contains("pipeline manifest") && run.stderr.contains("is a directory"),
         "a manifest that is a directory: {}",
         run.stderr
     );

@@ -180,8 +180,8 @@ pub fn validate_name(name: &str) -> Result<(), ArtifactError> {
         Some("contains a backslash `\\`")
     } else if name.contains('\0') {
         Some("contains a NUL byte")
-    } else if name.chars().any(char::is_control) {
-        Some("contains a control character")
+    } else if name.chars().any(crate::text::is_unsafe) {
+        Some("contains a control character or an invisible format character (a bidi override, say)")
     } else if name.starts_with('.') {
         Some("starts with `.`, which is reserved for the host's staged files")
     } else if name.trim() != name {
@@ -283,6 +283,13 @@ impl ArtifactRoot {
             .map_err(io_error("create directory", shown_path.clone()))?;
         let dir = Dir::open_ambient_dir(path, authority)
             .map_err(io_error("open directory", shown_path))?;
+        Ok(Self { dir })
+    }
+
+    /// Opens `path`, which must exist, without creating anything: for a home opened read-only.
+    pub fn open_existing(path: &Path) -> Result<Self, ArtifactError> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())
+            .map_err(io_error("open directory", path.display().to_string()))?;
         Ok(Self { dir })
     }
 

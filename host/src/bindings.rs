@@ -2,11 +2,16 @@
 //!
 //! Imports are trappable, so a host function can end the stage with a trap (a violated limit)
 //! as well as return a WIT error; `types.error` maps to [`HostError`], which carries either.
+//! They are synchronous: none of them waits on anything but local disk and SQLite, whose
+//! work the run's deadline cuts short (see `db::stage::StageSession::set_deadline`).
+//! The export `run` is called asynchronously, so that a run can be abandoned at its deadline
+//! even while the guest is blocked in one of WASI's waits (see `runtime::Runtime::call`).
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "stage",
     imports: { default: trappable },
+    exports: { default: async },
     trappable_error_type: {
         "vidpipe:plugin/types.error" => crate::host_api::HostError,
     },

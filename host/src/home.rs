@@ -34,8 +34,8 @@ pub enum HomeError {
     /// An artifact store failure.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
-    /// The home folder itself could not be created.
-    #[error("could not create the home folder {path}: {source}")]
+    /// The home folder, or its database file, could not be created.
+    #[error("could not create {path}: {source}")]
     Create {
         /// The folder.
         path: PathBuf,
@@ -59,6 +59,107 @@ pub enum HomeError {
     /// The home does not exist and creating it was not asked for.
     #[error("{0} is not a vidpipe home (no vidpipe.db); run `vidpipe init` first")]
     Missing(PathBuf),
+    /// The home's path names something other than a directory.
+    #[error("the home {path} is {kind}, not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The home's path cannot be looked at (a symlink loop, a folder this user may not enter).
+    #[error("cannot use the home {path}: {source}")]
+    Inaccessible {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The home can be read but not written by this process, and the command would write.
+    #[error(
+        "the home {path} cannot be written ({reason}); only commands that read it \
+         (`project list`, `project show`, `runs list`, `runs show`) can run on it"
+    )]
+    ReadOnly {
+        /// The path.
+        path: PathBuf,
+        /// Why it cannot be written.
+        reason: String,
+    },
+}
+
+impl HomeError {
+    /// Whether the error is about the home the user named rather than a failure of the host:
+    /// it does not exist, is not a folder, or cannot be used as asked. Nothing was written.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            HomeError::Missing(_)
+                | HomeError::Create { .. }
+                | HomeError::NotADirectory { .. }
+                | HomeError::Inaccessible { .. }
+                | HomeError::ReadOnly { .. }
+        )
+    }
+}
+
+/// Checks that `path` is a directory (creating it when `create`), with errors that say what it
+/// is instead.
+fn check_directory(path: &Path, create: bool) -> Result<(), HomeError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) => Err(HomeError::NotADirectory {
+            path: path.to_owned(),
+            kind: describe(&meta.file_type()),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            std::fs::create_dir_all(path).map_err(|source| HomeError::Create {
+                path: path.to_owned(),
+                source,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(HomeError::Missing(path.to_owned()))
+        }
+        Err(source) => Err(HomeError::Inaccessible {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn describe(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a directory"
+    }
+}
+
+/// Why this process cannot write the home at `path` (its folder or its database), if it cannot.
+fn unwritable(path: &Path) -> Option<String> {
+    use rustix::fs::{Access, access};
+    let db = path.join("vidpipe.db");
+    let checks = [
+        (path.to_owned(), Access::WRITE_OK | Access::EXEC_OK),
+        (db, Access::READ_OK | Access::WRITE_OK),
+    ];
+    checks
+        .into_iter()
+        .find_map(|(file, mode)| match access(&file, mode) {
+            Ok(()) => None,
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => Some(format!("{}: {}", file.display(), std::io::Error::from(e))),
+        })
 }
 
 /// The lock of one project, held while stages run on it; released on drop.
@@ -72,6 +173,8 @@ pub struct Home {
     path: PathBuf,
     conn: Connection,
     artifacts: ArtifactRoot,
+    /// Why the home is open read-only, when it is.
+    read_only: Option<String>,
     /// The last stage session's connection, for the next stage run of this process.
     spare_session: Option<Recycled>,
 }
@@ -86,24 +189,101 @@ impl std::fmt::Debug for Home {
 
 impl Home {
     /// Creates the home if needed, migrates it and finishes interrupted publishes. Idempotent.
+    /// A home this process cannot write is refused ([`HomeError::ReadOnly`]).
     pub fn init(path: &Path) -> Result<Self, HomeError> {
-        std::fs::create_dir_all(path).map_err(|source| HomeError::Create {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::open_existing(path)
+        check_directory(path, true)?;
+        Self::open_writable(path)
     }
 
-    /// Opens an existing home; refuses a folder without a database rather than creating one.
+    /// Opens an existing home to change it; refuses a folder without a database rather than
+    /// creating one, and a home this process cannot write ([`HomeError::ReadOnly`]).
     pub fn open(path: &Path) -> Result<Self, HomeError> {
-        if !path.join("vidpipe.db").is_file() {
-            return Err(HomeError::Missing(path.to_owned()));
+        Self::check_exists(path)?;
+        Self::open_writable(path)
+    }
+
+    /// Opens an existing home to read it. When this process cannot write it (a read-only mount,
+    /// another user's home) it is opened read-only, without migrating or recovering it;
+    /// [`Home::read_only`] then says why.
+    pub fn open_for_reading(path: &Path) -> Result<Self, HomeError> {
+        Self::check_exists(path)?;
+        let Some(reason) = unwritable(path) else {
+            return Self::open_existing(path);
+        };
+        let conn = db::open_read_only(&path.join("vidpipe.db"))?;
+        Ok(Home {
+            path: path.to_owned(),
+            conn,
+            artifacts: ArtifactRoot::open_existing(&path.join("projects"))?,
+            read_only: Some(reason),
+            spare_session: None,
+        })
+    }
+
+    fn check_exists(path: &Path) -> Result<(), HomeError> {
+        check_directory(path, false)?;
+        match std::fs::metadata(path.join("vidpipe.db")) {
+            Ok(meta) if meta.is_file() => Ok(()),
+            Ok(_) => Err(HomeError::Missing(path.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(HomeError::Missing(path.to_owned()))
+            }
+            Err(source) => Err(HomeError::Inaccessible {
+                path: path.join("vidpipe.db"),
+                source,
+            }),
+        }
+    }
+
+    fn open_writable(path: &Path) -> Result<Self, HomeError> {
+        if let Some(reason) = unwritable(path) {
+            return Err(HomeError::ReadOnly {
+                path: path.to_owned(),
+                reason,
+            });
+        }
+        // Create the database file here rather than let SQLite do it: SQLite's "unable to open
+        // database file" does not say why, the operating system's error does.
+        let db = path.join("vidpipe.db");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&db)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(HomeError::Create { path: db, source }),
         }
         Self::open_existing(path)
     }
 
+    /// Checks, without opening it, that the home at `path` exists and this process can write
+    /// it: what a command that will change it checks before doing anything else.
+    pub fn check_writable(path: &Path) -> Result<(), HomeError> {
+        Self::check_exists(path)?;
+        match unwritable(path) {
+            None => Ok(()),
+            Some(reason) => Err(HomeError::ReadOnly {
+                path: path.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    /// Why the home is open read-only, if it is (see [`Home::open_for_reading`]).
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
     fn open_existing(path: &Path) -> Result<Self, HomeError> {
         let mut conn = db::open(&path.join("vidpipe.db"))?;
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            // SQLite opens a file it may not write read-only rather than failing.
+            return Err(HomeError::ReadOnly {
+                path: path.to_owned(),
+                reason: format!("{} is read-only", path.join("vidpipe.db").display()),
+            });
+        }
         db::migrate(&mut conn)?;
         let artifacts = ArtifactRoot::open(&path.join("projects"))?;
         std::fs::create_dir_all(path.join("locks")).map_err(|source| HomeError::Create {
@@ -114,6 +294,7 @@ impl Home {
             path: path.to_owned(),
             conn,
             artifacts,
+            read_only: None,
             spare_session: None,
         };
         home.recover()?;

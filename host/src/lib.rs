@@ -26,9 +26,10 @@ pub mod cache;
 pub mod db;
 pub mod home;
 pub mod host_api;
+pub mod input;
 pub mod pipeline;
 pub mod runner;
 pub mod runtime;
-pub(crate) mod text;
+pub mod text;
 
 pub use bindings::PACKAGE as WIT_PACKAGE;

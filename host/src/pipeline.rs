@@ -27,22 +27,28 @@ use serde::Deserialize;
 use crate::db::{self, KeyValues, RunStatus};
 use crate::home::{Home, HomeError};
 use crate::host_api::ProgressSink;
+use crate::input::{self, InputError};
 use crate::runner::{self, StageReport, StageRequest};
-use crate::runtime::{LimitSettings, Limits, Plugin, PluginError, Runtime};
+use crate::runtime::{LimitSettings, Limits, MAX_PLUGIN_BYTES, Plugin, PluginError, Runtime};
 
 /// Most stages a manifest may list.
 pub const MAX_STAGES: usize = 64;
+/// Largest manifest read, in bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// Longest parser message kept in an error, in characters.
+const MAX_PARSE_MESSAGE: usize = 400;
 
 /// Why a manifest was refused. Always bad input: nothing has been written.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read pipeline manifest {path}: {source}")]
-    Read {
+    /// The manifest, or a plugin file it names, could not be read.
+    #[error(transparent)]
+    Read(#[from] InputError),
+    /// The manifest is not UTF-8 text.
+    #[error("pipeline manifest {path} is not UTF-8 text")]
+    NotText {
         /// The manifest.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
     },
     /// The file is not valid TOML or has unknown or mistyped keys.
     #[error("pipeline manifest {path} is malformed: {message}")]
@@ -155,9 +161,9 @@ impl Manifest {
     /// Reads and checks a manifest. Plugin files must exist; their contents are checked by
     /// [`Manifest::load_plugins`].
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let bytes = input::read_file(path, "pipeline manifest", MAX_MANIFEST_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText {
             path: path.to_owned(),
-            source,
         })?;
         Self::parse(path, &text)
     }
@@ -166,7 +172,8 @@ impl Manifest {
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim().replace('\n', " "),
+            // The parser quotes the offending line, which may be a megabyte long.
+            message: crate::text::cut(&e.to_string().trim().replace('\n', " "), MAX_PARSE_MESSAGE),
         })?;
         let invalid = |key: String, reason: String| ManifestError::Invalid {
             path: path.to_owned(),
@@ -294,10 +301,7 @@ impl Manifest {
                     }
                 },
                 PluginSource::File(file) => {
-                    let bytes = std::fs::read(file).map_err(|source| ManifestError::Read {
-                        path: file.clone(),
-                        source,
-                    })?;
+                    let bytes = input::read_file(file, "plugin", MAX_PLUGIN_BYTES)?;
                     runtime.load(&stage.name, &bytes)
                 }
             };

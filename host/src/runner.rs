@@ -15,8 +15,8 @@ use crate::home::{Home, HomeError};
 use crate::host_api::{ProgressSink, StageContext};
 use crate::runtime::{Limits, Outcome, Plugin, Runtime};
 
-/// Longest summary or error text stored for a run.
-const MAX_REPORT_CHARS: usize = 4096;
+/// Longest summary or error text stored for a run, in characters; the rest is cut.
+pub const MAX_REPORT_CHARS: usize = 4096;
 
 /// What to run a stage with.
 pub struct StageRequest {
@@ -58,8 +58,10 @@ pub fn code_name(code: ErrorCode) -> &'static str {
     }
 }
 
+/// A summary or error as stored: cut to a length, kept as given (it is escaped when shown, and
+/// `--json` shows it exactly).
 fn clip(text: &str) -> String {
-    crate::text::printable(text, MAX_REPORT_CHARS)
+    crate::text::cut(text, MAX_REPORT_CHARS)
 }
 
 /// Runs `plugin` on the request's project and records the run. The caller must hold the
@@ -173,7 +175,8 @@ fn run_with(
     };
     if let Some(reason) = failure {
         let reason = clip(&reason);
-        tracing::warn!(stage = %name, run = %run.id, "stage failed: {reason}");
+        // The CLI prints the failure itself; this is for `VIDPIPE_LOG=debug`.
+        tracing::debug!(stage = %name, run = %run.id, "stage failed: {}", crate::text::printable(&reason, MAX_REPORT_CHARS));
         db::fail_run(home.conn_mut(), &run.id, &reason)?;
     }
     Ok(StageReport {

@@ -11,8 +11,22 @@
 //!
 //! Deny by default: the WASI context of a stage has no preopened directories, no environment, no
 //! arguments, no network and no stdin; its stdout and stderr go to the host's log under the stage's
-//! name. Its memory is capped for the whole instance by [`Limiter`], and its wall-clock time by an
-//! epoch deadline driven by one engine-wide ticker thread.
+//! name. Its memory is capped for the whole instance by [`Limiter`].
+//!
+//! # Deadlines that cannot be slept through
+//!
+//! A run is an `async` call on a tokio executor, wrapped in one `tokio::time::timeout` of the
+//! stage's time limit. WASI is linked asynchronously, so every wait a guest can ask for (a
+//! clock, `poll` on any set of pollables, a stream) is a future that yields to the executor
+//! rather than blocking a thread. Guest code yields too: one engine-wide ticker thread advances
+//! the epoch every [`EPOCH_TICK`], and at each tick a running guest yields
+//! (`epoch_deadline_async_yield_and_update`). So whatever the guest does, the timeout gets to
+//! run within a tick of the deadline; it drops the call, and with it the guest's fiber, and the
+//! store goes after it. The host's own imports are synchronous and bounded (a database call
+//! is cut short at the deadline by SQLite's progress handler; one file chunk is at most 16 MiB).
+//!
+//! Why not a thread per run and a watchdog: a blocked host call on a thread cannot be stopped
+//! from outside, only abandoned with the thread, its store and its project lock still held.
 //!
 //! [`InstancePre`]: wasmtime::component::InstancePre
 
@@ -33,12 +47,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Stage, StagePre};
 use crate::cache::{CacheOutcome, CompileCache, Compiled};
+use crate::host_api::log::OutputBudget;
 use crate::host_api::{StageContext, StoreLimits};
+
+/// Largest plugin file read (a Python stage built with componentize-py is about 18 MB).
+pub const MAX_PLUGIN_BYTES: u64 = 512 << 20;
 
 /// How often the epoch ticker advances the engine's epoch; deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Most bytes of a stage's stdout and stderr that reach the log; the rest is counted and dropped.
+/// Most bytes of a stage's stdout and stderr taken in; beyond it they are counted and dropped
+/// (what is logged of them is bounded by the run's [`OutputBudget`] besides).
 const MAX_CAPTURED_OUTPUT: usize = 1 << 20;
 /// Longest line of guest output logged as one event.
 const MAX_LINE: usize = 4096;
@@ -334,12 +353,14 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Guest stdout/stderr, forwarded line by line into the host's log.
+/// Guest stdout/stderr, forwarded line by line into the host's log, each line charged to the
+/// run's output budget.
 #[derive(Clone)]
 struct LogStream {
     stage: Arc<str>,
     stream: &'static str,
     state: Arc<std::sync::Mutex<LineBuffer>>,
+    budget: Arc<OutputBudget>,
 }
 
 #[derive(Default)]
@@ -350,17 +371,20 @@ struct LineBuffer {
 }
 
 impl LogStream {
-    fn new(stage: &str, stream: &'static str) -> Self {
+    fn new(stage: &str, stream: &'static str, budget: Arc<OutputBudget>) -> Self {
         LogStream {
             stage: stage.into(),
             stream,
             state: Arc::default(),
+            budget,
         }
     }
 
     fn emit(&self, line: &[u8]) {
         let text = crate::text::printable(String::from_utf8_lossy(line).trim_end(), MAX_LINE);
-        tracing::info!(target: "vidpipe::guest", stage = &*self.stage, stream = self.stream, "{text}");
+        if self.budget.charge(text.len() + self.stream.len()) {
+            tracing::info!(target: "vidpipe::guest", stage = &*self.stage, stream = self.stream, "{text}");
+        }
     }
 
     fn accept(&self, bytes: &[u8]) {
@@ -413,6 +437,35 @@ impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    /// A stream that takes every write at once, on the guest's own thread (the default adapter
+    /// would hand each write to a task on the executor: tens of microseconds per write).
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+/// Most bytes one write to a stage's stdout or stderr may carry.
+const MAX_WRITE: usize = 64 << 10;
+
+impl wasmtime_wasi::p2::OutputStream for LogStream {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.accept(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(MAX_WRITE)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for LogStream {
+    async fn ready(&mut self) {}
 }
 
 impl tokio::io::AsyncWrite for LogStream {
@@ -527,6 +580,9 @@ impl Default for PoolShape {
     }
 }
 
+/// Bytes of a pooled fiber stack reset by memset rather than by the kernel when its run ends.
+const STACK_KEEP_RESIDENT: usize = 64 << 10;
+
 /// The largest memory a slot holds: all of a 32-bit memory.
 const POOL_MEMORY_BYTES: usize = 1 << 32;
 
@@ -546,6 +602,10 @@ impl PoolShape {
             .table_elements(self.table_elements)
             .linear_memory_keep_resident(self.memory_keep_resident)
             .table_keep_resident(self.table_keep_resident)
+            // One fiber stack per run in the pool; zeroed (below) before it is reused, the
+            // first part by memset, the rest by returning it to the kernel.
+            .total_stacks(self.stages)
+            .async_stack_keep_resident(STACK_KEEP_RESIDENT)
             // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), find the pages a run touched and
             // restore up to `keep_resident` bytes of them in place; elsewhere restore the first
             // `keep_resident` bytes whole. Either way the rest goes back to the kernel.
@@ -573,7 +633,8 @@ impl Backend {
     fn new(config: &Config) -> wasmtime::Result<Self> {
         let engine = Engine::new(config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Asynchronous: every WASI wait is a future the run's timeout can drop (module docs).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Stage::add_to_linker::<RunState, HasSelf<StageContext>>(
             &mut linker,
             |s: &mut RunState| &mut s.ctx,
@@ -621,13 +682,17 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// The engines, their linkers and the ticker, shared by every plugin and run of a process.
+/// The engines, their linkers, the executor and the ticker, shared by every plugin and run of
+/// a process.
 pub struct Runtime {
     on_demand: Backend,
     pool: Option<Pool>,
     cache: Option<CompileCache>,
     pooled_runs: AtomicU64,
     on_demand_runs: AtomicU64,
+    /// Runs calls on the thread that asks for them; its one worker thread drives the timers
+    /// (deadlines, WASI clocks) while that thread runs guest code.
+    executor: tokio::runtime::Runtime,
     _ticker: Ticker,
 }
 
@@ -645,6 +710,9 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // A run's fiber stack holds the spills of its compiled code; a stack reused from the
+        // pool starts zeroed, so no frame of an earlier run can be read (defence in depth).
+        config.async_stack_zeroing(true);
         // `VIDPIPE_PERFMAP=1` writes /tmp/perf-<pid>.map, so `perf record` / `perf report`
         // name the functions of plugins (what found the hot loops of the demo stages).
         if std::env::var_os("VIDPIPE_PERFMAP").is_some_and(|v| v == "1") {
@@ -671,12 +739,21 @@ impl Runtime {
         let mut engines = vec![&on_demand.engine];
         engines.extend(pool.as_ref().map(|p| &p.backend.engine));
         let ticker = Ticker::start(&engines);
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vidpipe-executor")
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                wasmtime::format_err!("could not start the executor of stage runs: {e}")
+            })?;
         Ok(Runtime {
             on_demand,
             pool,
             cache: None,
             pooled_runs: AtomicU64::new(0),
             on_demand_runs: AtomicU64::new(0),
+            executor,
             _ticker: ticker,
         })
     }
@@ -879,8 +956,8 @@ impl Runtime {
         {
             tracing::warn!(stage = %ctx.stage, "database calls will not be cut short at the deadline: {e}");
         }
-        let stdout = LogStream::new(&ctx.stage, "stdout");
-        let stderr = LogStream::new(&ctx.stage, "stderr");
+        let stdout = LogStream::new(&ctx.stage, "stdout", ctx.output.clone());
+        let stderr = LogStream::new(&ctx.stage, "stderr", ctx.output.clone());
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -902,27 +979,30 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(limits.max_import_bytes);
         store.set_max_component_handles(limits.max_handles);
-        let ticks = limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // Guest code yields to the executor at every tick, so the timeout below can fire.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
 
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|stage| stage.call_run(&mut store, config));
+        let run = async {
+            let stage = pre.instantiate_async(&mut store).await?;
+            stage.call_run(&mut store, config).await
+        };
+        let result = self
+            .executor
+            .block_on(async { tokio::time::timeout(limits.timeout, run).await });
         let outcome = match result {
-            Ok(Ok(summary)) => Outcome::Succeeded(summary),
-            Ok(Err(error)) => Outcome::Failed(error),
-            Err(e) => Outcome::Trapped(describe_trap(&e, limits)),
+            Ok(Ok(Ok(summary))) => Outcome::Succeeded(summary),
+            Ok(Ok(Err(error))) => Outcome::Failed(error),
+            Ok(Err(e)) => Outcome::Trapped(describe_trap(&e, limits)),
+            // The call, and the guest's fiber with it, was dropped at the deadline.
+            Err(_elapsed) => Outcome::Trapped(time_limit(limits)),
         };
         stdout.finish();
         stderr.finish();
         // The store (and with it every instance and open writer of this run) is dropped here;
         // dropping the writers removes their staged files.
         let RunState { mut ctx, .. } = store.into_data();
+        ctx.finish_output();
         drop(lease);
         if let Err(e) = ctx.db.clear_deadline() {
             tracing::warn!(stage = %ctx.stage, "could not clear the database deadline: {e}");
@@ -935,6 +1015,14 @@ impl Runtime {
 /// is reported as a runaway recursion (Rust guests keep their data stack in linear memory and
 /// overflow it that way, rather than the engine's stack). wasmtime captures 20 frames by default.
 const RECURSION_FRAMES: usize = 16;
+
+/// Why a stage that ran out of time was stopped.
+fn time_limit(limits: &Limits) -> String {
+    format!(
+        "the stage exceeded its time limit of {} s and was stopped",
+        limits.timeout.as_secs_f64()
+    )
+}
 
 /// One line naming why a stage trapped: the limit it hit, or the trap and where it happened.
 /// Never the full backtrace, which can be thousands of lines.
@@ -963,10 +1051,7 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
         );
     }
     match trap {
-        Some(Trap::Interrupt) => format!(
-            "the stage exceeded its time limit of {} s and was stopped",
-            limits.timeout.as_secs_f64()
-        ),
+        Some(Trap::Interrupt) => time_limit(limits),
         Some(Trap::StackOverflow) => {
             "the stage overflowed its stack (too deep a recursion)".to_owned()
         }
@@ -983,6 +1068,16 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
                 format!(
                     "the stage exceeded its limit of {} live resource handles (max-handles) ({cause})",
                     limits.max_handles
+                )
+            } else if cause.contains("fuel allocated for hostcalls") && frames.is_none() {
+                // No guest frame on the stack: the guest had returned, and what could not be
+                // copied out was the result of `run` itself (its summary or error).
+                format!(
+                    "the stage returned a result (its summary or error) of more than {} MiB, its \
+                     import size limit (max-import-size); only the first {} characters of a \
+                     summary are kept anyway",
+                    limits.max_import_bytes >> 20,
+                    crate::runner::MAX_REPORT_CHARS
                 )
             } else if cause.contains("fuel allocated for hostcalls") {
                 format!(
@@ -1086,7 +1181,7 @@ mod tests {
 
     #[test]
     fn guest_output_is_split_into_lines_and_capped() {
-        let s = LogStream::new("t", "stdout");
+        let s = LogStream::new("t", "stdout", Arc::new(OutputBudget::new("t")));
         s.accept(b"one\ntwo");
         s.accept(&vec![b'x'; MAX_CAPTURED_OUTPUT]);
         let buf = s.state.lock().expect("lock");

@@ -66,6 +66,12 @@ impl TestHome {
         command
     }
 
+    /// Runs `vidpipe` with `args`, failing the test (and killing the process) if it has not
+    /// ended within `limit`: for attacks whose failure mode is a process that never ends.
+    pub fn vidpipe_within(&self, args: &[&str], limit: std::time::Duration) -> Run {
+        finish_within(self.command(args), limit)
+    }
+
     pub fn vidpipe(&self, args: &[&str]) -> Run {
         let output = Command::new(VIDPIPE)
             .arg("--home")
@@ -120,6 +126,47 @@ impl TestHome {
         walk(&self.project_dir(id), &self.project_dir(id), &mut out);
         out.sort();
         out
+    }
+}
+
+/// Runs `command` to its end, killing it and failing the test if that takes longer than `limit`.
+pub fn finish_within(mut command: Command, limit: std::time::Duration) -> Run {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Read both pipes while waiting, so a chatty process cannot block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).unwrap();
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).unwrap();
+        buf
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} was still running after {limit:?} and was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
     }
 }
 

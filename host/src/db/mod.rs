@@ -47,7 +47,7 @@ pub enum DbError {
         source: rusqlite::Error,
     },
     /// Any other SQLite failure (I/O error, corruption, full disk).
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe_sqlite(.0))]
     Sqlite(rusqlite::Error),
     /// The run's deadline passed while the database was working for it.
     #[error("the stage's time limit passed during a database call")]
@@ -80,6 +80,50 @@ impl From<rusqlite::Error> for DbError {
             _ => DbError::Sqlite(e),
         }
     }
+}
+
+/// A SQLite error with what failed spelled out: SQLite's own message ("disk I/O error") says
+/// what kind of thing went wrong, its extended code says which operation.
+pub fn describe_sqlite(e: &rusqlite::Error) -> String {
+    let rusqlite::Error::SqliteFailure(failure, message) = e else {
+        return e.to_string();
+    };
+    let text = message.clone().unwrap_or_else(|| failure.to_string());
+    use rusqlite::ffi;
+    let operation = match failure.extended_code {
+        ffi::SQLITE_IOERR_READ => "a read of the database failed",
+        ffi::SQLITE_IOERR_SHORT_READ => "a read of the database came back short",
+        ffi::SQLITE_IOERR_WRITE => "a write to the database failed",
+        ffi::SQLITE_IOERR_FSYNC => "an fsync of the database or its log failed",
+        ffi::SQLITE_IOERR_DIR_FSYNC => "an fsync of the database's folder failed",
+        ffi::SQLITE_IOERR_TRUNCATE => "truncating the database's log failed",
+        ffi::SQLITE_IOERR_FSTAT => "reading the database file's size failed",
+        ffi::SQLITE_IOERR_DELETE => "deleting a journal file failed",
+        ffi::SQLITE_IOERR_SHMOPEN => "opening the shared-memory index (-shm) failed",
+        ffi::SQLITE_IOERR_SHMSIZE => "growing the shared-memory index (-shm) failed",
+        ffi::SQLITE_IOERR_SHMMAP => "mapping the shared-memory index (-shm) failed",
+        ffi::SQLITE_IOERR_LOCK | ffi::SQLITE_IOERR_RDLOCK | ffi::SQLITE_IOERR_UNLOCK => {
+            "taking or releasing a file lock failed"
+        }
+        ffi::SQLITE_IOERR_NOMEM => "the system ran out of memory",
+        ffi::SQLITE_FULL => "the disk is full",
+        ffi::SQLITE_CANTOPEN_ISDIR => "the database path is a directory",
+        ffi::SQLITE_CANTOPEN_NOTEMPDIR => "there is no folder for temporary files",
+        ffi::SQLITE_CANTOPEN => {
+            "the file or its folder cannot be opened (missing, or no permission)"
+        }
+        ffi::SQLITE_READONLY_DIRECTORY => "the database's folder cannot be written",
+        ffi::SQLITE_READONLY_RECOVERY => {
+            "the log needs recovery, which a read-only connection cannot do"
+        }
+        ffi::SQLITE_READONLY | ffi::SQLITE_READONLY_DBMOVED => "the database cannot be written",
+        ffi::SQLITE_CORRUPT | ffi::SQLITE_CORRUPT_INDEX | ffi::SQLITE_CORRUPT_SEQUENCE => {
+            "the database file is damaged"
+        }
+        ffi::SQLITE_NOTADB => "the file is not a SQLite database",
+        _ => return text,
+    };
+    format!("{text} ({operation})")
 }
 
 /// Result alias for this module.
@@ -119,6 +163,65 @@ pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     configure(&conn)?;
     Ok(conn)
+}
+
+/// Opens the database at `path` for reading only, for a home this process cannot write.
+///
+/// Nothing is created or changed. In WAL mode a reader needs the `-shm` index: when it is
+/// missing and cannot be created (a read-only mount after a clean shutdown, when SQLite has
+/// removed the `-wal` and `-shm` files), the file is opened as immutable, which is then exact:
+/// everything committed is in the main file and nobody can be writing it.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(path, flags).and_then(|c| {
+        c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        Ok(c)
+    }) {
+        Ok(conn) => conn,
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+            ) =>
+        {
+            let wal = path.with_file_name(format!(
+                "{}-wal",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ));
+            if wal.exists() {
+                return Err(e.into());
+            }
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let (found, known) = (schema_version(&conn)?, schema::MIGRATIONS.len() as i64);
+    if found > known {
+        return Err(DbError::TooNew { found, known });
+    }
+    if found < known {
+        return Err(DbError::Setup(format!(
+            "the database has schema version {found} and needs migrating to {known}, which \
+             takes a vidpipe that can write it (`vidpipe init`)"
+        )));
+    }
+    Ok(conn)
+}
+
+/// `path` percent-encoded for a `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Applies the pragmas every vidpipe connection must have.

@@ -19,7 +19,11 @@ pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
 pub fn parse_id(what: &str, id: &str) -> Result<String> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| DbError::InvalidInput(format!("{what} id {id:?} is not a UUID")))
+        .map_err(|_| {
+            // Echo a bounded excerpt: the id may be anything a user or a guest typed.
+            let shown = crate::text::cut(id, 64);
+            DbError::InvalidInput(format!("{what} id {shown:?} is not a UUID"))
+        })
 }
 
 /// Checks a new project's name and script without writing anything.
@@ -30,11 +34,7 @@ pub fn check_new_project(name: &str, script: &str) -> Result<()> {
             "a project name must have 1 to {MAX_PROJECT_NAME} characters"
         )));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(DbError::InvalidInput(
-            "a project name must not contain control characters".into(),
-        ));
-    }
+    crate::text::check_plain("a project name", trimmed).map_err(DbError::InvalidInput)?;
     if script.len() > MAX_SCRIPT_BYTES {
         return Err(DbError::InvalidInput(format!(
             "the script has {} bytes; the limit is {MAX_SCRIPT_BYTES}",

@@ -279,6 +279,7 @@ fn check_title(title: &str) -> Result<()> {
             "a scene title must not be empty".into(),
         ));
     }
+    crate::text::check_plain("a scene title", title).map_err(DbError::InvalidInput)?;
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(DbError::InvalidInput(format!(
             "a scene title must have at most {MAX_TITLE_CHARS} characters"
@@ -479,7 +480,10 @@ impl StageSession {
     /// Parses a guest-supplied id. A malformed id cannot name a row, so it is `not-found`
     /// rather than `invalid-input`: either way the row is not there.
     fn row_id(what: &str, id: &str) -> Result<String> {
-        parse_id(what, id).map_err(|_| DbError::NotFound(format!("no {what} with id {id:?}")))
+        parse_id(what, id).map_err(|_| {
+            let shown = crate::text::cut(id, 64);
+            DbError::NotFound(format!("no {what} with id {shown:?}"))
+        })
     }
 
     // ---- scenes -------------------------------------------------------------------------------
@@ -850,13 +854,24 @@ impl StageSession {
             .optional()?)
     }
 
-    /// Total size of the project's artifacts as this run sees them (committed, with its own
-    /// staged writes and deletions laid over).
-    pub fn artifact_bytes(&self) -> Result<u64> {
+    /// Bytes on disk of the project's committed artifacts: all of them, including those this
+    /// run replaces or deletes, whose files stay until it commits.
+    pub fn committed_artifact_bytes(&self) -> Result<u64> {
         let total: i64 = query_row_cached(
             &self.conn,
-            "SELECT coalesce(sum(size), 0) FROM v_artifacts WHERE project_id = ?1",
+            "SELECT coalesce(sum(size), 0) FROM main.artifacts WHERE project_id = ?1",
             [&self.project_id],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Bytes of the staged files this run holds (finished writers not yet committed).
+    pub fn staged_artifact_bytes(&self) -> Result<u64> {
+        let total: i64 = query_row_cached(
+            &self.conn,
+            "SELECT coalesce(sum(size), 0) FROM temp.stage_artifacts WHERE staged IS NOT NULL",
+            [],
             |r| r.get(0),
         )?;
         Ok(u64::try_from(total).unwrap_or(0))

@@ -65,25 +65,40 @@ impl StageContext {
 }
 
 impl StageContext {
-    /// Refuses an artifact that would take the project past its quota once committed.
-    fn check_quota(&self, kind: ArtifactKind, name: &str, size: u64) -> Result<(), HostError> {
+    /// Refuses `extra` more bytes on disk if the project's committed artifacts, the run's
+    /// staged files and its unfinished writers would then hold more than the project quota.
+    /// Everything counts while it is on disk: an artifact the run replaces or deletes keeps its
+    /// bytes until the run commits. Checked before each chunk is written, so the project never
+    /// holds more than its quota.
+    fn check_quota(&mut self, extra: u64) -> Result<(), HostError> {
+        let held = match self.held_bytes {
+            Some(held) => held,
+            None => self.recount_held()?,
+        };
         let quota = self.limits.project_quota_bytes;
-        let total = self.db.artifact_bytes()?;
-        let replaced = self
-            .db
-            .artifact(kind.into(), name)?
-            .map_or(0, |a| a.info.size);
-        let after = total.saturating_sub(replaced).saturating_add(size);
+        let after = held.saturating_add(self.open_bytes).saturating_add(extra);
         if after > quota {
             return Err(HostError::guest(
                 ErrorCode::LimitExceeded,
                 format!(
-                    "{kind}/{name} ({size} bytes) would take the project's artifacts to {after} bytes; \
-                     the project quota is {quota} bytes"
+                    "writing {extra} more bytes would make the project hold {after} bytes on disk \
+                     (committed artifacts, this run's finished and unfinished ones); the project \
+                     quota is {quota} bytes"
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// Counts the committed and staged bytes again (after a writer finishes or a staged file
+    /// goes), and remembers them.
+    fn recount_held(&mut self) -> Result<u64, HostError> {
+        let held = self
+            .db
+            .committed_artifact_bytes()?
+            .saturating_add(self.db.staged_artifact_bytes()?);
+        self.held_bytes = Some(held);
+        Ok(held)
     }
 }
 
@@ -98,15 +113,7 @@ impl HostWriter for StageContext {
                 ),
             ));
         }
-        // The quota is checked in full (committed + staged) at `finish`; this bounds the bytes
-        // unfinished writers can pile up on disk before that.
-        let quota = self.limits.project_quota_bytes;
-        if self.open_bytes.saturating_add(chunk.len() as u64) > quota {
-            return Err(HostError::guest(
-                ErrorCode::LimitExceeded,
-                format!("unfinished artifacts would exceed the project quota of {quota} bytes"),
-            ));
-        }
+        self.check_quota(chunk.len() as u64)?;
         let state = self.table.get_mut(&this).map_err(trap)?;
         state.writer.write(&chunk)?;
         self.open_bytes += chunk.len() as u64;
@@ -117,12 +124,11 @@ impl HostWriter for StageContext {
         let WriterState { name, writer } = self.table.delete(this).map_err(trap)?;
         self.open_writers -= 1;
         self.open_bytes = self.open_bytes.saturating_sub(writer.size());
+        // Its bytes were counted, chunk by chunk, as they were written; from here on they are
+        // staged rather than unfinished.
+        self.held_bytes = None;
         let staged = writer.finish()?;
         let kind = staged.kind;
-        if let Err(e) = self.check_quota(kind, &name, staged.size) {
-            self.files.discard(kind, &staged.staged_name)?;
-            return Err(e);
-        }
         let recorded = self.db.stage_artifact(
             kind.into(),
             &name,
@@ -218,6 +224,7 @@ impl Host for StageContext {
         let kind = kind(k);
         if let Some(staged) = self.db.stage_delete(kind.into(), &name)? {
             self.files.discard(kind, &staged)?;
+            self.held_bytes = None;
         }
         Ok(())
     }

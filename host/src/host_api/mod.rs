@@ -6,7 +6,7 @@
 
 pub mod artifacts;
 mod db;
-mod log;
+pub mod log;
 
 use crate::artifacts::{ArtifactError, ProjectStore};
 use crate::bindings::types::{Error, ErrorCode};
@@ -56,10 +56,16 @@ pub struct StageContext {
     pub(crate) table: wasmtime::component::ResourceTable,
     /// How many writers are open now (bounded by `limits.max_open_writers`).
     pub(crate) open_writers: usize,
-    /// Bytes of log and progress messages so far (bounded by `log::MAX_LOG_BYTES`).
-    pub(crate) log_bytes: usize,
-    /// Bytes written so far by writers not yet finished (bounded by the project quota).
+    /// What the stage may still make the host print (shared with the capture of its stdout
+    /// and stderr).
+    pub(crate) output: std::sync::Arc<log::OutputBudget>,
+    /// Progress reports held back between sends.
+    pub(crate) progress_throttle: log::ProgressThrottle,
+    /// Bytes written so far by writers not yet finished.
     pub(crate) open_bytes: u64,
+    /// Bytes on disk of the project's committed artifacts and of this run's staged files,
+    /// once first needed (see `artifacts::StageContext::check_quota`).
+    pub(crate) held_bytes: Option<u64>,
 }
 
 impl StageContext {
@@ -71,6 +77,7 @@ impl StageContext {
         limits: StoreLimits,
         progress: ProgressSink,
     ) -> Self {
+        let output = std::sync::Arc::new(log::OutputBudget::new(&stage));
         StageContext {
             stage,
             db,
@@ -79,8 +86,10 @@ impl StageContext {
             progress,
             table: wasmtime::component::ResourceTable::new(),
             open_writers: 0,
-            log_bytes: 0,
+            output,
+            progress_throttle: log::ProgressThrottle::default(),
             open_bytes: 0,
+            held_bytes: None,
         }
     }
 }

@@ -1,0 +1,108 @@
+//! `vidpipe run`: a pipeline manifest on a project.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vidpipe_host::home::Home;
+use vidpipe_host::pipeline::{self, Manifest, PipelineOptions, StageOutcome};
+use vidpipe_host::runtime::{Plugin, Runtime};
+
+use crate::Globals;
+use crate::failure::{Failure, failed};
+use crate::output::{note, say};
+use crate::{progress, setup};
+
+/// The arguments of `vidpipe run`.
+#[derive(Debug, Args)]
+pub struct PipelineRun {
+    /// The pipeline manifest (TOML).
+    manifest: PathBuf,
+    /// The project to run it on.
+    #[arg(long)]
+    project: String,
+    /// Run every stage, even those whose work is already done.
+    #[arg(long)]
+    force: bool,
+    /// If another process is running stages on the project, wait for it instead of refusing.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// Runs `vidpipe run`.
+pub fn exec(globals: &Globals, args: PipelineRun) -> Result<(), Failure> {
+    // Everything the user gave is checked, and every plugin compiled, before anything is written.
+    setup::check_writable(&globals.home)?;
+    let manifest = Manifest::load(&args.manifest)?;
+    let runtime = setup::runtime(&globals.home, globals.no_cache)?;
+    let plugins = manifest.load_plugins(&runtime, setup::builtin_plugin)?;
+    let mut home = setup::writable_home(&globals.home)?;
+    let options = PipelineOptions {
+        force: args.force,
+        wait: args.wait,
+    };
+    run_and_report(
+        &mut home,
+        &runtime,
+        &manifest,
+        &plugins,
+        &args.project,
+        options,
+    )
+}
+
+/// Runs a checked manifest, prints one line per stage and the outcome.
+pub fn run_and_report(
+    home: &mut Home,
+    runtime: &Runtime,
+    manifest: &Manifest,
+    plugins: &[Plugin],
+    project_id: &str,
+    options: PipelineOptions,
+) -> Result<(), Failure> {
+    let count = manifest.stages.len();
+    let report = pipeline::run_pipeline(
+        home,
+        runtime,
+        manifest,
+        plugins,
+        project_id,
+        options,
+        |i, name| {
+            note!("[{}/{count}] {name}: running", i + 1);
+            progress::printer(format!("{}/{count} {name}", i + 1))
+        },
+    )?;
+    for (i, (name, outcome)) in report.stages.iter().enumerate() {
+        let line = match outcome {
+            StageOutcome::Skipped { previous } => format!("skipped (done by run {})", previous.id),
+            StageOutcome::Ran(r) if r.succeeded() => format!(
+                "succeeded (run {}): {}",
+                r.run.id,
+                r.run.summary.as_deref().unwrap_or("")
+            ),
+            StageOutcome::Ran(r) => format!(
+                "FAILED (run {}): {}",
+                r.run.id,
+                r.run.error.as_deref().unwrap_or("")
+            ),
+            StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),
+        };
+        say!("[{}/{count}] {name}: {line}", i + 1);
+    }
+    let p = &report.pipeline;
+    if !report.succeeded() {
+        return Err(failed(format!(
+            "pipeline {} failed (run {}): {}",
+            p.name,
+            p.id,
+            p.error.as_deref().unwrap_or("unknown reason")
+        )));
+    }
+    say!(
+        "pipeline {} succeeded (run {}): {}",
+        p.name,
+        p.id,
+        p.summary.as_deref().unwrap_or("")
+    );
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! `attacker`: a test plugin that tries, through nothing but the WIT and WASI, to do what
+//! SECURITY.md says a stage cannot. Each mode is one attack; the host's tests check that it
+//! ends as a recorded failure (or a refusal) within the promised bounds.
+//!
+//! | mode | attack |
+//! | --- | --- |
+//! | `sleep` | `std::thread::sleep` for config `secs` seconds (default: `Duration::MAX`) |
+//! | `poll` | `wasi:io/poll.poll` on 1,000 clock pollables that never become ready |
+//! | `stdin` | reads standard input to its end, then sleeps as `sleep` does |
+//! | `log-flood` | config `count` (default 2,000,000) empty `log` calls |
+//! | `progress-flood` | `count` calls of `progress(u64::MAX, 1, "")` |
+//! | `stdout-flood` | `count` empty lines on stdout, and as many on stderr |
+//! | `hostile-text` | tries hostile scene titles and artifact names, logs and prints hostile text, and returns a hostile summary |
+//! | `hostile-error` | fails with a hostile error message |
+//! | `hoard` | stages up to config `mib` MiB as `output/big.bin`, then writes 1 MiB chunks into an unfinished `output/more.bin` until refused, logs `hoarded …`, and sleeps as `sleep` does |
+//! | `big-summary` | returns a summary of config `bytes` bytes (default 40 MiB) |
+//! | `exit` | calls `std::process::exit(3)` |
+//!
+//! Hostile text is [`HOSTILE`]: terminal escape sequences (set the window title, clear the
+//! screen), a newline that forges an output line, and bidi overrides that reverse what follows.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+// The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "stage",
+    });
+
+    use super::Attacker;
+    export!(Attacker with_types_in crate::bindings);
+}
+
+use bindings::vidpipe::plugin::{artifacts, db, log, types};
+use types::{ArtifactKind, Error, ErrorCode};
+
+/// Text a terminal would obey if printed raw: an OSC that sets the window title, a CSI that
+/// clears the screen, a newline followed by a forged line, a C1 control, a line separator and a
+/// right-to-left override.
+pub const HOSTILE: &str =
+    "title\u{1b}]0;pwned\u{7}\u{1b}[2J\nFORGED: all good\u{9b}31m\u{2028}x\u{202e}gpj.exe";
+
+/// An artifact name that displays as a harmless `…exe.jpg`-looking name.
+pub const BIDI_NAME: &str = "invoice\u{202e}gpj.exe";
+
+/// A configuration value, or `default`.
+fn value<'a>(config: &'a [(String, String)], key: &str, default: &'a str) -> &'a str {
+    config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or(default, |(_, v)| v.as_str())
+}
+
+fn number(config: &[(String, String)], key: &str, default: u64) -> Result<u64, Error> {
+    let text = value(config, key, "");
+    if text.is_empty() {
+        return Ok(default);
+    }
+    text.parse().map_err(|_| Error {
+        code: ErrorCode::InvalidInput,
+        message: format!("`{key}` must be a whole number, not {text:?}"),
+    })
+}
+
+fn code_text(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::InvalidInput => "invalid-input",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::LimitExceeded => "limit-exceeded",
+        ErrorCode::Io => "io",
+        ErrorCode::Busy => "busy",
+    }
+}
+
+struct Attacker;
+
+impl bindings::Guest for Attacker {
+    fn run(config: Vec<(String, String)>) -> Result<String, Error> {
+        match value(&config, "mode", "") {
+            "sleep" => sleep(&config),
+            "poll" => poll_forever(),
+            "stdin" => {
+                let mut bytes = Vec::new();
+                let read = std::io::stdin().read_to_end(&mut bytes);
+                log::log(
+                    log::Level::Info,
+                    &format!("stdin gave {} bytes ({read:?})", bytes.len()),
+                );
+                sleep(&config)
+            }
+            "log-flood" => {
+                for _ in 0..number(&config, "count", 2_000_000)? {
+                    log::log(log::Level::Info, black_box(""));
+                }
+                Ok("flooded the log".to_owned())
+            }
+            "progress-flood" => {
+                for _ in 0..number(&config, "count", 2_000_000)? {
+                    log::progress(u64::MAX, 1, black_box(""));
+                }
+                Ok("flooded progress".to_owned())
+            }
+            "stdout-flood" => {
+                let count = number(&config, "count", 2_000_000)?;
+                let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+                for _ in 0..count {
+                    // Unbuffered: one host call per line, as an attacker would.
+                    let _ = out.write_all(b"\n");
+                    let _ = err.write_all(b"\n");
+                }
+                Ok("flooded stdout and stderr".to_owned())
+            }
+            "hostile-text" => hostile_text(),
+            "hostile-error" => Err(Error {
+                code: ErrorCode::Conflict,
+                message: HOSTILE.to_owned(),
+            }),
+            "hoard" => hoard(number(&config, "mib", 2)?, &config),
+            "big-summary" => {
+                let bytes = number(&config, "bytes", 40 << 20)?;
+                Ok("s".repeat(usize::try_from(bytes).unwrap_or(usize::MAX)))
+            }
+            "exit" => std::process::exit(3),
+            other => Err(Error {
+                code: ErrorCode::InvalidInput,
+                message: format!("unknown mode {other:?}"),
+            }),
+        }
+    }
+}
+
+fn sleep(config: &[(String, String)]) -> Result<String, Error> {
+    let secs = value(config, "secs", "");
+    let duration = if secs.is_empty() {
+        Duration::MAX
+    } else {
+        Duration::from_secs(number(config, "secs", 0)?)
+    };
+    std::thread::sleep(duration);
+    Ok(format!("slept {duration:?} and got away with it"))
+}
+
+fn poll_forever() -> Result<String, Error> {
+    use wasip2::clocks::monotonic_clock;
+    let pollables: Vec<_> = (0..1000)
+        .map(|i| monotonic_clock::subscribe_duration(u64::MAX - i))
+        .collect();
+    let refs: Vec<_> = pollables.iter().collect();
+    let ready = wasip2::io::poll::poll(&refs);
+    Ok(format!("poll returned {ready:?} and got away with it"))
+}
+
+/// Tries hostile titles and names (each refused or accepted, reported), then leaves hostile
+/// text everywhere the host accepts text: a description, a log line, stdout, the summary.
+fn hostile_text() -> Result<String, Error> {
+    let mut report = Vec::new();
+    let titles = [
+        ("escape", HOSTILE.to_owned()),
+        ("nul", "a\0b".to_owned()),
+        ("bidi", "a\u{202e}b".to_owned()),
+        ("isolate", "a\u{2066}b".to_owned()),
+        ("separator", "a\u{2029}b".to_owned()),
+        ("zero-width", "a\u{200b}b".to_owned()),
+    ];
+    for (index, (label, title)) in titles.into_iter().enumerate() {
+        let created = db::create_scene(&db::NewScene {
+            index: 100 + index as u32,
+            title,
+            description: String::new(),
+            duration_ms: 1000,
+        });
+        report.push(format!(
+            "title {label}: {}",
+            created.map_or_else(|e| code_text(e.code), |_| "ok")
+        ));
+    }
+    for (label, name) in [
+        ("bidi", BIDI_NAME),
+        ("isolate", "a\u{2067}b.png"),
+        ("separator", "a\u{2028}b.png"),
+        ("bom", "\u{feff}a.png"),
+    ] {
+        let created = artifacts::create(ArtifactKind::Output, name).map(drop);
+        report.push(format!(
+            "name {label}: {}",
+            created.map_or_else(|e| code_text(e.code), |()| "ok")
+        ));
+    }
+    db::create_scene(&db::NewScene {
+        index: 0,
+        title: "A plain title".to_owned(),
+        description: HOSTILE.to_owned(),
+        duration_ms: 1000,
+    })?;
+    log::log(log::Level::Warn, HOSTILE);
+    log::progress(1, 2, HOSTILE);
+    println!("{HOSTILE}");
+    eprintln!("{HOSTILE}");
+    log::log(log::Level::Info, &format!("report: {}", report.join("; ")));
+    Ok(format!("{HOSTILE} | {}", report.join("; ")))
+}
+
+/// Holds as many bytes on disk as the host lets it: a replacement of `output/big.bin` of up to
+/// `mib` MiB (finished), then an unfinished writer filled until refused. Then it says how much
+/// it holds and waits to be stopped (or for config `secs`), so the test can measure the disk
+/// while everything is still held.
+fn hoard(mib: u64, config: &[(String, String)]) -> Result<String, Error> {
+    let chunk = vec![0x5Au8; 1 << 20];
+    let fill = |writer: &artifacts::Writer, chunks: u64| -> (u64, Option<Error>) {
+        let mut written = 0;
+        for _ in 0..chunks {
+            match writer.write(&chunk) {
+                Ok(()) => written += chunk.len() as u64,
+                Err(e) => return (written, Some(e)),
+            }
+        }
+        (written, None)
+    };
+    let big = artifacts::create(ArtifactKind::Output, "big.bin")?;
+    let (staged, first) = fill(&big, mib);
+    artifacts::Writer::finish(big)?;
+    let more = artifacts::create(ArtifactKind::Output, "more.bin")?;
+    let (unfinished, refusal) = fill(&more, u64::MAX);
+    let why = first.or(refusal).map_or_else(String::new, |e| {
+        format!("{}: {}", code_text(e.code), e.message)
+    });
+    log::log(
+        log::Level::Info,
+        &format!("hoarded {staged} staged and {unfinished} unfinished bytes; refused with {why}"),
+    );
+    black_box(&more);
+    sleep(config)
+}
