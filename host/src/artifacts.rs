@@ -430,8 +430,32 @@ impl ProjectStore {
         self.publish_unvalidated(kind, staged, name)
     }
 
+    /// [`publish`](Self::publish) without the folder fsync: the rename is atomic but not yet
+    /// durable. For moving many files at once, followed by one [`sync`](Self::sync) per folder.
+    pub fn move_into_place(
+        &self,
+        kind: ArtifactKind,
+        staged: &str,
+        name: &str,
+    ) -> Result<(), ArtifactError> {
+        validate_staged_name(staged)?;
+        validate_name(name)?;
+        self.rename_unvalidated(kind, staged, name)
+    }
+
     /// [`publish`](Self::publish) without the name checks: safety rests on cap-std alone.
     fn publish_unvalidated(
+        &self,
+        kind: ArtifactKind,
+        staged: &str,
+        name: &str,
+    ) -> Result<(), ArtifactError> {
+        self.rename_unvalidated(kind, staged, name)?;
+        sync_dir(self.dir(kind), kind.dir_name())
+    }
+
+    /// Renames a staged regular file onto `name`, without the name checks or a folder fsync.
+    fn rename_unvalidated(
         &self,
         kind: ArtifactKind,
         staged: &str,
@@ -461,8 +485,7 @@ impl ProjectStore {
         dir.rename(staged, dir, name).map_err(io_error(
             "rename",
             format!("{staged_path} to {}", display_path(kind, name)),
-        ))?;
-        sync_dir(dir, kind.dir_name())
+        ))
     }
 
     /// Fsyncs a kind folder, making every rename and removal in it durable.
@@ -490,6 +513,16 @@ impl ProjectStore {
     pub fn remove(&self, kind: ArtifactKind, name: &str) -> Result<(), ArtifactError> {
         validate_name(name)?;
         self.remove_unvalidated(kind, name)
+    }
+
+    /// [`remove`](Self::remove) without the folder fsync; follow it with [`sync`](Self::sync).
+    pub fn remove_entry(&self, kind: ArtifactKind, name: &str) -> Result<(), ArtifactError> {
+        validate_name(name)?;
+        match self.dir(kind).remove_file_or_symlink(name) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", display_path(kind, name))(e)),
+        }
     }
 
     /// [`remove`](Self::remove) without the name check: safety rests on cap-std alone.

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::db::{self, KeyValues, RunStatus};
-use crate::home::{Home, HomeError};
+use crate::home::{Home, HomeError, doing};
 use crate::host_api::ProgressSink;
 use crate::input::{self, InputError};
 use crate::runner::{self, StageReport, StageRequest};
@@ -369,12 +369,13 @@ pub fn run_pipeline(
     let _lock = home.lock_project(&project.id, options.wait)?;
     let stage_count = u32::try_from(manifest.stages.len()).unwrap_or(u32::MAX);
     let record = db::start_pipeline(
-        home.conn(),
+        home.conn_mut(),
         &project.id,
         &manifest.name,
         &manifest.path.display().to_string(),
         stage_count,
-    )?;
+    )
+    .map_err(doing("record the start of the pipeline"))?;
     let mut outcomes = Vec::with_capacity(manifest.stages.len());
     let mut rerun = options.force;
     // The run the previous stage's output came from (by record order); a run of this stage
@@ -389,15 +390,20 @@ pub fn run_pipeline(
             continue;
         }
         if !rerun {
-            let previous = match db::latest_run_of_stage(home.conn(), &project.id, &spec.name) {
-                Ok(previous) => previous,
+            let found = db::latest_run_of_stage(home.conn(), &project.id, &spec.name).and_then(
+                |previous| Ok((previous, db::damaged_journal(home.conn(), &project.id)?)),
+            );
+            let (previous, damaged) = match found {
+                Ok(found) => found,
                 Err(e) => return Err(abandon(home, &record.id, e.into())),
             };
+            // A run whose files could not all be put in place did not do its work.
             if let Some(previous) = previous.filter(|r| {
                 r.status == RunStatus::Succeeded
                     && r.plugin_sha256 == plugin.sha256
                     && r.config == spec.config
                     && input_since.is_none_or(|seq| r.seq > seq)
+                    && !damaged.iter().any(|d| d.entry.run_id == r.id)
             }) {
                 tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
                 input_since = Some(previous.seq);
@@ -420,13 +426,27 @@ pub fn run_pipeline(
         };
         ran += 1;
         if !report.succeeded() {
+            // The stage's own record says why; the pipeline's says which.
             failure = Some(format!(
-                "stage {} ({} of {}) failed: {}",
+                "stage {} ({} of {}) failed (run {})",
                 spec.name,
                 i + 1,
                 manifest.stages.len(),
-                report.run.error.as_deref().unwrap_or("unknown reason")
+                report.run.id
             ));
+        } else if report.unpublished.is_some() {
+            // A stage whose files are not all in place is not done: roll its publish forward
+            // before going on, or stop.
+            if let Err(e) = home.finish_publishes(&project.id, None) {
+                failure = Some(format!(
+                    "stage {} ({} of {}) committed (run {}), but its files could not all be \
+                     moved into place: {e}; run the pipeline again to finish moving them",
+                    spec.name,
+                    i + 1,
+                    manifest.stages.len(),
+                    report.run.id
+                ));
+            }
         }
         input_since = Some(report.run.seq);
         outcomes.push((spec.name.clone(), StageOutcome::Ran(report)));
@@ -436,7 +456,8 @@ pub fn run_pipeline(
         Some(reason) => Err(reason.as_str()),
         None => Ok(summary.as_str()),
     };
-    db::finish_pipeline(home.conn(), &record.id, outcome)?;
+    db::finish_pipeline(home.conn_mut(), &record.id, outcome)
+        .map_err(doing("record the end of the pipeline"))?;
     let pipeline = db::get_pipeline(home.conn(), &record.id)?.unwrap_or(record);
     Ok(PipelineReport {
         pipeline,
@@ -446,9 +467,9 @@ pub fn run_pipeline(
 
 /// Records a pipeline the host could not carry on with as failed (rather than leaving it
 /// `running` for the next process to call interrupted) and hands the error back.
-fn abandon(home: &Home, pipeline_id: &str, e: HomeError) -> HomeError {
+fn abandon(home: &mut Home, pipeline_id: &str, e: HomeError) -> HomeError {
     if let Err(record) = db::finish_pipeline(
-        home.conn(),
+        home.conn_mut(),
         pipeline_id,
         Err(&format!("the host failed: {e}")),
     ) {

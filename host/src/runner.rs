@@ -10,8 +10,8 @@
 use crate::artifacts::ArtifactKind;
 use crate::bindings::types::ErrorCode;
 use crate::db::stage::StageSession;
-use crate::db::{self, KeyValues, Run};
-use crate::home::{Home, HomeError};
+use crate::db::{self, KeyValues, Run, RunStatus};
+use crate::home::{Home, HomeError, doing};
 use crate::host_api::{ProgressSink, StageContext};
 use crate::runtime::{Limits, Outcome, Plugin, Runtime};
 
@@ -37,10 +37,14 @@ pub struct StageRequest {
 pub struct StageReport {
     /// The run record (status `succeeded` or `failed`).
     pub run: Run,
+    /// Why moving the files of a run that committed into place failed, if it did: the run is
+    /// `succeeded`, and the journal still owes the moves (see [`Home::finish_publishes`]).
+    pub unpublished: Option<String>,
 }
 
 impl StageReport {
-    /// Whether the stage succeeded and its work was committed.
+    /// Whether the stage succeeded and its work was committed (its files may still be on
+    /// their way into place: see [`StageReport::unpublished`]).
     pub fn succeeded(&self) -> bool {
         self.run.status == db::RunStatus::Succeeded
     }
@@ -126,7 +130,8 @@ fn run_with(
             .pipeline
             .as_ref()
             .map(|(id, index)| (id.as_str(), *index)),
-    )?;
+    )
+    .map_err(doing("record the start of the stage run"))?;
     tracing::info!(stage = %name, run = %run.id, project = %project.id, "stage started");
 
     let spare = home.take_spare_session();
@@ -140,8 +145,9 @@ fn run_with(
                 home.conn_mut(),
                 &run.id,
                 &format!("could not open the run's session: {e}"),
-            )?;
-            return Err(e.into());
+            )
+            .map_err(doing("record the run as failed"))?;
+            return Err(doing("open the run's database session")(e));
         }
     };
     let ctx = StageContext::new(
@@ -154,71 +160,119 @@ fn run_with(
     let config: Vec<(String, String)> = request.config.into_iter().collect();
     let (outcome, ctx) = call(ctx, &config, &request.limits);
 
-    let failure = match outcome {
-        Outcome::Succeeded(summary) => {
-            commit(home, ctx, &project.id, &run.id, &clip(&summary)).err()
-        }
-        Outcome::Failed(e) => {
-            discard(&ctx);
-            home.keep_spare_session(ctx.db.recycle());
-            Some(format!(
-                "the stage returned an error ({}): {}",
-                code_name(e.code),
-                e.message
-            ))
-        }
-        Outcome::Trapped(reason) => {
-            discard(&ctx);
-            home.keep_spare_session(ctx.db.recycle());
-            Some(reason)
-        }
+    let reason = match outcome {
+        Outcome::Succeeded(summary) => return commit(home, ctx, &project.id, &run.id, &summary),
+        Outcome::Failed(e) => format!(
+            "the stage returned an error ({}): {}",
+            code_name(e.code),
+            e.message
+        ),
+        Outcome::Trapped(reason) => reason,
     };
-    if let Some(reason) = failure {
-        let reason = clip(&reason);
-        // The CLI prints the failure itself; this is for `VIDPIPE_LOG=debug`.
-        tracing::debug!(stage = %name, run = %run.id, "stage failed: {}", crate::text::printable(&reason, MAX_REPORT_CHARS));
-        db::fail_run(home.conn_mut(), &run.id, &reason)?;
-    }
+    discard(&ctx);
+    home.keep_spare_session(ctx.db.recycle());
+    fail(home, name, &run.id, &reason)?;
+    report(home, &run.id, None)
+}
+
+/// Records a run as failed with `reason`.
+fn fail(home: &mut Home, stage: &str, run_id: &str, reason: &str) -> Result<(), HomeError> {
+    let reason = clip(reason);
+    // The CLI prints the failure itself; this is for `VIDPIPE_LOG=debug`.
+    tracing::debug!(stage = %stage, run = %run_id, "stage failed: {}", crate::text::printable(&reason, MAX_REPORT_CHARS));
+    db::fail_run(home.conn_mut(), run_id, &reason).map_err(doing("record the run as failed"))?;
+    Ok(())
+}
+
+fn report(
+    home: &Home,
+    run_id: &str,
+    unpublished: Option<String>,
+) -> Result<StageReport, HomeError> {
     Ok(StageReport {
-        run: db::get_run(home.conn(), &run.id)?,
+        run: db::get_run(home.conn(), run_id)?,
+        unpublished,
     })
 }
 
-/// Commits a successful stage; on any failure discards what it staged and returns the reason.
+/// Commits a successful stage and moves its files into place.
+///
+/// The outcome is what the database durably says, never what an error suggests: a commit
+/// that fails may have reached the write-ahead log whole, to be replayed by the next process
+/// that recovers it. So after a failed commit the session's connection is dropped unused (as
+/// SQLite and PostgreSQL treat a failed fsync: that connection is done), the staged files are
+/// kept, and a write on another connection settles the question: [`db::fail_run`] marks the
+/// run failed only if it is still `running`, and that transaction supersedes any half-finished
+/// commit for good. If it finds the run `succeeded`, the commit is durable and its files are
+/// published. If even that write fails, the outcome is left to recovery, with the staged files
+/// in place ([`HomeError::Unsettled`]).
 fn commit(
     home: &mut Home,
     ctx: StageContext,
     project_id: &str,
     run_id: &str,
     summary: &str,
-) -> Result<(), String> {
+) -> Result<StageReport, HomeError> {
     let staged = match ctx.db.staged_files() {
         Ok(staged) => staged,
         Err(e) => {
             discard(&ctx);
-            return Err(format!("could not list the run's staged files: {e}"));
+            fail(
+                home,
+                &ctx.stage,
+                run_id,
+                &format!("could not list the run's staged files: {e}"),
+            )?;
+            return report(home, run_id, None);
         }
     };
     let StageContext {
+        stage,
         db: mut session,
         files,
         ..
     } = ctx;
-    let committed = session.commit(summary);
-    home.keep_spare_session(session.recycle());
-    if let Err(e) = committed {
-        discard_files(&files, staged);
-        return Err(format!("the stage's work could not be committed: {e}"));
+    if let Err(e) = session.commit(&clip(summary)) {
+        drop(session);
+        let reason = format!("the stage's work could not be committed: {e}");
+        match db::fail_run(home.conn_mut(), run_id, &clip(&reason)) {
+            Ok(None) => {
+                // Not committed, and now never will be.
+                discard_files(&files, staged);
+                return report(home, run_id, None);
+            }
+            Ok(Some(RunStatus::Succeeded)) => {
+                tracing::warn!(stage = %stage, run = run_id, "the commit reported an error ({e}) but is durable");
+            }
+            Ok(Some(_)) => {
+                discard_files(&files, staged);
+                return report(home, run_id, None);
+            }
+            Err(settle) => {
+                return Err(HomeError::Unsettled {
+                    run: run_id.to_owned(),
+                    commit: e.to_string(),
+                    settle: settle.to_string(),
+                });
+            }
+        }
+    } else {
+        home.keep_spare_session(session.recycle());
     }
-    // Committed: the rows are visible and the journal owns the file moves. A failure here is
-    // finished by the next process that opens the home; the run stays succeeded.
-    if let Err(e) = home.finish_publishes(project_id, Some(run_id)) {
-        tracing::error!(
+    // Committed: the rows are visible and the journal owns the file moves. If they fail here,
+    // the run stays succeeded and the moves are retried (by the pipeline before its next
+    // stage, or by the next process that takes the project's lock).
+    let unpublished = home
+        .finish_publishes(project_id, Some(run_id))
+        .err()
+        .map(|e| e.to_string());
+    if let Some(e) = &unpublished {
+        tracing::warn!(
             run = run_id,
-            "committed, but moving files into place failed (will be retried): {e}"
+            "committed, but moving files into place failed: {e}"
         );
     }
-    Ok(())
+    report(home, run_id, unpublished)
 }
 
 /// Removes the staged files of a context that will not commit.

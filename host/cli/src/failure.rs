@@ -84,9 +84,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
 }
 
 fn home_bad_input(e: &HomeError) -> bool {
-    match e {
-        HomeError::Db(e) => db_bad_input(e),
-        e => e.is_bad_input(),
+    match e.db_error() {
+        Some(e) => db_bad_input(e),
+        None => e.is_bad_input(),
     }
 }
 

@@ -12,17 +12,22 @@
 pub mod projects;
 mod schema;
 pub mod stage;
+pub mod wait;
+
+pub use wait::write_transaction;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use projects::*;
 
-/// How long a connection waits for another writer before giving up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// How long SQLite itself retries a lock before a call sees `SQLITE_BUSY`. Writers then keep
+/// waiting in [`wait::write_transaction`], which can tell a live lock holder from a stopped one;
+/// readers (which in WAL mode wait only on a recovery or a checkpoint) give up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// Why a database operation failed. The variants map one-to-one onto the WIT `error-code` cases
 /// that a plugin sees.
@@ -40,11 +45,28 @@ pub enum DbError {
     /// A per-run limit was reached.
     #[error("{0}")]
     LimitExceeded(String),
-    /// Another process held the write lock for longer than the busy timeout.
-    #[error("the database stayed busy for more than {} ms: {source}", BUSY_TIMEOUT.as_millis())]
+    /// Another process held a lock on the database for longer than this one waits.
+    #[error(
+        "the database stayed locked by {} for {:.1} s",
+        holder.map_or_else(|| "another process".to_owned(), |pid| format!("process {pid}")),
+        waited.as_secs_f64()
+    )]
     Busy {
-        /// The underlying SQLite error.
-        source: rusqlite::Error,
+        /// How long this process waited.
+        waited: Duration,
+        /// The process holding the lock, if it could be told.
+        holder: Option<u32>,
+    },
+    /// The process holding the database's write lock is stopped, and would never let go.
+    #[error(
+        "the database's write lock is held by process {pid} ({command}), which is stopped \
+         (SIGSTOP or Ctrl-Z); resume it (`kill -CONT {pid}`) or end it, then try again"
+    )]
+    HeldByStopped {
+        /// The stopped process.
+        pid: u32,
+        /// Its command line.
+        command: String,
     },
     /// Any other SQLite failure (I/O error, corruption, full disk).
     #[error("database error: {}", describe_sqlite(.0))]
@@ -70,9 +92,10 @@ pub enum DbError {
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-                DbError::Busy { source: e }
-            }
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => DbError::Busy {
+                waited: BUSY_TIMEOUT,
+                holder: None,
+            },
             Some(ErrorCode::OperationInterrupted) => DbError::Interrupted,
             Some(ErrorCode::ConstraintViolation) => {
                 DbError::Conflict(format!("refused by the database: {e}"))
@@ -249,17 +272,17 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     if schema_version(conn)? == known {
         return Ok(());
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > known {
-        return Err(DbError::TooNew { found, known });
-    }
-    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
+    write_transaction(conn, |tx| {
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > known {
+            return Err(DbError::TooNew { found, known });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        Ok(())
+    })
 }
 
 /// The schema version a database is at.
@@ -565,7 +588,7 @@ mod tests {
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL is 2");
         assert_eq!(fk, 1);
-        assert_eq!(busy, 5000);
+        assert_eq!(busy, BUSY_TIMEOUT.as_millis() as i64);
     }
 
     #[test]
@@ -614,7 +637,7 @@ mod tests {
 
     #[test]
     fn foreign_key_and_check_violations_are_refused() {
-        let (_dir, conn) = fresh();
+        let (_dir, mut conn) = fresh();
         let orphan = conn.execute(
             "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
              VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000009', 0, 't', 'd', 1, 0, 0)",
@@ -624,7 +647,7 @@ mod tests {
             DbError::from(orphan.expect_err("fk")),
             DbError::Conflict(_)
         ));
-        let project = create_project(&conn, "p", "", &KeyValues::new()).expect("project");
+        let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
         let bad_status = conn.execute(
             "UPDATE projects SET status = 'exploded' WHERE id = ?1",
             [&project.id],
@@ -647,15 +670,15 @@ mod tests {
 
     #[test]
     fn deleting_a_project_cascades_to_its_rows() {
-        let (_dir, conn) = fresh();
-        let project = create_project(&conn, "p", "", &KeyValues::new()).expect("project");
+        let (_dir, mut conn) = fresh();
+        let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
         conn.execute(
             "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
              VALUES ('00000000-0000-0000-0000-000000000001', ?1, 0, 't', 'd', 1, 0, 0)",
             [&project.id],
         )
         .expect("scene");
-        delete_project(&conn, &project.id).expect("delete");
+        delete_project(&mut conn, &project.id).expect("delete");
         let n: i64 = conn
             .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
             .expect("count");

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::{
     Artifact, ArtifactRef, DbError, KeyValues, Keyframe, Project, ProjectStatus, Result, Run,
     RunStatus, Scene, VideoClip, execute_cached, kv_from_json, kv_to_json, now_ms,
-    query_row_cached,
+    query_row_cached, write_transaction,
 };
 
 /// Longest project name accepted, in characters.
@@ -46,7 +46,7 @@ pub fn check_new_project(name: &str, script: &str) -> Result<()> {
 
 /// Creates a project (status `draft`) with a fresh id and returns it.
 pub fn create_project(
-    conn: &Connection,
+    conn: &mut Connection,
     name: &str,
     script: &str,
     settings: &KeyValues,
@@ -62,7 +62,7 @@ pub fn create_project(
 
 /// Creates a project (status `draft`) with the given id and returns it.
 pub fn create_project_with_id(
-    conn: &Connection,
+    conn: &mut Connection,
     id: &str,
     name: &str,
     script: &str,
@@ -79,19 +79,22 @@ pub fn create_project_with_id(
         created_at: now,
         updated_at: now,
     };
-    execute_cached(
-        conn,
-        "INSERT INTO projects (id, name, script, settings, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![
-            project.id,
-            project.name,
-            project.script,
-            kv_to_json(&project.settings),
-            project.status,
-            now
-        ],
-    )?;
+    write_transaction(conn, |tx| {
+        execute_cached(
+            tx,
+            "INSERT INTO projects (id, name, script, settings, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![
+                project.id,
+                project.name,
+                project.script,
+                kv_to_json(&project.settings),
+                project.status,
+                now
+            ],
+        )?;
+        Ok(())
+    })?;
     Ok(project)
 }
 
@@ -133,12 +136,14 @@ pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
 }
 
 /// Deletes a project and, by cascade, every row that belongs to it.
-pub fn delete_project(conn: &Connection, id: &str) -> Result<()> {
+pub fn delete_project(conn: &mut Connection, id: &str) -> Result<()> {
     let id = parse_id("project", id)?;
-    match execute_cached(conn, "DELETE FROM projects WHERE id = ?1", [&id])? {
-        0 => Err(DbError::NotFound(format!("no project with id {id}"))),
-        _ => Ok(()),
-    }
+    write_transaction(conn, |tx| {
+        match execute_cached(tx, "DELETE FROM projects WHERE id = ?1", [&id])? {
+            0 => Err(DbError::NotFound(format!("no project with id {id}"))),
+            _ => Ok(()),
+        }
+    })
 }
 
 pub(crate) const RUN_COLUMNS: &str = "id, project_id, stage, plugin_sha256, config, status, summary, error, \
@@ -172,7 +177,6 @@ pub fn start_run(
     pipeline: Option<(&str, u32)>,
 ) -> Result<Run> {
     let project_id = parse_id("project", project_id)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let run = Run {
         id: uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -189,60 +193,72 @@ pub fn start_run(
         stage_index: pipeline.map(|(_, i)| i),
         seq: 0,
     };
-    let updated = execute_cached(
-        &tx,
-        "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
-        params![project_id, now],
-    )?;
-    if updated == 0 {
-        return Err(DbError::NotFound(format!(
-            "no project with id {project_id}"
-        )));
-    }
-    execute_cached(&tx, "INSERT INTO pipeline_runs
-         (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
-        params![
-            run.id,
-            project_id,
-            stage,
-            plugin_sha256,
-            kv_to_json(config),
-            std::process::id(),
-            now,
-            run.pipeline_id,
-            run.stage_index
-        ],
-    )?;
-    let run = Run {
-        seq: tx.last_insert_rowid(),
-        ..run
-    };
-    tx.commit()?;
-    Ok(run)
+    let seq = write_transaction(conn, |tx| {
+        let updated = execute_cached(
+            tx,
+            "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
+            params![project_id, now],
+        )?;
+        if updated == 0 {
+            return Err(DbError::NotFound(format!(
+                "no project with id {project_id}"
+            )));
+        }
+        execute_cached(tx, "INSERT INTO pipeline_runs
+             (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+            params![
+                run.id,
+                project_id,
+                stage,
+                plugin_sha256,
+                kv_to_json(config),
+                std::process::id(),
+                now,
+                run.pipeline_id,
+                run.stage_index
+            ],
+        )?;
+        Ok(tx.last_insert_rowid())
+    })?;
+    Ok(Run { seq, ..run })
 }
 
-/// Records that a run failed with `error` and marks its project `failed`.
-pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// Records that a run failed with `error` and marks its project `failed`, if the run is still
+/// `running`. Returns `None` when it did, or the status the run already has (`succeeded`, say)
+/// when it was not running any more and nothing was changed.
+///
+/// Being a write transaction of its own, this also settles a commit whose outcome an I/O error
+/// left unknown: if that commit is not what the database says now, this write supersedes it
+/// for good (see `runner`).
+pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<Option<RunStatus>> {
     let now = now_ms();
-    let project_id: Option<String> = query_row_cached(
-        &tx,
-        "UPDATE pipeline_runs SET status = 'failed', error = ?2, finished_at = ?3
-             WHERE id = ?1 AND status = 'running' RETURNING project_id",
-        params![run_id, error, now],
-        |r| r.get(0),
-    )
-    .optional()?;
-    if let Some(project_id) = project_id {
+    write_transaction(conn, |tx| {
+        let project_id: Option<String> = query_row_cached(
+            tx,
+            "UPDATE pipeline_runs SET status = 'failed', error = ?2, finished_at = ?3
+                 WHERE id = ?1 AND status = 'running' RETURNING project_id",
+            params![run_id, error, now],
+            |r| r.get(0),
+        )
+        .optional()?;
+        let Some(project_id) = project_id else {
+            let status = query_row_cached(
+                tx,
+                "SELECT status FROM pipeline_runs WHERE id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+            return Ok(Some(status.unwrap_or(RunStatus::Failed)));
+        };
         execute_cached(
-            &tx,
+            tx,
             "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1",
             params![project_id, now],
         )?;
-    }
-    tx.commit()?;
-    Ok(())
+        Ok(None)
+    })
 }
 
 /// Reads one run record.
@@ -340,7 +356,7 @@ fn pipeline_from_row(r: &Row<'_>) -> rusqlite::Result<Pipeline> {
 
 /// Records the start of a pipeline run.
 pub fn start_pipeline(
-    conn: &Connection,
+    conn: &mut Connection,
     project_id: &str,
     name: &str,
     manifest: &str,
@@ -359,16 +375,19 @@ pub fn start_pipeline(
         started_at: now,
         finished_at: None,
     };
-    execute_cached(conn, "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-        params![p.id, p.project_id, p.name, p.manifest, p.stage_count, std::process::id(), now],
-    )?;
+    write_transaction(conn, |tx| {
+        execute_cached(tx, "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+            params![p.id, p.project_id, p.name, p.manifest, p.stage_count, std::process::id(), now],
+        )?;
+        Ok(())
+    })?;
     Ok(p)
 }
 
 /// Records how a pipeline run ended: `Ok(summary)` or `Err(reason)`.
 pub fn finish_pipeline(
-    conn: &Connection,
+    conn: &mut Connection,
     id: &str,
     outcome: std::result::Result<&str, &str>,
 ) -> Result<()> {
@@ -376,13 +395,15 @@ pub fn finish_pipeline(
         Ok(summary) => ("succeeded", Some(summary), None),
         Err(reason) => ("failed", None, Some(reason)),
     };
-    execute_cached(
-        conn,
-        "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5
-         WHERE id = ?1 AND status = 'running'",
-        params![id, status, summary, error, now_ms()],
-    )?;
-    Ok(())
+    write_transaction(conn, |tx| {
+        execute_cached(
+            tx,
+            "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5
+             WHERE id = ?1 AND status = 'running'",
+            params![id, status, summary, error, now_ms()],
+        )?;
+        Ok(())
+    })
 }
 
 /// Reads one pipeline run.
@@ -407,45 +428,59 @@ pub fn list_pipelines(conn: &Connection, project_id: &str) -> Result<Vec<Pipelin
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Projects that have a run or pipeline recorded as `running`, or file moves still journaled.
-pub fn projects_needing_recovery(conn: &Connection) -> Result<Vec<String>> {
+/// Projects that have a run or pipeline recorded as `running`, or file moves still journaled
+/// (not marked damaged), each with the process ids recorded for them (of the runs, pipelines
+/// and publishing runs concerned), in project order.
+pub fn projects_needing_recovery(conn: &Connection) -> Result<Vec<(String, Vec<u32>)>> {
     let mut st = conn.prepare_cached(
-        "SELECT project_id FROM pipeline_runs WHERE status IN ('queued', 'running')
-         UNION SELECT project_id FROM pipelines WHERE status = 'running'
-         UNION SELECT project_id FROM publish_journal",
+        "SELECT project_id, pid FROM pipeline_runs WHERE status IN ('queued', 'running')
+         UNION SELECT project_id, pid FROM pipelines WHERE status = 'running'
+         UNION SELECT j.project_id, r.pid FROM publish_journal j
+             LEFT JOIN pipeline_runs r ON r.id = j.run_id WHERE j.damaged IS NULL
+         ORDER BY 1",
     )?;
-    let rows = st.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<u32>>(1)?))
+    })?;
+    let mut projects: Vec<(String, Vec<u32>)> = Vec::new();
+    for row in rows {
+        let (project, pid) = row?;
+        match projects.last_mut() {
+            Some((last, pids)) if *last == project => pids.extend(pid),
+            _ => projects.push((project, pid.into_iter().collect())),
+        }
+    }
+    Ok(projects)
 }
 
 /// Marks every `running` stage run and pipeline of a project `interrupted`, in one IMMEDIATE
 /// transaction. Only call it while holding the project's lock: then nobody is running them.
 /// Returns how many records changed.
 pub fn mark_interrupted(conn: &mut Connection, project_id: &str) -> Result<usize> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_ms();
     let reason = "interrupted: the vidpipe process running it stopped before it finished; nothing it wrote was kept";
-    let runs = execute_cached(
-        &tx,
-        "UPDATE pipeline_runs SET status = 'interrupted', error = ?2, finished_at = ?3
-         WHERE project_id = ?1 AND status IN ('queued', 'running')",
-        params![project_id, reason, now],
-    )?;
-    let pipelines = execute_cached(
-        &tx,
-        "UPDATE pipelines SET status = 'interrupted', error = ?2, finished_at = ?3
-         WHERE project_id = ?1 AND status = 'running'",
-        params![project_id, reason, now],
-    )?;
-    if runs + pipelines > 0 {
-        execute_cached(
-            &tx,
-            "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'running'",
-            params![project_id, now],
+    write_transaction(conn, |tx| {
+        let runs = execute_cached(
+            tx,
+            "UPDATE pipeline_runs SET status = 'interrupted', error = ?2, finished_at = ?3
+             WHERE project_id = ?1 AND status IN ('queued', 'running')",
+            params![project_id, reason, now],
         )?;
-    }
-    tx.commit()?;
-    Ok(runs + pipelines)
+        let pipelines = execute_cached(
+            tx,
+            "UPDATE pipelines SET status = 'interrupted', error = ?2, finished_at = ?3
+             WHERE project_id = ?1 AND status = 'running'",
+            params![project_id, reason, now],
+        )?;
+        if runs + pipelines > 0 {
+            execute_cached(
+                tx,
+                "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'running'",
+                params![project_id, now],
+            )?;
+        }
+        Ok(runs + pipelines)
+    })
 }
 
 pub(crate) const SCENE_COLUMNS: &str =
@@ -599,7 +634,7 @@ fn query_all<T>(
 }
 
 /// A file move a committed run still owes: `staged` → `name`, or a removal when `staged` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JournalEntry {
     /// The run that committed it.
     pub run_id: String,
@@ -613,7 +648,8 @@ pub struct JournalEntry {
     pub staged: Option<String>,
 }
 
-/// Every pending journal entry of one project, optionally of one run only.
+/// Every pending journal entry of one project (optionally of one run only), except those
+/// marked damaged ([`damaged_journal`]).
 pub fn pending_journal(
     conn: &Connection,
     project_id: &str,
@@ -621,7 +657,8 @@ pub fn pending_journal(
 ) -> Result<Vec<JournalEntry>> {
     let mut st = conn.prepare_cached(
         "SELECT run_id, project_id, kind, name, staged FROM publish_journal
-         WHERE project_id = ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY run_id, kind, name",
+         WHERE project_id = ?1 AND (?2 IS NULL OR run_id = ?2) AND damaged IS NULL
+         ORDER BY run_id, kind, name",
     )?;
     let rows = st.query_map(params![project_id, run_id], |r| {
         Ok(JournalEntry {
@@ -635,29 +672,81 @@ pub fn pending_journal(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Which run published the committed artifact `kind/name` of a project: `None` if there is no
-/// such artifact, `Some(None)` if the publishing run's record is gone.
-pub fn artifact_publisher(
+/// The committed artifact `kind/name` of a project, if there is one.
+pub fn artifact_row(
     conn: &Connection,
     project_id: &str,
     kind: super::Kind,
     name: &str,
-) -> Result<Option<Option<String>>> {
+) -> Result<Option<Artifact>> {
     Ok(query_row_cached(
         conn,
-        "SELECT run_id FROM artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
+        &format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3"
+        ),
         params![project_id, kind, name],
-        |r| r.get(0),
+        artifact_from_row,
     )
     .optional()?)
 }
 
-/// Forgets a journal entry once its file move is durable.
-pub fn clear_journal_entry(conn: &Connection, entry: &JournalEntry) -> Result<()> {
-    execute_cached(
-        conn,
-        "DELETE FROM publish_journal WHERE run_id = ?1 AND kind = ?2 AND name = ?3",
-        params![entry.run_id, entry.kind, entry.name],
+/// Forgets journal entries once their file moves are durable, in one transaction.
+pub fn clear_journal(conn: &mut Connection, entries: &[JournalEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    write_transaction(conn, |tx| {
+        for entry in entries {
+            execute_cached(
+                tx,
+                "DELETE FROM publish_journal WHERE run_id = ?1 AND kind = ?2 AND name = ?3",
+                params![entry.run_id, entry.kind, entry.name],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks a journal entry damaged: its staged file is gone and the file in place is not the
+/// artifact its row describes, so the move can never be finished. The entry stays, with why,
+/// for `project show` to report and for the stage to be run again; recovery skips it.
+pub fn mark_journal_damaged(conn: &mut Connection, entry: &JournalEntry, why: &str) -> Result<()> {
+    write_transaction(conn, |tx| {
+        execute_cached(
+            tx,
+            "UPDATE publish_journal SET damaged = ?4 WHERE run_id = ?1 AND kind = ?2 AND name = ?3",
+            params![entry.run_id, entry.kind, entry.name, why],
+        )?;
+        Ok(())
+    })
+}
+
+/// A journal entry marked damaged, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    /// The entry.
+    pub entry: JournalEntry,
+    /// What was found.
+    pub why: String,
+}
+
+/// The journal entries of a project marked damaged by [`mark_journal_damaged`].
+pub fn damaged_journal(conn: &Connection, project_id: &str) -> Result<Vec<Damage>> {
+    let mut st = conn.prepare_cached(
+        "SELECT run_id, project_id, kind, name, staged, damaged FROM publish_journal
+         WHERE project_id = ?1 AND damaged IS NOT NULL ORDER BY run_id, kind, name",
     )?;
-    Ok(())
+    let rows = st.query_map([project_id], |r| {
+        Ok(Damage {
+            entry: JournalEntry {
+                run_id: r.get(0)?,
+                project_id: r.get(1)?,
+                kind: r.get(2)?,
+                name: r.get(3)?,
+                staged: r.get(4)?,
+            },
+            why: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -4,7 +4,7 @@
 //! edited once released: a change to the schema is a new entry at the end of [`MIGRATIONS`].
 
 /// Every migration, oldest first. Index `i` moves a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
 ///
@@ -136,4 +136,11 @@ ALTER TABLE pipeline_runs ADD COLUMN pipeline_id TEXT REFERENCES pipelines(id) O
 ALTER TABLE pipeline_runs ADD COLUMN stage_index INTEGER CHECK (stage_index IS NULL OR stage_index >= 0);
 CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs(pipeline_id, stage_index) WHERE pipeline_id IS NOT NULL;
 CREATE INDEX pipeline_runs_by_stage ON pipeline_runs(project_id, stage, started_at);
+"#;
+
+/// Version 3: a journal entry whose move can never be finished (its staged file is gone and the
+/// file in place is not the artifact its row describes) is kept, marked with what was found,
+/// rather than cleared as if the move had happened.
+const MIGRATION_3: &str = r#"
+ALTER TABLE publish_journal ADD COLUMN damaged TEXT;
 "#;

@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::projects::{
     ARTIFACT_COLUMNS, CLIP_COLUMNS, JournalEntry, KEYFRAME_COLUMNS, PROJECT_COLUMNS, RUN_COLUMNS,
@@ -1031,40 +1031,37 @@ impl StageSession {
         self.clear_deadline()?;
         let pid = self.project_id.clone();
         let run_id = self.run_id.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        let still_running: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM main.pipeline_runs WHERE id = ?1 AND status = 'running')",
+        super::write_transaction(&mut self.conn, |tx| {
+            let still_running: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM main.pipeline_runs WHERE id = ?1 AND status = 'running')",
+                )?
+                .query_row([&run_id], |r| r.get(0))?;
+            if !still_running {
+                return Err(DbError::Conflict(format!(
+                    "run {run_id} is no longer running; nothing was committed"
+                )));
+            }
+            // Order matters for foreign keys: artifacts and scenes before the rows that refer to
+            // them, deletions of artifacts after the rows that may have stopped referring to them.
+            // Cached: the statements are parsed once per connection, not once per commit.
+            for sql in COMMIT_STAGED {
+                tx.prepare_cached(sql)?.execute([])?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO main.publish_journal (run_id, project_id, kind, name, staged)
+                 SELECT ?1, project_id, kind, name, staged FROM temp.stage_artifacts",
             )?
-            .query_row([&run_id], |r| r.get(0))?;
-        if !still_running {
-            return Err(DbError::Conflict(format!(
-                "run {run_id} is no longer running; nothing was committed"
-            )));
-        }
-        // Order matters for foreign keys: artifacts and scenes before the rows that refer to them,
-        // deletions of artifacts after the rows that may have stopped referring to them.
-        // Cached: the statements are parsed once per connection, not once per commit.
-        for sql in COMMIT_STAGED {
-            tx.prepare_cached(sql)?.execute([])?;
-        }
-        tx.prepare_cached(
-            "INSERT INTO main.publish_journal (run_id, project_id, kind, name, staged)
-             SELECT ?1, project_id, kind, name, staged FROM temp.stage_artifacts",
-        )?
-        .execute([&run_id])?;
-        tx.prepare_cached(
-            "UPDATE main.pipeline_runs SET status = 'succeeded', summary = ?2, finished_at = ?3 WHERE id = ?1",
-        )?
-        .execute(params![run_id, summary, now])?;
-        tx.prepare_cached(
-            "UPDATE main.projects SET status = 'ready', updated_at = ?2 WHERE id = ?1",
-        )?
-        .execute(params![pid, now])?;
-        let journal = {
+            .execute([&run_id])?;
+            tx.prepare_cached(
+                "UPDATE main.pipeline_runs SET status = 'succeeded', summary = ?2, finished_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![run_id, summary, now])?;
+            tx.prepare_cached(
+                "UPDATE main.projects SET status = 'ready', updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![pid, now])?;
             let mut st = tx.prepare_cached(
                 "SELECT run_id, project_id, kind, name, staged FROM main.publish_journal
                  WHERE run_id = ?1 ORDER BY kind, name",
@@ -1078,10 +1075,8 @@ impl StageSession {
                     staged: r.get(4)?,
                 })
             })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        tx.commit()?;
-        Ok(journal)
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 }
 
@@ -1145,8 +1140,8 @@ mod tests {
     #[test]
     fn a_recycled_connection_carries_nothing_of_its_last_session_into_the_next() {
         let mut f = fixture();
-        let a = create_project(&f.main, "a", "", &KeyValues::new()).expect("a");
-        let b = create_project(&f.main, "b", "", &KeyValues::new()).expect("b");
+        let a = create_project(&mut f.main, "a", "", &KeyValues::new()).expect("a");
+        let b = create_project(&mut f.main, "b", "", &KeyValues::new()).expect("b");
         // A run of project a stages rows and a file, then fails: nothing is committed.
         let mut first = session(&mut f, &a.id);
         first.create_scene(scene(0)).expect("create");
@@ -1191,7 +1186,7 @@ mod tests {
     #[test]
     fn a_connection_inside_a_transaction_or_after_a_large_session_is_not_recycled() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let s = session(&mut f, &p.id);
         s.conn.execute_batch("BEGIN").expect("begin");
         assert!(s.recycle().is_none());
@@ -1208,8 +1203,8 @@ mod tests {
     fn a_recycled_connection_is_used_only_for_the_database_it_was_opened_on() {
         let mut a = fixture();
         let mut b = fixture();
-        let pa = create_project(&a.main, "a", "", &KeyValues::new()).expect("a");
-        let pb = create_project(&b.main, "b", "", &KeyValues::new()).expect("b");
+        let pa = create_project(&mut a.main, "a", "", &KeyValues::new()).expect("a");
+        let pb = create_project(&mut b.main, "b", "", &KeyValues::new()).expect("b");
         let run = start(&mut a, &pa.id);
         let spare = StageSession::open(&a.path, &pa.id, &run)
             .expect("session")
@@ -1230,7 +1225,7 @@ mod tests {
     #[test]
     fn staged_rows_are_invisible_to_others_until_commit_and_then_all_appear() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         for i in 0..3 {
             s.create_scene(scene(i)).expect("create");
@@ -1260,7 +1255,7 @@ mod tests {
     #[test]
     fn a_dropped_session_leaves_no_rows_behind() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         s.create_scene(scene(0)).expect("create");
         drop(s);
@@ -1274,8 +1269,8 @@ mod tests {
     #[test]
     fn another_projects_rows_are_not_found_for_reads_and_updates() {
         let mut f = fixture();
-        let a = create_project(&f.main, "a", "", &KeyValues::new()).expect("a");
-        let b = create_project(&f.main, "b", "", &KeyValues::new()).expect("b");
+        let a = create_project(&mut f.main, "a", "", &KeyValues::new()).expect("a");
+        let b = create_project(&mut f.main, "b", "", &KeyValues::new()).expect("b");
         let mut sa = session(&mut f, &a.id);
         let theirs = sa.create_scene(scene(0)).expect("create");
         sa.commit("ok").expect("commit");
@@ -1308,7 +1303,7 @@ mod tests {
     #[test]
     fn duplicate_scene_indexes_and_dangling_artifact_references_are_refused() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         let sc = s.create_scene(scene(0)).expect("create");
         assert!(matches!(
@@ -1347,7 +1342,7 @@ mod tests {
     #[test]
     fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         s.set_limits(SessionLimits {
             max_writes: 3,
@@ -1376,7 +1371,7 @@ mod tests {
     #[test]
     fn database_calls_after_the_deadline_are_interrupted_and_the_commit_is_not() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         for i in 0..300 {
             s.create_scene(scene(i)).expect("create");
@@ -1390,7 +1385,7 @@ mod tests {
     #[test]
     fn pages_cover_every_row_exactly_once() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         for i in (0..23).rev() {
             s.create_scene(scene(i * 2)).expect("create");
@@ -1419,7 +1414,7 @@ mod tests {
     #[test]
     fn keyframes_list_in_scene_order_start_before_end_across_pages() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         s.stage_artifact(Kind::Keyframe, "k.png", ".stage-k", 1, &"c".repeat(64))
             .expect("stage");
@@ -1461,7 +1456,7 @@ mod tests {
     #[test]
     fn committing_a_run_that_is_no_longer_running_is_refused() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         s.create_scene(scene(0)).expect("create");
         let run_id = s.run_id().to_owned();
@@ -1481,7 +1476,7 @@ mod tests {
     #[test]
     fn deleting_a_committed_artifact_hides_it_now_and_removes_it_at_commit() {
         let mut f = fixture();
-        let p = create_project(&f.main, "p", "", &KeyValues::new()).expect("project");
+        let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
         let mut s = session(&mut f, &p.id);
         s.stage_artifact(Kind::Output, "a.txt", ".stage-a", 1, &"d".repeat(64))
             .expect("stage");
@@ -1553,8 +1548,8 @@ mod model_tests {
             let path = dir.path().join("vidpipe.db");
             let mut main = open(&path).expect("open");
             migrate(&mut main).expect("migrate");
-            let mine = create_project(&main, "mine", "", &KeyValues::new()).expect("project");
-            let other = create_project(&main, "other", "", &KeyValues::new()).expect("project");
+            let mine = create_project(&mut main, "mine", "", &KeyValues::new()).expect("project");
+            let other = create_project(&mut main, "other", "", &KeyValues::new()).expect("project");
             let theirs = {
                 let run = start_run(&mut main, &other.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
                 let mut s = StageSession::open(&path, &other.id, &run.id).expect("session");

@@ -130,7 +130,7 @@ impl From<DbError> for HostError {
             DbError::InvalidInput(_) => ErrorCode::InvalidInput,
             DbError::Conflict(_) => ErrorCode::Conflict,
             DbError::LimitExceeded(_) => ErrorCode::LimitExceeded,
-            DbError::Busy { .. } => ErrorCode::Busy,
+            DbError::Busy { .. } | DbError::HeldByStopped { .. } => ErrorCode::Busy,
             DbError::Sqlite(_)
             | DbError::TooNew { .. }
             | DbError::Setup(_)

@@ -18,6 +18,7 @@ pub enum CacheCommand {
 pub fn exec(globals: &Globals, cmd: CacheCommand) -> Result<(), Failure> {
     match cmd {
         CacheCommand::Clear => {
+            crate::setup::check_writable(&globals.home)?;
             let root = globals.home.join("cache");
             let (files, bytes) = cache::clear(&root).map_err(anyhow::Error::from)?;
             say!(

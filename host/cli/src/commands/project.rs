@@ -55,7 +55,7 @@ pub fn exec(globals: &Globals, cmd: ProjectCommand) -> Result<(), Failure> {
                 Some(path) => setup::read_text(&path, "script", db::MAX_SCRIPT_BYTES as u64)?,
                 None => String::new(),
             };
-            let home = setup::writable_home(&globals.home)?;
+            let mut home = setup::writable_home(&globals.home)?;
             let project = home.create_project(&name, &script, &settings)?;
             say!("{}", project.id);
             Ok(())

@@ -158,6 +158,13 @@ fn run_and_report(
         run.id,
         run.summary.as_deref().unwrap_or("")
     );
+    if let Some(why) = &report.unpublished {
+        return Err(failed(format!(
+            "stage {} committed (run {}), but its files could not all be moved into place: {why}; \
+             the next command that runs a stage on the project finishes moving them",
+            run.stage, run.id
+        )));
+    }
     let detail = db::project_detail(home.conn_mut(), &run.project_id)?;
     for a in detail
         .artifacts

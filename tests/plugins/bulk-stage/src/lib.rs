@@ -11,6 +11,7 @@
 //! | `bytes` | size of each artifact | `65536` |
 //! | `extra-scenes` | scenes to write at indexes 1000, 1001, … | `0` |
 //! | `spin` | busy iterations between artifacts, to stretch the stage out in time | `0` |
+//! | `description-bytes` | length of each extra scene's description (a repeated phrase), to make the stage's commit large | `0` (a short phrase) |
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
 #[allow(unsafe_code)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub extra_scenes: u32,
     /// Busy iterations between artifacts.
     pub spin: u64,
+    /// Length of each extra scene's description, or 0 for a short phrase.
+    pub description_bytes: u32,
 }
 
 /// Parses the configuration; unknown keys and bad numbers are errors.
@@ -47,6 +50,7 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
         bytes: 65536,
         extra_scenes: 0,
         spin: 0,
+        description_bytes: 0,
     };
     for (key, value) in config {
         let number = || {
@@ -68,9 +72,13 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
                     .map_err(|_| "`extra-scenes` is too large".to_owned())?
             }
             "spin" => c.spin = number()?,
+            "description-bytes" => {
+                c.description_bytes = u32::try_from(number()?)
+                    .map_err(|_| "`description-bytes` is too large".to_owned())?
+            }
             _ => {
                 return Err(format!(
-                    "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin"
+                    "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin, description-bytes"
                 ));
             }
         }
@@ -94,6 +102,15 @@ pub fn content(name: &str, len: u32) -> Vec<u8> {
 }
 
 struct BulkStage;
+
+/// The description of an extra scene: a short phrase, or that phrase repeated to `bytes` bytes.
+pub fn description(bytes: u32) -> String {
+    const PHRASE: &str = "written by bulk-stage";
+    if bytes == 0 {
+        return PHRASE.to_owned();
+    }
+    PHRASE.chars().cycle().take(bytes as usize).collect()
+}
 
 fn all_scenes() -> Result<Vec<db::Scene>, Error> {
     let mut scenes = Vec::new();
@@ -149,7 +166,7 @@ impl bindings::Guest for BulkStage {
                     db::create_scene(&db::NewScene {
                         index,
                         title,
-                        description: "written by bulk-stage".to_owned(),
+                        description: description(c.description_bytes),
                         duration_ms: 500,
                     })?;
                 }
@@ -250,12 +267,19 @@ mod tests {
                 keyframes: false,
                 bytes: 10,
                 extra_scenes: 0,
-                spin: 0
+                spin: 0,
+                description_bytes: 0
             })
         );
         assert!(parse(&cfg(&[("kind", "video")])).is_err());
         assert!(parse(&cfg(&[("bytes", "-1")])).is_err());
         assert!(parse(&cfg(&[("colour", "red")])).is_err());
+    }
+
+    #[test]
+    fn descriptions_have_the_length_asked_for() {
+        assert_eq!(description(0), "written by bulk-stage");
+        assert_eq!(description(2048).len(), 2048);
     }
 
     #[test]

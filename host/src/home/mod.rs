@@ -23,7 +23,9 @@ use rusqlite::Connection;
 
 use crate::artifacts::{ArtifactError, ArtifactRoot, ProjectStore};
 use crate::db::stage::Recycled;
-use crate::db::{self, DbError, JournalEntry};
+use crate::db::{self, DbError};
+
+mod recovery;
 
 /// Why a home could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,14 @@ pub enum HomeError {
     /// A database failure.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A database failure while doing something worth naming.
+    #[error("could not {action}: {source}")]
+    Database {
+        /// What was being done, e.g. "record the start of the stage run".
+        action: &'static str,
+        /// Why it failed.
+        source: DbError,
+    },
     /// An artifact store failure.
     #[error(transparent)]
     Artifacts(#[from] ArtifactError),
@@ -55,6 +65,21 @@ pub enum HomeError {
         project: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A stage's commit failed and recording the run as failed failed too, so whether its
+    /// work committed is not known; its staged files are kept for recovery to settle it.
+    #[error(
+        "could not tell whether run {run} committed (the commit failed: {commit}; recording the \
+         run as failed then failed too: {settle}); its files are kept, and the next vidpipe \
+         command that runs a stage on the project settles it"
+    )]
+    Unsettled {
+        /// The run.
+        run: String,
+        /// Why the commit failed.
+        commit: String,
+        /// Why recording the failure failed.
+        settle: String,
     },
     /// The home does not exist and creating it was not asked for.
     #[error("{0} is not a vidpipe home (no vidpipe.db); run `vidpipe init` first")]
@@ -88,7 +113,20 @@ pub enum HomeError {
     },
 }
 
+/// Wraps a database error with what was being done (see [`HomeError::Database`]).
+pub fn doing(action: &'static str) -> impl FnOnce(DbError) -> HomeError {
+    move |source| HomeError::Database { action, source }
+}
+
 impl HomeError {
+    /// The database error inside, if this is one.
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            HomeError::Db(e) | HomeError::Database { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
     /// Whether the error is about the home the user named rather than a failure of the host:
     /// it does not exist, is not a folder, or cannot be used as asked. Nothing was written.
     pub fn is_bad_input(&self) -> bool {
@@ -161,6 +199,11 @@ fn unwritable(path: &Path) -> Option<String> {
             Err(e) => Some(format!("{}: {}", file.display(), std::io::Error::from(e))),
         })
 }
+
+/// How long taking a project's lock without `--wait` keeps trying before the project is
+/// reported busy: longer than any moment another process holds it for without running a stage
+/// (recovery on open gives up rather than wait on the database while it holds a lock).
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The lock of one project, held while stages run on it; released on drop.
 #[derive(Debug)]
@@ -276,7 +319,12 @@ impl Home {
     }
 
     fn open_existing(path: &Path) -> Result<Self, HomeError> {
-        let mut conn = db::open(&path.join("vidpipe.db"))?;
+        std::fs::create_dir_all(path.join("locks")).map_err(|source| HomeError::Create {
+            path: path.join("locks"),
+            source,
+        })?;
+        let mut conn =
+            db::open(&path.join("vidpipe.db")).map_err(doing("open the home's database"))?;
         if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             // SQLite opens a file it may not write read-only rather than failing.
             return Err(HomeError::ReadOnly {
@@ -284,12 +332,8 @@ impl Home {
                 reason: format!("{} is read-only", path.join("vidpipe.db").display()),
             });
         }
-        db::migrate(&mut conn)?;
+        db::migrate(&mut conn).map_err(doing("bring the database's schema up to date"))?;
         let artifacts = ArtifactRoot::open(&path.join("projects"))?;
-        std::fs::create_dir_all(path.join("locks")).map_err(|source| HomeError::Create {
-            path: path.join("locks"),
-            source,
-        })?;
         let mut home = Home {
             path: path.to_owned(),
             conn,
@@ -299,44 +343,6 @@ impl Home {
         };
         home.recover()?;
         Ok(home)
-    }
-
-    /// Recovers every project that needs it and nobody is working on. See the module docs.
-    fn recover(&mut self) -> Result<(), HomeError> {
-        for project_id in db::projects_needing_recovery(&self.conn)? {
-            // One broken project must not stop every command on the home: report and go on.
-            if let Err(e) = self.recover_project(&project_id) {
-                tracing::error!(project = %project_id, "could not recover the project after a crash: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    fn recover_project(&mut self, project_id: &str) -> Result<(), HomeError> {
-        let Some(_lock) = self.try_lock(project_id)? else {
-            return Ok(()); // Somebody is running it; it is theirs to finish.
-        };
-        self.recover_locked(project_id)
-    }
-
-    /// Puts a project whose lock we hold back in order after whatever its last holder left:
-    /// finishes journaled moves, removes staged files, marks unfinished runs `interrupted`.
-    /// Cheap when there is nothing to do, so it runs every time the lock is taken.
-    fn recover_locked(&mut self, project_id: &str) -> Result<(), HomeError> {
-        // Roll forward before sweeping: the journal names staged files it still needs. Sweep
-        // before marking runs: a crash in between then still leaves a `running` record, which
-        // brings the next process back here.
-        self.finish_publishes(project_id, None)?;
-        let swept = self.project_store(project_id)?.sweep_staged()?;
-        let interrupted = db::mark_interrupted(&mut self.conn, project_id)?;
-        if interrupted + swept > 0 {
-            tracing::warn!(
-                project = %project_id,
-                "recovered from an interrupted run: {interrupted} record(s) marked interrupted, \
-                 {swept} staged file(s) removed"
-            );
-        }
-        Ok(())
     }
 
     fn lock_path(&self, project_id: &str) -> Result<PathBuf, HomeError> {
@@ -358,7 +364,7 @@ impl Home {
             })
     }
 
-    fn try_lock(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
+    pub(super) fn try_lock(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
         let file = self.open_lock(project_id)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(ProjectLock { _file: file })),
@@ -376,7 +382,7 @@ impl Home {
     /// Whoever held it before may have died holding it, so the project is recovered (as
     /// [`Home::open`] does) before the lock is handed out.
     pub fn lock_project(&mut self, project_id: &str, wait: bool) -> Result<ProjectLock, HomeError> {
-        let lock = match self.try_lock(project_id)? {
+        let lock = match self.try_lock_for_a_while(project_id)? {
             Some(lock) => lock,
             None if !wait => return Err(HomeError::Busy(project_id.to_owned())),
             None => {
@@ -394,6 +400,21 @@ impl Home {
         };
         self.recover_locked(project_id)?;
         Ok(lock)
+    }
+
+    /// [`Home::try_lock`], trying again for up to [`LOCK_GRACE`]: another process may hold
+    /// the lock only for a moment (recovering the project after a crash, or finishing a run).
+    fn try_lock_for_a_while(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lock) = self.try_lock(project_id)? {
+                return Ok(Some(lock));
+            }
+            if started.elapsed() >= LOCK_GRACE {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// The home folder.
@@ -435,7 +456,7 @@ impl Home {
     /// Creates a project row and its folders. The folders come first: a crash in between leaves
     /// an empty folder no row points at, never a row without its folders.
     pub fn create_project(
-        &self,
+        &mut self,
         name: &str,
         script: &str,
         settings: &db::KeyValues,
@@ -445,7 +466,7 @@ impl Home {
         db::projects::check_new_project(name, script)?;
         self.artifacts.create_project(probe_id)?;
         match db::create_project_with_id(
-            &self.conn,
+            &mut self.conn,
             &probe_id.hyphenated().to_string(),
             name,
             script,
@@ -466,45 +487,5 @@ impl Home {
             DbError::InvalidInput(format!("project id {project_id:?} is not a UUID"))
         })?;
         Ok(self.artifacts.project(id)?)
-    }
-
-    /// Carries out the journaled file moves of a project's committed runs (all, or those of
-    /// `run_id`) and clears them from the journal. Call it holding the project's lock. Safe to
-    /// repeat: a staged file already moved is simply gone.
-    pub fn finish_publishes(
-        &self,
-        project_id: &str,
-        run_id: Option<&str>,
-    ) -> Result<usize, HomeError> {
-        let entries = db::pending_journal(&self.conn, project_id, run_id)?;
-        for entry in &entries {
-            self.apply(entry)?;
-            db::clear_journal_entry(&self.conn, entry)?;
-        }
-        Ok(entries.len())
-    }
-
-    /// Carries out one journaled move, unless a later commit has superseded it: a staged file
-    /// whose artifact row now belongs to another run is discarded instead of moved, and a
-    /// removal of a name that a later run published again is skipped. So replaying entries in
-    /// any order, any number of times, leaves every file matching its row.
-    fn apply(&self, entry: &JournalEntry) -> Result<(), HomeError> {
-        let store = self.project_store(&entry.project_id)?;
-        let kind = entry.kind.into();
-        let publisher =
-            db::artifact_publisher(&self.conn, &entry.project_id, entry.kind, &entry.name)?;
-        match &entry.staged {
-            Some(staged) if publisher == Some(Some(entry.run_id.clone())) => {
-                match store.publish(kind, staged, &entry.name) {
-                    Ok(()) => Ok(()),
-                    // Moved already, by us before a crash; make sure the move is durable.
-                    Err(ArtifactError::NotFound { .. }) => Ok(store.sync(kind)?),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Some(staged) => Ok(store.discard(kind, staged)?),
-            None if publisher.is_none() => Ok(store.remove(kind, &entry.name)?),
-            None => Ok(()),
-        }
     }
 }

@@ -1,0 +1,205 @@
+//! Putting a project back in order after whatever its last lock holder left: the journaled file
+//! moves of committed runs rolled forward, unfinished runs marked `interrupted`, their staged
+//! files removed.
+//!
+//! # The outcome is the database's
+//!
+//! A run committed if and only if the database says so once it has recovered. Recovery
+//! therefore works in this order:
+//!
+//! 1. Roll the journal forward: a committed run's staged files are moved into place, all of a
+//!    project's moves with one fsync per folder, and their entries cleared in one transaction.
+//!    A staged file that is gone was moved already, unless the file in place is not the
+//!    artifact its row describes: then the entry is marked damaged (never cleared as if done).
+//! 2. Mark runs still `running` as `interrupted`. This write is what settles a commit whose
+//!    outcome an I/O error left unknown: if the database does not show that commit now, this
+//!    transaction supersedes it in the write-ahead log for good.
+//! 3. Only then remove staged files: until step 2 a commit might still have become visible,
+//!    and its files must be there to roll forward.
+//!
+//! # Recovery never makes anyone wait
+//!
+//! On opening a home, recovery looks only at projects whose recorded processes are all gone,
+//! takes each one's lock only if it is free, and while it holds the lock it does not wait for
+//! the database (another process's commit): it gives up instead and leaves the project to be
+//! recovered by the next process that takes its lock to run a stage, which always recovers it
+//! first ([`Home::lock_project`]). A user's run therefore never finds a project busy because
+//! someone was recovering it for longer than a moment (and taking the lock retries for
+//! [`super::LOCK_GRACE`]).
+
+use std::collections::BTreeSet;
+
+use super::{Home, HomeError, doing};
+use crate::artifacts::{ArtifactError, ArtifactKind, ProjectStore};
+use crate::db::{self, JournalEntry, wait};
+
+/// What carrying out one journal entry came to.
+enum Applied {
+    /// The folder changed (a rename, a removal) or may still hold an undurable change: it
+    /// needs an fsync before the entry is cleared.
+    Changed(ArtifactKind),
+    /// Nothing was left to do in the folder.
+    Nothing,
+    /// The move can never be finished; why.
+    Damaged(String),
+}
+
+/// Whether the process `pid` exists (on this machine).
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+impl Home {
+    /// Recovers every project that needs it whose processes are all gone. See the module docs.
+    pub(super) fn recover(&mut self) -> Result<(), HomeError> {
+        for (project_id, pids) in db::projects_needing_recovery(&self.conn)? {
+            if pids.iter().any(|&pid| alive(pid)) {
+                continue; // Its run is live, or just finishing: it is theirs.
+            }
+            // One broken project must not stop every command on the home: report and go on.
+            if let Err(e) = self.recover_project(&project_id) {
+                tracing::warn!(project = %project_id, "left the project to be recovered later: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_project(&mut self, project_id: &str) -> Result<(), HomeError> {
+        let Some(_lock) = self.try_lock(project_id)? else {
+            return Ok(()); // Somebody is running it; it is theirs to finish.
+        };
+        // Holding the lock blocks whoever wants to run the project next: do not wait.
+        wait::impatiently(|| self.recover_locked(project_id))
+    }
+
+    /// Puts a project whose lock we hold back in order (see the module docs). Cheap when there
+    /// is nothing to do, so it runs every time the lock is taken.
+    pub(super) fn recover_locked(&mut self, project_id: &str) -> Result<(), HomeError> {
+        self.finish_publishes(project_id, None)?;
+        let interrupted = db::mark_interrupted(&mut self.conn, project_id)
+            .map_err(doing("mark the project's unfinished runs interrupted"))?;
+        let swept = self.project_store(project_id)?.sweep_staged()?;
+        if interrupted + swept > 0 {
+            tracing::warn!(
+                project = %project_id,
+                "recovered from an interrupted run: {interrupted} record(s) marked interrupted, \
+                 {swept} staged file(s) removed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Carries out the journaled file moves of a project's committed runs (all, or those of
+    /// `run_id`): every rename and removal, then one fsync per folder they touched, then their
+    /// entries cleared in one transaction. Call it holding the project's lock. On an error
+    /// nothing is cleared, and carrying the entries out again is always safe. Returns how many
+    /// entries were settled.
+    pub fn finish_publishes(
+        &mut self,
+        project_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<usize, HomeError> {
+        let entries = db::pending_journal(&self.conn, project_id, run_id)?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let store = self.project_store(project_id)?;
+        let mut touched = BTreeSet::new();
+        let mut settled = Vec::with_capacity(entries.len());
+        let mut failure: Option<HomeError> = None;
+        for entry in &entries {
+            match self.apply(&store, entry) {
+                Ok(Applied::Changed(kind)) => {
+                    touched.insert(kind);
+                    settled.push(entry.clone());
+                }
+                Ok(Applied::Nothing) => settled.push(entry.clone()),
+                Ok(Applied::Damaged(why)) => {
+                    tracing::error!(
+                        project = %project_id,
+                        run = %entry.run_id,
+                        "artifact {}/{} is damaged: {why}",
+                        entry.kind,
+                        crate::text::printable(&entry.name, 300)
+                    );
+                    db::mark_journal_damaged(&mut self.conn, entry, &why)
+                        .map_err(doing("record a damaged artifact"))?;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // Even after a failure, make what was done durable as far as it goes.
+        for kind in touched {
+            if let Err(e) = store.sync(kind) {
+                failure.get_or_insert(e.into());
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        db::clear_journal(&mut self.conn, &settled).map_err(doing(
+            "record that the files of committed runs are in place",
+        ))?;
+        Ok(settled.len())
+    }
+
+    /// Carries out one journaled move without syncing its folder, unless a later commit has
+    /// superseded it: a staged file whose artifact row now belongs to another run is
+    /// discarded instead of moved, and a removal of a name that a later run published again
+    /// is skipped. So replaying entries in any order, any number of times, leaves every file
+    /// matching its row.
+    fn apply(&self, store: &ProjectStore, entry: &JournalEntry) -> Result<Applied, HomeError> {
+        let kind: ArtifactKind = entry.kind.into();
+        let row = db::artifact_row(&self.conn, &entry.project_id, entry.kind, &entry.name)?;
+        let ours = row
+            .as_ref()
+            .is_some_and(|r| r.run_id.as_deref() == Some(entry.run_id.as_str()));
+        match (&entry.staged, row) {
+            (Some(staged), Some(row)) if ours => {
+                match store.move_into_place(kind, staged, &entry.name) {
+                    Ok(()) => Ok(Applied::Changed(kind)),
+                    // The staged file is gone: moved before, by a run that then stopped before
+                    // clearing the journal — if the file in place is that artifact.
+                    Err(ArtifactError::NotFound { .. }) => {
+                        match store.hash_file(kind, &entry.name) {
+                            Ok((size, sha256)) if size == row.size && sha256 == row.sha256 => {
+                                Ok(Applied::Changed(kind))
+                            }
+                            Ok((size, _)) => Ok(Applied::Damaged(format!(
+                                "its staged file is gone and the file in place ({size} bytes) is not \
+                             the artifact its row describes ({} bytes, sha256 {})",
+                                row.size, row.sha256
+                            ))),
+                            Err(ArtifactError::NotFound { .. }) => Ok(Applied::Damaged(
+                                "both its staged file and the file in place are gone".to_owned(),
+                            )),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            (Some(staged), _) => {
+                store.discard(kind, staged)?;
+                Ok(Applied::Changed(kind))
+            }
+            (None, None) => {
+                store.remove_entry(kind, &entry.name)?;
+                Ok(Applied::Changed(kind))
+            }
+            (None, Some(_)) => Ok(Applied::Nothing),
+        }
+    }
+}
