@@ -258,7 +258,7 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
     let m = manifest(
         &home,
         "slow.toml",
-        &bulk_manifest(4096, 20, 4096, 400_000_000),
+        &bulk_manifest(4096, 20, 4096, 1_000_000_000),
     );
     let started = Instant::now();
     let mut first = home

@@ -66,6 +66,17 @@ const SHOWN_NAME_CHARS: usize = 64;
 /// Buffer size for streaming reads and for buffering writes.
 const IO_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Size of the blocks a file's bytes are counted in for quotas: what a file takes on disk.
+pub const BLOCK_BYTES: u64 = 4096;
+
+/// The bytes a file of `size` bytes takes on disk, as quotas count them: whole blocks, and at
+/// least one (so a million empty files are not free).
+pub fn disk_bytes(size: u64) -> u64 {
+    size.div_ceil(BLOCK_BYTES)
+        .max(1)
+        .saturating_mul(BLOCK_BYTES)
+}
+
 /// The folder an artifact lives in.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ArtifactKind {
@@ -357,6 +368,16 @@ impl ProjectStore {
     fn open_kinds(project: &Dir, path: &str) -> Result<Self, ArtifactError> {
         let mut created = false;
         let mut open = |kind: ArtifactKind| -> Result<Dir, ArtifactError> {
+            // Open first: the folder is almost always there, and a stage run opens all three.
+            match project.open_dir_nofollow(kind.dir_name()) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                opened => {
+                    return opened.map_err(io_error(
+                        "open directory",
+                        format!("{path}/{}", kind.dir_name()),
+                    ));
+                }
+            }
             let kind_path = format!("{path}/{}", kind.dir_name());
             created |= ensure_dir(project, kind.dir_name(), &kind_path)?;
             project

@@ -111,6 +111,10 @@ pub fn run_native_stage(
 
 /// Records a run, opens its session and context, lets `call` run the stage, then commits or
 /// discards and records the outcome.
+///
+/// Every database call of a run goes through its session's connection (the process's other
+/// connection, [`Home::conn`], would find its page cache stale after each of the run's
+/// commits and read its pages again), except the settling write after a failed commit.
 fn run_with(
     home: &mut Home,
     name: &str,
@@ -118,11 +122,14 @@ fn run_with(
     request: StageRequest,
     call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
 ) -> Result<StageReport, HomeError> {
-    let project = db::get_project(home.conn(), &request.project_id)?;
-    let files = home.project_store(&project.id)?;
-    let run = db::start_run(
-        home.conn_mut(),
-        &project.id,
+    let project_id = db::parse_id("project", &request.project_id)?;
+    let files = home.project_store(&project_id)?;
+    let spare = home.take_spare_session();
+    // An unknown project is refused here, writing nothing: the start record needs it.
+    let (mut session, run) = StageSession::start(
+        &home.db_path(),
+        spare,
+        &project_id,
         name,
         sha256,
         &request.config,
@@ -132,24 +139,8 @@ fn run_with(
             .map(|(id, index)| (id.as_str(), *index)),
     )
     .map_err(doing("record the start of the stage run"))?;
-    tracing::info!(stage = %name, run = %run.id, project = %project.id, "stage started");
-
-    let spare = home.take_spare_session();
-    let session = match StageSession::open_reusing(&home.db_path(), spare, &project.id, &run.id) {
-        Ok(mut s) => {
-            s.set_limits(request.limits.session);
-            s
-        }
-        Err(e) => {
-            db::fail_run(
-                home.conn_mut(),
-                &run.id,
-                &format!("could not open the run's session: {e}"),
-            )
-            .map_err(doing("record the run as failed"))?;
-            return Err(doing("open the run's database session")(e));
-        }
-    };
+    session.set_limits(request.limits.session);
+    tracing::info!(stage = %name, run = %run.id, project = %project_id, "stage started");
     let ctx = StageContext::new(
         name.to_owned(),
         session,
@@ -161,7 +152,7 @@ fn run_with(
     let (outcome, ctx) = call(ctx, &config, &request.limits);
 
     let reason = match outcome {
-        Outcome::Succeeded(summary) => return commit(home, ctx, &project.id, &run.id, &summary),
+        Outcome::Succeeded(summary) => return commit(home, ctx, &project_id, &summary),
         Outcome::Failed(e) => format!(
             "the stage returned an error ({}): {}",
             code_name(e.code),
@@ -170,29 +161,34 @@ fn run_with(
         Outcome::Trapped(reason) => reason,
     };
     discard(&ctx);
-    home.keep_spare_session(ctx.db.recycle());
-    fail(home, name, &run.id, &reason)?;
-    report(home, &run.id, None)
+    failed(home, ctx.db, &reason)
 }
 
-/// Records a run as failed with `reason`.
-fn fail(home: &mut Home, stage: &str, run_id: &str, reason: &str) -> Result<(), HomeError> {
+/// Records a run as failed with `reason`, on its own session's connection, and reports it.
+fn failed(
+    home: &mut Home,
+    mut session: StageSession,
+    reason: &str,
+) -> Result<StageReport, HomeError> {
     let reason = clip(reason);
     // The CLI prints the failure itself; this is for `VIDPIPE_LOG=debug`.
-    tracing::debug!(stage = %stage, run = %run_id, "stage failed: {}", crate::text::printable(&reason, MAX_REPORT_CHARS));
-    db::fail_run(home.conn_mut(), run_id, &reason).map_err(doing("record the run as failed"))?;
-    Ok(())
+    tracing::debug!(run = %session.run_id(), "stage failed: {}", crate::text::printable(&reason, MAX_REPORT_CHARS));
+    session
+        .fail(&reason)
+        .map_err(doing("record the run as failed"))?;
+    finish(home, session, None)
 }
 
-fn report(
-    home: &Home,
-    run_id: &str,
+/// Reads the run's final record on its session, and keeps the session's connection for the
+/// next run.
+fn finish(
+    home: &mut Home,
+    session: StageSession,
     unpublished: Option<String>,
 ) -> Result<StageReport, HomeError> {
-    Ok(StageReport {
-        run: db::get_run(home.conn(), run_id)?,
-        unpublished,
-    })
+    let run = session.run().map_err(doing("read the run's record"))?;
+    home.keep_spare_session(session.recycle());
+    Ok(StageReport { run, unpublished })
 }
 
 /// Commits a successful stage and moves its files into place.
@@ -210,20 +206,17 @@ fn commit(
     home: &mut Home,
     ctx: StageContext,
     project_id: &str,
-    run_id: &str,
     summary: &str,
 ) -> Result<StageReport, HomeError> {
     let staged = match ctx.db.staged_files() {
         Ok(staged) => staged,
         Err(e) => {
             discard(&ctx);
-            fail(
+            return failed(
                 home,
-                &ctx.stage,
-                run_id,
+                ctx.db,
                 &format!("could not list the run's staged files: {e}"),
-            )?;
-            return report(home, run_id, None);
+            );
         }
     };
     let StageContext {
@@ -232,47 +225,62 @@ fn commit(
         files,
         ..
     } = ctx;
-    if let Err(e) = session.commit(&clip(summary)) {
-        drop(session);
-        let reason = format!("the stage's work could not be committed: {e}");
-        match db::fail_run(home.conn_mut(), run_id, &clip(&reason)) {
-            Ok(None) => {
-                // Not committed, and now never will be.
-                discard_files(&files, staged);
-                return report(home, run_id, None);
-            }
-            Ok(Some(RunStatus::Succeeded)) => {
-                tracing::warn!(stage = %stage, run = run_id, "the commit reported an error ({e}) but is durable");
-            }
-            Ok(Some(_)) => {
-                discard_files(&files, staged);
-                return report(home, run_id, None);
-            }
-            Err(settle) => {
-                return Err(HomeError::Unsettled {
-                    run: run_id.to_owned(),
-                    commit: e.to_string(),
-                    settle: settle.to_string(),
-                });
-            }
+    let run_id = session.run_id().to_owned();
+    let journal = match session.commit(&clip(summary)) {
+        Ok(journal) => journal,
+        Err(e) => {
+            drop(session);
+            return settle(home, &stage, &run_id, &files, staged, e);
         }
-    } else {
-        home.keep_spare_session(session.recycle());
-    }
+    };
     // Committed: the rows are visible and the journal owns the file moves. If they fail here,
     // the run stays succeeded and the moves are retried (by the pipeline before its next
     // stage, or by the next process that takes the project's lock).
     let unpublished = home
-        .finish_publishes(project_id, Some(run_id))
+        .publish(project_id, &journal)
         .err()
         .map(|e| e.to_string());
     if let Some(e) = &unpublished {
-        tracing::warn!(
-            run = run_id,
-            "committed, but moving files into place failed: {e}"
-        );
+        tracing::warn!(run = %run_id, "committed, but moving files into place failed: {e}");
     }
-    report(home, run_id, unpublished)
+    finish(home, session, unpublished)
+}
+
+/// Settles a commit that failed with `error` (see [`commit`]), on the home's connection.
+fn settle(
+    home: &mut Home,
+    stage: &str,
+    run_id: &str,
+    files: &crate::artifacts::ProjectStore,
+    staged: Vec<(db::Kind, String)>,
+    error: db::DbError,
+) -> Result<StageReport, HomeError> {
+    let reason = clip(&format!("the stage's work could not be committed: {error}"));
+    let found = match db::fail_run(home.conn_mut(), run_id, &reason) {
+        Ok(found) => found,
+        Err(settle) => {
+            return Err(HomeError::Unsettled {
+                run: run_id.to_owned(),
+                commit: error.to_string(),
+                settle: settle.to_string(),
+            });
+        }
+    };
+    let unpublished = if found == Some(RunStatus::Succeeded) {
+        tracing::warn!(stage = %stage, run = run_id, "the commit reported an error ({error}) but is durable");
+        let project_id = db::get_run(home.conn(), run_id)?.project_id;
+        home.finish_publishes(&project_id, Some(run_id))
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        // Not committed, and now never will be.
+        discard_files(files, staged);
+        None
+    };
+    Ok(StageReport {
+        run: db::get_run(home.conn(), run_id)?,
+        unpublished,
+    })
 }
 
 /// Removes the staged files of a context that will not commit.

@@ -20,6 +20,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod raw;
+
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use vidpipe_host::artifacts::ArtifactKind;
@@ -55,6 +57,10 @@ struct Args {
     /// writing no report (for profilers).
     #[arg(long, value_name = "N")]
     only_commits: Option<usize>,
+    /// Only time inserting N rows in one stage (plugin, native, raw rusqlite both ways) and
+    /// print them, writing no report.
+    #[arg(long, value_name = "N")]
+    only_rows: Option<u32>,
 }
 
 /// Median, minimum and maximum of some samples.
@@ -542,7 +548,7 @@ fn main() -> Result<()> {
     let result = run(&args, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     let rows = result?;
-    if args.only_stage_start.is_some() || args.only_commits.is_some() {
+    if args.only_stage_start.is_some() || args.only_commits.is_some() || args.only_rows.is_some() {
         return Ok(());
     }
     let elapsed = started.elapsed();
@@ -590,11 +596,30 @@ fn run(args: &Args, scratch: &Path) -> Result<Vec<Row>> {
         return Ok(Vec::new());
     }
 
+    if let Some(rows) = args.only_rows {
+        let warm = b.project("warm-up")?;
+        b.plugin_run(None, &warm, &[("mode", "noop".into())])?;
+        let (plugin, native) = b.rows(rows, 1, 3)?;
+        let plain = raw::rows(scratch, rows, raw::Setup::Plain)?;
+        let tuned = raw::rows(scratch, rows, raw::Setup::Tuned)?;
+        println!(
+            "rows: plugin {:.0}/s, native {:.0}/s, raw {plain:.0}/s, raw tuned {tuned:.0}/s: plugin {:.2}× raw tuned",
+            plugin.median,
+            native.median,
+            plugin.median / tuned
+        );
+        return Ok(Vec::new());
+    }
+
     if let Some(count) = args.only_commits {
         let (plugin, native) = b.commits(count)?;
+        let floor = percentile(&fsync_floor(&scratch.join("home"), count)?, 0.5);
+        let p50 = percentile(&plugin, 0.5);
         println!(
-            "commits: plugin p50 {:.0} µs, native p50 {:.0} µs over {count}",
-            percentile(&plugin, 0.5) * 1e6,
+            "commits: plugin p50 {:.0} µs ({:.2}× the fsync floor of {:.0} µs), native p50 {:.0} µs over {count}",
+            p50 * 1e6,
+            p50 / floor,
+            floor * 1e6,
             percentile(&native, 0.5) * 1e6
         );
         return Ok(Vec::new());

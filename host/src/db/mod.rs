@@ -247,6 +247,29 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// Runs `f` with `conn` at `synchronous = NORMAL`, then puts it back to `FULL` (whatever `f`
+/// returned). For the few records whose loss in a power cut leaves nothing inconsistent: a
+/// transaction committed at `NORMAL` is in the write-ahead log, where a process crash does not
+/// lose it, and the next `FULL` commit on the database makes it durable along with itself; only
+/// a power cut before that can lose it. The start record of a stage run is such a record: a run
+/// whose start is lost never committed anything (its staged files are swept when the project's
+/// lock is next taken), and a run that commits or fails makes its start durable with its end.
+pub fn with_normal_sync<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T>,
+) -> Result<T> {
+    // Cached statements: this runs twice per stage run.
+    conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+        .execute([])?;
+    let value = f(conn);
+    let restored = conn
+        .prepare_cached("PRAGMA synchronous = FULL")
+        .and_then(|mut st| st.execute([]));
+    let value = value?;
+    restored?;
+    Ok(value)
+}
+
 /// Applies the pragmas every vidpipe connection must have.
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -314,7 +337,7 @@ pub(crate) fn kv_from_json(text: &str) -> KeyValues {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 

@@ -179,7 +179,8 @@ pub fn start_run(
     let project_id = parse_id("project", project_id)?;
     let now = now_ms();
     let run = Run {
-        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        // Time-ordered: new records append to the right edge of the id index.
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
         project_id: project_id.clone(),
         stage: stage.to_owned(),
         plugin_sha256: plugin_sha256.to_owned(),
@@ -364,7 +365,8 @@ pub fn start_pipeline(
 ) -> Result<Pipeline> {
     let now = now_ms();
     let p = Pipeline {
-        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        // Time-ordered: new records append to the right edge of the id index.
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
         project_id: parse_id("project", project_id)?,
         name: name.to_owned(),
         manifest: manifest.to_owned(),
@@ -460,16 +462,20 @@ pub fn mark_interrupted(conn: &mut Connection, project_id: &str) -> Result<usize
     let now = now_ms();
     let reason = "interrupted: the vidpipe process running it stopped before it finished; nothing it wrote was kept";
     write_transaction(conn, |tx| {
+        // Through the partial indexes of unfinished records, which stay small however many
+        // runs a project has had (the planner would otherwise walk all of the project's runs).
         let runs = execute_cached(
             tx,
-            "UPDATE pipeline_runs SET status = 'interrupted', error = ?2, finished_at = ?3
-             WHERE project_id = ?1 AND status IN ('queued', 'running')",
+            "UPDATE pipeline_runs INDEXED BY pipeline_runs_by_status
+             SET status = 'interrupted', error = ?2, finished_at = ?3
+             WHERE status IN ('queued', 'running') AND project_id = ?1",
             params![project_id, reason, now],
         )?;
         let pipelines = execute_cached(
             tx,
-            "UPDATE pipelines SET status = 'interrupted', error = ?2, finished_at = ?3
-             WHERE project_id = ?1 AND status = 'running'",
+            "UPDATE pipelines INDEXED BY pipelines_running
+             SET status = 'interrupted', error = ?2, finished_at = ?3
+             WHERE status = 'running' AND project_id = ?1",
             params![project_id, reason, now],
         )?;
         if runs + pipelines > 0 {

@@ -203,7 +203,7 @@ fn unwritable(path: &Path) -> Option<String> {
 /// How long taking a project's lock without `--wait` keeps trying before the project is
 /// reported busy: longer than any moment another process holds it for without running a stage
 /// (recovery on open gives up rather than wait on the database while it holds a lock).
-pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The lock of one project, held while stages run on it; released on drop.
 #[derive(Debug)]
@@ -462,7 +462,7 @@ impl Home {
         settings: &db::KeyValues,
     ) -> Result<db::Project, HomeError> {
         // Validate before touching the disk, so bad input writes nothing.
-        let probe_id = uuid::Uuid::new_v4();
+        let probe_id = uuid::Uuid::now_v7();
         db::projects::check_new_project(name, script)?;
         self.artifacts.create_project(probe_id)?;
         match db::create_project_with_id(

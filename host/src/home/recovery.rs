@@ -31,7 +31,10 @@ use std::collections::BTreeSet;
 
 use super::{Home, HomeError, doing};
 use crate::artifacts::{ArtifactError, ArtifactKind, ProjectStore};
-use crate::db::{self, JournalEntry, wait};
+use crate::db::{self, DbError, JournalEntry, wait};
+
+/// How long recovery on opening a home lets SQLite wait for a lock while it holds a project's.
+const IMPATIENT_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What carrying out one journal entry came to.
 enum Applied {
@@ -77,17 +80,31 @@ impl Home {
         let Some(_lock) = self.try_lock(project_id)? else {
             return Ok(()); // Somebody is running it; it is theirs to finish.
         };
-        // Holding the lock blocks whoever wants to run the project next: do not wait.
-        wait::impatiently(|| self.recover_locked(project_id))
+        // Holding the lock blocks whoever wants to run the project next: do not wait, not even
+        // for SQLite's own busy timeout.
+        self.conn
+            .busy_timeout(IMPATIENT_BUSY_TIMEOUT)
+            .map_err(DbError::from)?;
+        let recovered = wait::impatiently(|| self.recover_locked(project_id));
+        self.conn
+            .busy_timeout(db::BUSY_TIMEOUT)
+            .map_err(DbError::from)?;
+        recovered
     }
 
     /// Puts a project whose lock we hold back in order (see the module docs). Cheap when there
     /// is nothing to do, so it runs every time the lock is taken.
     pub(super) fn recover_locked(&mut self, project_id: &str) -> Result<(), HomeError> {
-        self.finish_publishes(project_id, None)?;
+        let published = self.finish_publishes(project_id, None)?;
         let interrupted = db::mark_interrupted(&mut self.conn, project_id)
             .map_err(doing("mark the project's unfinished runs interrupted"))?;
-        let swept = self.project_store(project_id)?.sweep_staged()?;
+        // Staged files outlive their run only when it did not end: it was interrupted, or its
+        // commit was left unsettled (and is settled now, above).
+        let swept = if interrupted + published > 0 {
+            self.project_store(project_id)?.sweep_staged()?
+        } else {
+            0
+        };
         if interrupted + swept > 0 {
             tracing::warn!(
                 project = %project_id,
@@ -109,6 +126,16 @@ impl Home {
         run_id: Option<&str>,
     ) -> Result<usize, HomeError> {
         let entries = db::pending_journal(&self.conn, project_id, run_id)?;
+        self.publish(project_id, &entries)
+    }
+
+    /// [`Home::finish_publishes`] of journal entries already in hand: those a run's commit has
+    /// just returned.
+    pub fn publish(
+        &mut self,
+        project_id: &str,
+        entries: &[JournalEntry],
+    ) -> Result<usize, HomeError> {
         if entries.is_empty() {
             return Ok(0);
         }
@@ -116,7 +143,7 @@ impl Home {
         let mut touched = BTreeSet::new();
         let mut settled = Vec::with_capacity(entries.len());
         let mut failure: Option<HomeError> = None;
-        for entry in &entries {
+        for entry in entries {
             match self.apply(&store, entry) {
                 Ok(Applied::Changed(kind)) => {
                     touched.insert(kind);
@@ -149,9 +176,11 @@ impl Home {
         if let Some(e) = failure {
             return Err(e);
         }
-        db::clear_journal(&mut self.conn, &settled).map_err(doing(
-            "record that the files of committed runs are in place",
-        ))?;
+        // Not made durable on its own: entries a power cut brings back are carried out again,
+        // and finding their files already in place, settle at once.
+        db::with_normal_sync(&mut self.conn, |conn| db::clear_journal(conn, &settled)).map_err(
+            doing("record that the files of committed runs are in place"),
+        )?;
         Ok(settled.len())
     }
 

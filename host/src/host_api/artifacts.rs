@@ -10,7 +10,7 @@
 use wasmtime::component::Resource;
 
 use super::{HostError, StageContext};
-use crate::artifacts::{ArtifactKind, StagedWriter, validate_name};
+use crate::artifacts::{ArtifactKind, BLOCK_BYTES, StagedWriter, disk_bytes, validate_name};
 use crate::bindings::artifacts::{ArtifactInfo, ArtifactPage, Host, HostWriter};
 use crate::bindings::types::{ArtifactKind as WitKind, ErrorCode};
 use crate::db;
@@ -66,39 +66,34 @@ impl StageContext {
 
 impl StageContext {
     /// Refuses `extra` more bytes on disk if the project's committed artifacts, the run's
-    /// staged files and its unfinished writers would then hold more than the project quota.
-    /// Everything counts while it is on disk: an artifact the run replaces or deletes keeps its
-    /// bytes until the run commits. Checked before each chunk is written, so the project never
-    /// holds more than its quota.
+    /// staged files and its unfinished writers would then take more than the project quota.
+    /// Everything counts while it is on disk, in whole blocks ([`disk_bytes`]): an artifact the
+    /// run replaces or deletes keeps its bytes until the run commits, and every file takes at
+    /// least a block. Checked before each writer is opened and each chunk is written, so the
+    /// project never holds more than its quota.
     fn check_quota(&mut self, extra: u64) -> Result<(), HostError> {
-        let held = match self.held_bytes {
-            Some(held) => held,
-            None => self.recount_held()?,
+        let committed = match self.committed_disk_bytes {
+            Some(bytes) => bytes,
+            None => *self
+                .committed_disk_bytes
+                .insert(self.db.committed_disk_bytes()?),
         };
         let quota = self.limits.project_quota_bytes;
-        let after = held.saturating_add(self.open_bytes).saturating_add(extra);
+        let after = committed
+            .saturating_add(self.db.staged_disk_bytes())
+            .saturating_add(self.open_disk_bytes)
+            .saturating_add(extra);
         if after > quota {
             return Err(HostError::guest(
                 ErrorCode::LimitExceeded,
                 format!(
-                    "writing {extra} more bytes would make the project hold {after} bytes on disk \
-                     (committed artifacts, this run's finished and unfinished ones); the project \
-                     quota is {quota} bytes"
+                    "writing {extra} more bytes would make the project take {after} bytes on disk \
+                     (committed artifacts, this run's finished and unfinished ones, in {BLOCK_BYTES}-byte \
+                     blocks); the project quota is {quota} bytes"
                 ),
             ));
         }
         Ok(())
-    }
-
-    /// Counts the committed and staged bytes again (after a writer finishes or a staged file
-    /// goes), and remembers them.
-    fn recount_held(&mut self) -> Result<u64, HostError> {
-        let held = self
-            .db
-            .committed_artifact_bytes()?
-            .saturating_add(self.db.staged_artifact_bytes()?);
-        self.held_bytes = Some(held);
-        Ok(held)
     }
 }
 
@@ -113,20 +108,23 @@ impl HostWriter for StageContext {
                 ),
             ));
         }
-        self.check_quota(chunk.len() as u64)?;
+        let size = self.table.get(&this).map_err(trap)?.writer.size();
+        let grows = disk_bytes(size.saturating_add(chunk.len() as u64)) - disk_bytes(size);
+        self.check_quota(grows)?;
         let state = self.table.get_mut(&this).map_err(trap)?;
         state.writer.write(&chunk)?;
-        self.open_bytes += chunk.len() as u64;
+        self.open_disk_bytes += grows;
         Ok(())
     }
 
     fn finish(&mut self, this: Resource<WriterState>) -> Result<ArtifactInfo, HostError> {
         let WriterState { name, writer } = self.table.delete(this).map_err(trap)?;
         self.open_writers -= 1;
-        self.open_bytes = self.open_bytes.saturating_sub(writer.size());
-        // Its bytes were counted, chunk by chunk, as they were written; from here on they are
-        // staged rather than unfinished.
-        self.held_bytes = None;
+        // Its bytes were counted, chunk by chunk, as they were written; from here on the
+        // session counts them as staged.
+        self.open_disk_bytes = self
+            .open_disk_bytes
+            .saturating_sub(disk_bytes(writer.size()));
         let staged = writer.finish()?;
         let kind = staged.kind;
         let recorded = self.db.stage_artifact(
@@ -159,7 +157,9 @@ impl HostWriter for StageContext {
         // Dropping the StagedWriter removes its staged file: nothing is published.
         let state = self.table.delete(this)?;
         self.open_writers -= 1;
-        self.open_bytes = self.open_bytes.saturating_sub(state.writer.size());
+        self.open_disk_bytes = self
+            .open_disk_bytes
+            .saturating_sub(disk_bytes(state.writer.size()));
         Ok(())
     }
 }
@@ -176,6 +176,8 @@ impl Host for StageContext {
                 ),
             ));
         }
+        // A new file takes a block before anything is written to it.
+        self.check_quota(disk_bytes(0))?;
         let writer = self
             .files
             .begin_write(kind(k), self.limits.max_artifact_bytes)?;
@@ -184,6 +186,7 @@ impl Host for StageContext {
             .push(WriterState { name, writer })
             .map_err(trap)?;
         self.open_writers += 1;
+        self.open_disk_bytes += disk_bytes(0);
         Ok(handle)
     }
 
@@ -224,7 +227,6 @@ impl Host for StageContext {
         let kind = kind(k);
         if let Some(staged) = self.db.stage_delete(kind.into(), &name)? {
             self.files.discard(kind, &staged)?;
-            self.held_bytes = None;
         }
         Ok(())
     }

@@ -61,11 +61,11 @@ pub struct StageContext {
     pub(crate) output: std::sync::Arc<log::OutputBudget>,
     /// Progress reports held back between sends.
     pub(crate) progress_throttle: log::ProgressThrottle,
-    /// Bytes written so far by writers not yet finished.
-    pub(crate) open_bytes: u64,
-    /// Bytes on disk of the project's committed artifacts and of this run's staged files,
-    /// once first needed (see `artifacts::StageContext::check_quota`).
-    pub(crate) held_bytes: Option<u64>,
+    /// Bytes on disk of the files of writers not yet finished (in blocks).
+    pub(crate) open_disk_bytes: u64,
+    /// Bytes on disk of the project's committed artifacts, once first needed; they do not
+    /// change while the run holds the project's lock.
+    pub(crate) committed_disk_bytes: Option<u64>,
 }
 
 impl StageContext {
@@ -88,8 +88,8 @@ impl StageContext {
             open_writers: 0,
             output,
             progress_throttle: log::ProgressThrottle::default(),
-            open_bytes: 0,
-            held_bytes: None,
+            open_disk_bytes: 0,
+            committed_disk_bytes: None,
         }
     }
 }

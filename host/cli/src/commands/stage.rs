@@ -72,10 +72,10 @@ struct LimitArgs {
     /// Component-model resource handles live at once [default: 10000].
     #[arg(long, value_name = "N")]
     max_handles: Option<u64>,
-    /// Row writes one run may stage [default: 250000].
+    /// Row writes one run may stage [default: 100000].
     #[arg(long, value_name = "N")]
     max_staged_rows: Option<u64>,
-    /// Text one run may stage, in MiB [default: 256].
+    /// Text one run may stage, in MiB [default: 64].
     #[arg(long, value_name = "MIB")]
     max_staged_text: Option<u64>,
 }

@@ -206,7 +206,8 @@ fn hostile_text() -> Result<String, Error> {
 }
 
 /// Holds as many bytes on disk as the host lets it: a replacement of `output/big.bin` of up to
-/// `mib` MiB (finished), then an unfinished writer filled until refused. Then it says how much
+/// `mib` MiB (finished), then an unfinished writer filled until refused (either writer may be
+/// refused outright when the quota is full). Then it says how much
 /// it holds and waits to be stopped (or for config `secs`), so the test can measure the disk
 /// while everything is still held.
 fn hoard(mib: u64, config: &[(String, String)]) -> Result<String, Error> {
@@ -221,11 +222,20 @@ fn hoard(mib: u64, config: &[(String, String)]) -> Result<String, Error> {
         }
         (written, None)
     };
-    let big = artifacts::create(ArtifactKind::Output, "big.bin")?;
-    let (staged, first) = fill(&big, mib);
-    artifacts::Writer::finish(big)?;
-    let more = artifacts::create(ArtifactKind::Output, "more.bin")?;
-    let (unfinished, refusal) = fill(&more, u64::MAX);
+    // Even an empty file takes room: a writer itself may be refused.
+    let (staged, first) = match artifacts::create(ArtifactKind::Output, "big.bin") {
+        Ok(big) => {
+            let filled = fill(&big, mib);
+            artifacts::Writer::finish(big)?;
+            filled
+        }
+        Err(e) => (0, Some(e)),
+    };
+    let more = artifacts::create(ArtifactKind::Output, "more.bin");
+    let (unfinished, refusal) = match &more {
+        Ok(writer) => fill(writer, u64::MAX),
+        Err(e) => (0, Some(e.clone())),
+    };
     let why = first.or(refusal).map_or_else(String::new, |e| {
         format!("{}: {}", code_text(e.code), e.message)
     });

@@ -1,0 +1,66 @@
+//! The raw floor: the same work done with rusqlite directly, no vidpipe layer in between.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use rusqlite::{TransactionBehavior, params};
+use vidpipe_host::db;
+
+/// How raw SQLite is set up for a floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// As vidpipe configured its connections before issue #12: random (v4) UUID keys and
+    /// SQLite's default page cache.
+    Plain,
+    /// Time-ordered (v7) UUID keys, so new rows append to the right edge of each index, and a
+    /// 64 MiB page cache.
+    Tuned,
+}
+
+/// Inserts `rows` scenes into a fresh database with vidpipe's schema and pragmas, in one
+/// `BEGIN IMMEDIATE` transaction, checking each row's index is free first (as a stage does);
+/// returns rows per second, commit included.
+pub fn rows(dir: &Path, rows: u32, setup: Setup) -> Result<f64> {
+    let path = dir.join(format!("raw-{}.db", uuid::Uuid::new_v4()));
+    let mut conn = db::open(&path)?;
+    db::migrate(&mut conn)?;
+    if setup == Setup::Tuned {
+        conn.pragma_update(None, "cache_size", -65536)?;
+    }
+    let project = db::create_project(&mut conn, "raw", "", &db::KeyValues::new())?.id;
+    let start = Instant::now();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut taken =
+            tx.prepare("SELECT EXISTS (SELECT 1 FROM scenes WHERE project_id = ?1 AND idx = ?2)")?;
+        let mut insert = tx.prepare(
+            "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        )?;
+        for index in 0..rows {
+            let exists: bool = taken.query_row(params![project, index], |r| r.get(0))?;
+            anyhow::ensure!(!exists, "index {index} taken");
+            let id = match setup {
+                Setup::Plain => uuid::Uuid::new_v4(),
+                Setup::Tuned => uuid::Uuid::now_v7(),
+            };
+            insert.execute(params![
+                id.hyphenated().to_string(),
+                project,
+                index,
+                format!("Scene {index}"),
+                "",
+                1000,
+                db::now_ms()
+            ])?;
+        }
+    }
+    tx.commit()?;
+    let seconds = start.elapsed().as_secs_f64();
+    drop(conn);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(f64::from(rows) / seconds)
+}

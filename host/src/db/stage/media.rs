@@ -1,0 +1,329 @@
+//! Keyframes and video clips as a run sees them: its staged rows over its project's committed
+//! ones, in scene order.
+
+use std::ops::Bound;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::overlay::{KeyframeSlot, merge, paginate};
+use super::{
+    KeyframeUpdate, NewKeyframe, NewVideoClip, Page, StageSession, VideoClipUpdate, bad_cursor,
+    check_limit, check_positive, check_text, new_id, parse_index_cursor,
+};
+use crate::db::projects::{CLIP_COLUMNS, KEYFRAME_COLUMNS, clip_from_row, keyframe_from_row};
+use crate::db::{
+    ArtifactRef, DbError, Keyframe, KeyframePosition, Result, VideoClip, now_ms, query_row_cached,
+};
+
+fn position_number(p: KeyframePosition) -> u8 {
+    match p {
+        KeyframePosition::Start => 0,
+        KeyframePosition::End => 1,
+    }
+}
+
+fn check_frame_rate(v: u32) -> Result<()> {
+    if !(1..=1000).contains(&v) {
+        return Err(DbError::InvalidInput(format!(
+            "a frame rate must be 1 to 1000, not {v}"
+        )));
+    }
+    Ok(())
+}
+
+/// The cursor of keyframe listings: "<scene index>:<0 for start, 1 for end>" of the last row.
+fn parse_keyframe_cursor(cursor: Option<&str>) -> Result<Option<KeyframeSlot>> {
+    let Some(c) = cursor else {
+        return Ok(None);
+    };
+    let (i, p) = c.split_once(':').ok_or_else(|| bad_cursor(c))?;
+    let i = i.parse::<u32>().map_err(|_| bad_cursor(c))?;
+    let p = p
+        .parse::<u8>()
+        .ok()
+        .filter(|p| *p <= 1)
+        .ok_or_else(|| bad_cursor(c))?;
+    Ok(Some((i, p)))
+}
+
+impl StageSession {
+    fn require_artifact(&self, r: &ArtifactRef) -> Result<()> {
+        if self.artifact(r.kind, &r.name)?.is_none() {
+            return Err(DbError::InvalidInput(format!(
+                "artifact {}/{} does not exist; publish it before referring to it",
+                r.kind, r.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The index of a scene of this project (staged or committed) by id, for placing rows that
+    /// hang off it.
+    fn scene_index(&self, scene_id: &str) -> Result<u32> {
+        Ok(self.get_scene(scene_id)?.index)
+    }
+
+    // ---- keyframes ----------------------------------------------------------------------------
+
+    /// Creates a keyframe.
+    pub fn create_keyframe(&mut self, new: NewKeyframe) -> Result<Keyframe> {
+        let scene = self.get_scene(&new.scene_id)?;
+        check_text("a keyframe prompt", &new.prompt)?;
+        self.require_artifact(&new.image)?;
+        let slot = (scene.index, position_number(new.position));
+        let taken = self.overlay.keyframes.contains_key(&slot)
+            || query_row_cached(
+                &self.conn,
+                "SELECT EXISTS (SELECT 1 FROM main.keyframes WHERE scene_id = ?1 AND position = ?2)",
+                params![scene.id, new.position],
+                |r| r.get(0),
+            )?;
+        if taken {
+            return Err(DbError::Conflict(format!(
+                "scene {} already has a {} keyframe",
+                scene.index, new.position
+            )));
+        }
+        self.charge(new.prompt.len() + new.image.name.len())?;
+        let now = now_ms();
+        let k = Keyframe {
+            id: new_id(),
+            scene_id: scene.id,
+            position: new.position,
+            prompt: new.prompt,
+            image: new.image,
+            created_at: now,
+            updated_at: now,
+        };
+        self.overlay.put_keyframe(slot, k.clone());
+        Ok(k)
+    }
+
+    /// A keyframe of this project and its slot.
+    fn find_keyframe(&self, id: &str) -> Result<(KeyframeSlot, Keyframe)> {
+        let id = Self::row_id("keyframe", id)?;
+        if let Some((slot, k)) = self.overlay.keyframe(&id) {
+            return Ok((slot, k.clone()));
+        }
+        let k = query_row_cached(
+            &self.conn,
+            &format!(
+                "SELECT {KEYFRAME_COLUMNS} FROM main.keyframes WHERE id = ?1 AND project_id = ?2"
+            ),
+            [&id, &self.project_id],
+            keyframe_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no keyframe with id {id}")))?;
+        let slot = (self.scene_index(&k.scene_id)?, position_number(k.position));
+        Ok((slot, k))
+    }
+
+    /// Reads a keyframe of this project.
+    pub fn get_keyframe(&self, id: &str) -> Result<Keyframe> {
+        Ok(self.find_keyframe(id)?.1)
+    }
+
+    /// Lists keyframes by scene index, start before end; of one scene if `scene_id` is given.
+    pub fn list_keyframes(
+        &self,
+        scene_id: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Keyframe>> {
+        let limit = check_limit(limit)?;
+        let scene_id = scene_id
+            .map(|s| self.get_scene(s))
+            .transpose()?
+            .map(|s| s.id);
+        let after = parse_keyframe_cursor(cursor)?;
+        let (after_idx, after_pos) =
+            after.map_or((-1i64, 1i64), |(i, p)| (i64::from(i), i64::from(p)));
+        let cols = KEYFRAME_COLUMNS.replace(", ", ", k.");
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT k.{cols}, s.idx, (k.position = 'end') AS pos FROM main.keyframes k
+             JOIN main.scenes s ON s.id = k.scene_id AND s.project_id = k.project_id
+             WHERE k.project_id = ?1 AND (?2 IS NULL OR k.scene_id = ?2)
+               AND (s.idx, (k.position = 'end')) > (?3, ?4)
+             ORDER BY s.idx, pos LIMIT ?5"
+        ))?;
+        let committed = st
+            .query_map(
+                params![
+                    self.project_id,
+                    scene_id,
+                    after_idx,
+                    after_pos,
+                    (limit + 1) as i64
+                ],
+                |r| {
+                    Ok((
+                        (r.get::<_, u32>(8)?, r.get::<_, u8>(9)?),
+                        keyframe_from_row(r)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let staged = self
+            .overlay
+            .keyframes
+            .range((from, Bound::Unbounded))
+            .filter(|(_, k)| scene_id.as_ref().is_none_or(|s| *s == k.scene_id))
+            .take(limit + 1)
+            .map(|(slot, k)| (*slot, k.clone()))
+            .collect();
+        let rows = merge(committed, staged, |(slot, _)| *slot, |_| false, limit);
+        let page = paginate(rows, limit, |((i, p), _)| format!("{i}:{p}"));
+        Ok(Page {
+            items: page.items.into_iter().map(|(_, k)| k).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Changes a keyframe.
+    pub fn update_keyframe(&mut self, id: &str, changes: KeyframeUpdate) -> Result<Keyframe> {
+        let (slot, mut k) = self.find_keyframe(id)?;
+        if let Some(prompt) = changes.prompt {
+            check_text("a keyframe prompt", &prompt)?;
+            k.prompt = prompt;
+        }
+        if let Some(image) = changes.image {
+            self.require_artifact(&image)?;
+            k.image = image;
+        }
+        self.charge(k.prompt.len() + k.image.name.len())?;
+        k.updated_at = now_ms();
+        self.overlay.put_keyframe(slot, k.clone());
+        Ok(k)
+    }
+
+    // ---- video clips --------------------------------------------------------------------------
+
+    /// Creates a video clip.
+    pub fn create_video_clip(&mut self, new: NewVideoClip) -> Result<VideoClip> {
+        let scene = self.get_scene(&new.scene_id)?;
+        check_positive("a clip duration", new.duration_ms)?;
+        check_frame_rate(new.frame_rate)?;
+        self.require_artifact(&new.video)?;
+        let taken = self.overlay.clips.contains_key(&scene.index)
+            || query_row_cached(
+                &self.conn,
+                "SELECT EXISTS (SELECT 1 FROM main.video_clips WHERE scene_id = ?1)",
+                [&scene.id],
+                |r| r.get(0),
+            )?;
+        if taken {
+            return Err(DbError::Conflict(format!(
+                "scene {} already has a video clip",
+                scene.index
+            )));
+        }
+        self.charge(new.video.name.len())?;
+        let now = now_ms();
+        let c = VideoClip {
+            id: new_id(),
+            scene_id: scene.id,
+            video: new.video,
+            duration_ms: new.duration_ms,
+            frame_rate: new.frame_rate,
+            created_at: now,
+            updated_at: now,
+        };
+        self.overlay.put_clip(scene.index, c.clone());
+        Ok(c)
+    }
+
+    /// A video clip of this project and its scene's index.
+    fn find_clip(&self, id: &str) -> Result<(u32, VideoClip)> {
+        let id = Self::row_id("video clip", id)?;
+        if let Some((index, c)) = self.overlay.clip(&id) {
+            return Ok((index, c.clone()));
+        }
+        let c = query_row_cached(
+            &self.conn,
+            &format!(
+                "SELECT {CLIP_COLUMNS} FROM main.video_clips WHERE id = ?1 AND project_id = ?2"
+            ),
+            [&id, &self.project_id],
+            clip_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no video clip with id {id}")))?;
+        Ok((self.scene_index(&c.scene_id)?, c))
+    }
+
+    /// Reads a video clip of this project.
+    pub fn get_video_clip(&self, id: &str) -> Result<VideoClip> {
+        Ok(self.find_clip(id)?.1)
+    }
+
+    /// Lists video clips in scene order; of one scene if `scene_id` is given.
+    pub fn list_video_clips(
+        &self,
+        scene_id: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<VideoClip>> {
+        let limit = check_limit(limit)?;
+        let scene_id = scene_id
+            .map(|s| self.get_scene(s))
+            .transpose()?
+            .map(|s| s.id);
+        let after = parse_index_cursor(cursor)?;
+        let cols = CLIP_COLUMNS.replace(", ", ", c.");
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT c.{cols}, s.idx FROM main.video_clips c
+             JOIN main.scenes s ON s.id = c.scene_id AND s.project_id = c.project_id
+             WHERE c.project_id = ?1 AND (?2 IS NULL OR c.scene_id = ?2) AND s.idx > ?3
+             ORDER BY s.idx LIMIT ?4"
+        ))?;
+        let committed = st
+            .query_map(
+                params![
+                    self.project_id,
+                    scene_id,
+                    after.map_or(-1, i64::from),
+                    (limit + 1) as i64
+                ],
+                |r| Ok((r.get::<_, u32>(8)?, clip_from_row(r)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let staged = self
+            .overlay
+            .clips
+            .range((from, Bound::Unbounded))
+            .filter(|(_, c)| scene_id.as_ref().is_none_or(|s| *s == c.scene_id))
+            .take(limit + 1)
+            .map(|(i, c)| (*i, c.clone()))
+            .collect();
+        let rows = merge(committed, staged, |(i, _)| *i, |_| false, limit);
+        let page = paginate(rows, limit, |(i, _)| i.to_string());
+        Ok(Page {
+            items: page.items.into_iter().map(|(_, c)| c).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Changes a video clip.
+    pub fn update_video_clip(&mut self, id: &str, changes: VideoClipUpdate) -> Result<VideoClip> {
+        let (index, mut c) = self.find_clip(id)?;
+        if let Some(video) = changes.video {
+            self.require_artifact(&video)?;
+            c.video = video;
+        }
+        if let Some(d) = changes.duration_ms {
+            check_positive("a clip duration", d)?;
+            c.duration_ms = d;
+        }
+        if let Some(f) = changes.frame_rate {
+            check_frame_rate(f)?;
+            c.frame_rate = f;
+        }
+        self.charge(c.video.name.len())?;
+        c.updated_at = now_ms();
+        self.overlay.put_clip(index, c.clone());
+        Ok(c)
+    }
+}

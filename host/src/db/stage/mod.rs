@@ -1,0 +1,441 @@
+//! The database as one stage run sees it: bound to one project, with writes staged until commit.
+//!
+//! # Why writes are staged, and where
+//!
+//! A stage must be atomic: all of its rows become visible together when it succeeds, or none do.
+//! Holding one write transaction open for the whole stage would give that, but it would also block
+//! every other writer (other projects, other processes) for as long as the stage runs — minutes,
+//! when stages render video.
+//!
+//! Instead a run's writes go to an [`overlay`] in the host's memory, and it reads through it:
+//! every read looks at the overlay first and at the committed rows of its project second, so the
+//! stage always reads its own writes, and nobody else sees them. [`StageSession::commit`] then
+//! writes the whole overlay in one short `BEGIN IMMEDIATE` transaction; a run that fails simply
+//! drops the overlay. A crash leaves nothing behind in the database either.
+//!
+//! (Earlier the overlay was a set of SQLite TEMP tables with views over them. Every write then
+//! paid for a SQL insert and every check for a query through a `UNION ALL` view: a fifth of the
+//! rate SQLite itself reaches for the same rows. In memory, the checks are map lookups and the
+//! only SQL left is the commit, which issue #12's benchmark puts next to raw rusqlite.)
+//!
+//! Uniqueness and references are checked at write time against the overlay and the committed
+//! rows, so a stage gets its `conflict` or `not-found` error at the call that caused it; the
+//! commit re-checks them through the main tables' constraints and foreign keys. While the run
+//! holds its project's lock nobody else commits to the project, so the committed rows it
+//! checked against do not change under it.
+//!
+//! Every query carries the session's project id: an id of another project is simply not found.
+//!
+//! | file | holds |
+//! |---|---|
+//! | [`overlay`] | the staged rows, in memory, and how pages of staged and committed rows merge |
+//! | `scenes.rs` | scene reads and writes |
+//! | `media.rs` | keyframe and video clip reads and writes |
+//! | `artifacts.rs` | artifact lookups, staging, deletion, listing, and what they hold on disk |
+//! | `commit.rs` | the one transaction that makes a run's work visible |
+
+mod artifacts;
+mod commit;
+mod media;
+pub(crate) mod overlay;
+mod scenes;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::projects::{PROJECT_COLUMNS, RUN_COLUMNS, parse_id, project_from_row, run_from_row};
+use super::{
+    Artifact, ArtifactRef, DbError, KeyframePosition, Project, Result, Run, query_row_cached,
+};
+use overlay::Overlay;
+
+/// The most rows a list call returns at once.
+pub const MAX_PAGE: u32 = 500;
+/// Longest scene title, in characters.
+pub const MAX_TITLE_CHARS: usize = 500;
+/// Longest description or prompt, in bytes.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Pages of SQLite's cache a session's connection may keep (negative: KiB), so that a large
+/// commit does not spill its pages to the log before it is done.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// The fields of a new scene.
+#[derive(Debug, Clone)]
+pub struct NewScene {
+    /// Position in the project.
+    pub index: u32,
+    /// Short title.
+    pub title: String,
+    /// What happens.
+    pub description: String,
+    /// Length in milliseconds.
+    pub duration_ms: u32,
+}
+
+/// Changes to a scene.
+#[derive(Debug, Clone, Default)]
+pub struct SceneUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New length.
+    pub duration_ms: Option<u32>,
+}
+
+/// The fields of a new keyframe.
+#[derive(Debug, Clone)]
+pub struct NewKeyframe {
+    /// Its scene.
+    pub scene_id: String,
+    /// Start or end.
+    pub position: KeyframePosition,
+    /// What it shows.
+    pub prompt: String,
+    /// Its image.
+    pub image: ArtifactRef,
+}
+
+/// Changes to a keyframe.
+#[derive(Debug, Clone, Default)]
+pub struct KeyframeUpdate {
+    /// New prompt.
+    pub prompt: Option<String>,
+    /// New image.
+    pub image: Option<ArtifactRef>,
+}
+
+/// The fields of a new video clip.
+#[derive(Debug, Clone)]
+pub struct NewVideoClip {
+    /// Its scene.
+    pub scene_id: String,
+    /// Its video file.
+    pub video: ArtifactRef,
+    /// Length in milliseconds.
+    pub duration_ms: u32,
+    /// Frames per second.
+    pub frame_rate: u32,
+}
+
+/// Changes to a video clip.
+#[derive(Debug, Clone, Default)]
+pub struct VideoClipUpdate {
+    /// New video file.
+    pub video: Option<ArtifactRef>,
+    /// New length.
+    pub duration_ms: Option<u32>,
+    /// New frame rate.
+    pub frame_rate: Option<u32>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// The cursor for the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// An artifact as the stage sees it: committed, or staged by this run (then `staged` names the
+/// file that holds its bytes until commit).
+#[derive(Debug, Clone)]
+pub struct ArtifactView {
+    /// What is known of it.
+    pub info: Artifact,
+    /// The staged file holding its bytes, if this run wrote it.
+    pub staged: Option<String>,
+}
+
+/// How much one run may stage. Staged rows live in memory until commit, and the commit writes
+/// them in one transaction (holding the database's write lock), so a guest must not be able to
+/// stage without bound.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Row writes (creates, updates, artifact records) per run.
+    pub max_writes: u64,
+    /// Bytes of text (titles, descriptions, prompts, names) written per run.
+    pub max_bytes: u64,
+}
+
+impl Default for SessionLimits {
+    /// Sized so that the largest commit they allow holds the database's write lock (which
+    /// every other writer then waits for) for well under a second on a small VM: 100,000
+    /// rows of 670 bytes each took 0.6 s (issue #12; see SECURITY.md).
+    fn default() -> Self {
+        SessionLimits {
+            max_writes: 100_000,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The database side of one stage run. See the module docs.
+pub struct StageSession {
+    conn: Connection,
+    /// The path it was opened on, when opened by path: where a recycled connection may go.
+    db_path: Option<std::path::PathBuf>,
+    project_id: String,
+    run_id: String,
+    limits: SessionLimits,
+    writes: u64,
+    bytes: u64,
+    overlay: Overlay,
+}
+
+/// A session's connection, ready for the next session of the same database (see
+/// [`StageSession::recycle`]).
+pub struct Recycled {
+    conn: Connection,
+    /// The path its session was opened on.
+    path: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Recycled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recycled(..)")
+    }
+}
+
+impl std::fmt::Debug for StageSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageSession")
+            .field("project_id", &self.project_id)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_limit(limit: u32) -> Result<usize> {
+    if limit == 0 {
+        return Err(DbError::InvalidInput(
+            "a page limit must be more than 0".into(),
+        ));
+    }
+    Ok(limit.min(MAX_PAGE) as usize)
+}
+
+fn bad_cursor(cursor: &str) -> DbError {
+    let shown = crate::text::cut(cursor, 64);
+    DbError::InvalidInput(format!("{shown:?} is not a cursor this listing returned"))
+}
+
+/// Cursor of index-ordered listings: the last index seen.
+fn parse_index_cursor(cursor: Option<&str>) -> Result<Option<u32>> {
+    cursor
+        .map(|c| c.parse::<u32>().map_err(|_| bad_cursor(c)))
+        .transpose()
+}
+
+fn check_text(what: &str, text: &str) -> Result<()> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(DbError::InvalidInput(format!(
+            "{what} has {} bytes; the limit is {MAX_TEXT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_positive(what: &str, v: u32) -> Result<()> {
+    if v == 0 {
+        return Err(DbError::InvalidInput(format!("{what} must be more than 0")));
+    }
+    Ok(())
+}
+
+/// A new row id: time-ordered (UUIDv7), so rows a run creates append to the right edge of
+/// each index rather than landing all over it.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
+impl StageSession {
+    /// Opens a session on the database at `path` for run `run_id` of project `project_id`.
+    pub fn open(path: &Path, project_id: &str, run_id: &str) -> Result<Self> {
+        Self::open_reusing(path, None, project_id, run_id)
+    }
+
+    /// [`StageSession::open`] on `spare`, a connection an earlier session gave back with
+    /// [`StageSession::recycle`], if there is one. Reusing a connection skips opening the
+    /// database, parsing its schema and SQLite's directory sync of a newly opened write-ahead
+    /// log, and keeps the statements it has prepared and the pages it has read.
+    pub fn open_reusing(
+        path: &Path,
+        spare: Option<Recycled>,
+        project_id: &str,
+        run_id: &str,
+    ) -> Result<Self> {
+        let mut session =
+            Self::with_connection(Self::connection(path, spare)?, project_id, run_id)?;
+        session.db_path = Some(path.to_owned());
+        Ok(session)
+    }
+
+    /// Records the start of a run of `stage` on the project (see [`super::start_run`]) and
+    /// opens its session, on `spare` if there is one. The record is written on the session's
+    /// own connection: one connection then writes both of a run's transactions, and neither
+    /// finds its page cache out of date because another connection of this process wrote. It is
+    /// written at `synchronous = NORMAL` ([`super::with_normal_sync`]): a run costs one fsync,
+    /// at its end, which makes its start durable too.
+    pub fn start(
+        path: &Path,
+        spare: Option<Recycled>,
+        project_id: &str,
+        stage: &str,
+        plugin_sha256: &str,
+        config: &super::KeyValues,
+        pipeline: Option<(&str, u32)>,
+    ) -> Result<(Self, Run)> {
+        let mut conn = Self::connection(path, spare)?;
+        // Not made durable on its own: the run's end (committed or failed) makes it durable.
+        let run = super::with_normal_sync(&mut conn, |conn| {
+            super::start_run(conn, project_id, stage, plugin_sha256, config, pipeline)
+        })?;
+        let mut session = Self::with_connection(conn, project_id, &run.id)?;
+        session.db_path = Some(path.to_owned());
+        Ok((session, run))
+    }
+
+    /// Records the run as failed with `reason` (see [`super::fail_run`]).
+    pub fn fail(&mut self, reason: &str) -> Result<Option<super::RunStatus>> {
+        self.overlay = Overlay::default();
+        super::fail_run(&mut self.conn, &self.run_id, reason)
+    }
+
+    /// `spare` if it was opened on `path`, else a new connection to it.
+    fn connection(path: &Path, spare: Option<Recycled>) -> Result<Connection> {
+        match spare {
+            // Only a connection opened on this very path; any other is closed.
+            Some(Recycled {
+                conn,
+                path: Some(p),
+            }) if p == path => Ok(conn),
+            _ => {
+                let conn = super::open(path)?;
+                conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+                Ok(conn)
+            }
+        }
+    }
+
+    /// Turns an open connection (set up by [`super::open`]) into a session.
+    pub fn with_connection(conn: Connection, project_id: &str, run_id: &str) -> Result<Self> {
+        let project_id = parse_id("project", project_id)?;
+        let run_id = parse_id("run", run_id)?;
+        Ok(StageSession {
+            conn,
+            db_path: None,
+            project_id,
+            run_id,
+            limits: SessionLimits::default(),
+            writes: 0,
+            bytes: 0,
+            overlay: Overlay::default(),
+        })
+    }
+
+    /// Makes every database call of the stage give up (as [`DbError::Interrupted`]) once
+    /// `deadline` has passed, so a guest cannot outlive its time limit inside a host call.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) -> Result<()> {
+        self.conn
+            .progress_handler(100, Some(move || std::time::Instant::now() >= deadline))?;
+        Ok(())
+    }
+
+    /// Removes the deadline set by [`set_deadline`](Self::set_deadline): the host's own work after
+    /// the stage ends (listing staged files, committing or discarding) must never be cut short.
+    pub fn clear_deadline(&mut self) -> Result<()> {
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        Ok(())
+    }
+
+    /// Replaces the default staging limits.
+    pub fn set_limits(&mut self, limits: SessionLimits) {
+        self.limits = limits;
+    }
+
+    /// Counts one staged write of `bytes` bytes of text against the run's limits.
+    fn charge(&mut self, bytes: usize) -> Result<()> {
+        let writes = self.writes + 1;
+        let total = self.bytes.saturating_add(bytes as u64);
+        if writes > self.limits.max_writes {
+            return Err(DbError::LimitExceeded(format!(
+                "the stage has made {} row writes; the limit per run is {}",
+                self.writes, self.limits.max_writes
+            )));
+        }
+        if total > self.limits.max_bytes {
+            return Err(DbError::LimitExceeded(format!(
+                "the stage has written more than {} bytes of text; the limit per run is {}",
+                self.bytes, self.limits.max_bytes
+            )));
+        }
+        self.writes = writes;
+        self.bytes = total;
+        Ok(())
+    }
+
+    /// The project this session is bound to.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+
+    /// The run this session belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Reads the project.
+    pub fn project(&self) -> Result<Project> {
+        query_row_cached(
+            &self.conn,
+            &format!("SELECT {PROJECT_COLUMNS} FROM main.projects WHERE id = ?1"),
+            [&self.project_id],
+            project_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("project {} no longer exists", self.project_id)))
+    }
+
+    /// Reads this run's record.
+    pub fn run(&self) -> Result<Run> {
+        query_row_cached(
+            &self.conn,
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM main.pipeline_runs WHERE id = ?1 AND project_id = ?2"
+            ),
+            [&self.run_id, &self.project_id],
+            run_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("run {} has no record", self.run_id)))
+    }
+
+    /// Parses a guest-supplied id. A malformed id cannot name a row, so it is `not-found`
+    /// rather than `invalid-input`: either way the row is not there.
+    fn row_id(what: &str, id: &str) -> Result<String> {
+        parse_id(what, id).map_err(|_| {
+            let shown = crate::text::cut(id, 64);
+            DbError::NotFound(format!("no {what} with id {shown:?}"))
+        })
+    }
+
+    /// Ends the session and gives back its connection for the next one, or `None` if it should
+    /// not be reused (it is then closed): a transaction or a statement left open, or a deadline
+    /// that cannot be cleared. The staged rows go with the session; nothing of it reaches the
+    /// next.
+    pub fn recycle(mut self) -> Option<Recycled> {
+        if self.clear_deadline().is_err() || !self.conn.is_autocommit() || self.conn.is_busy() {
+            return None;
+        }
+        Some(Recycled {
+            conn: self.conn,
+            path: self.db_path,
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! Scenes as a run sees them: its staged scenes over its project's committed ones.
+
+use std::ops::Bound;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::overlay::{merge, paginate};
+use super::{
+    MAX_TITLE_CHARS, NewScene, Page, SceneUpdate, StageSession, check_limit, check_positive,
+    check_text, new_id, parse_index_cursor,
+};
+use crate::db::projects::{SCENE_COLUMNS, scene_from_row};
+use crate::db::{DbError, Result, Scene, now_ms, query_row_cached};
+
+/// How many scene-index checks of a run query the database before it loads the project's
+/// committed indexes instead.
+const INDEX_QUERIES: u32 = 64;
+
+fn check_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(DbError::InvalidInput(
+            "a scene title must not be empty".into(),
+        ));
+    }
+    crate::text::check_plain("a scene title", title).map_err(DbError::InvalidInput)?;
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(DbError::InvalidInput(format!(
+            "a scene title must have at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+impl StageSession {
+    /// Creates a scene.
+    pub fn create_scene(&mut self, new: NewScene) -> Result<Scene> {
+        check_title(&new.title)?;
+        check_text("a scene description", &new.description)?;
+        check_positive("a scene duration", new.duration_ms)?;
+        if self.index_taken(new.index)? {
+            return Err(DbError::Conflict(format!(
+                "scene index {} is already taken",
+                new.index
+            )));
+        }
+        self.charge(new.title.len() + new.description.len())?;
+        let now = now_ms();
+        let scene = Scene {
+            id: new_id(),
+            index: new.index,
+            title: new.title,
+            description: new.description,
+            duration_ms: new.duration_ms,
+            created_at: now,
+            updated_at: now,
+        };
+        self.overlay.put_scene(scene.clone());
+        Ok(scene)
+    }
+
+    /// Whether a scene of the project (staged or committed) has `index`.
+    ///
+    /// The first few checks of a run ask the database; a run that creates more scenes than
+    /// that loads the project's committed indexes once and checks in memory (no read
+    /// transaction per row), which is what makes many-row stages fast.
+    fn index_taken(&mut self, index: u32) -> Result<bool> {
+        if self.overlay.scenes.contains_key(&index) {
+            return Ok(true);
+        }
+        if let Some(committed) = &self.overlay.committed_indexes {
+            return Ok(committed.contains(&index));
+        }
+        self.overlay.index_queries += 1;
+        if self.overlay.index_queries > INDEX_QUERIES {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT idx FROM main.scenes WHERE project_id = ?1")?;
+            let committed = st
+                .query_map([&self.project_id], |r| r.get::<_, u32>(0))?
+                .collect::<rusqlite::Result<std::collections::HashSet<u32>>>()?;
+            let taken = committed.contains(&index);
+            self.overlay.committed_indexes = Some(committed);
+            return Ok(taken);
+        }
+        Ok(query_row_cached(
+            &self.conn,
+            "SELECT EXISTS (SELECT 1 FROM main.scenes WHERE project_id = ?1 AND idx = ?2)",
+            params![self.project_id, index],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Reads a scene of this project.
+    pub fn get_scene(&self, id: &str) -> Result<Scene> {
+        let id = Self::row_id("scene", id)?;
+        if let Some(scene) = self.overlay.scene(&id) {
+            return Ok(scene.clone());
+        }
+        query_row_cached(
+            &self.conn,
+            &format!("SELECT {SCENE_COLUMNS} FROM main.scenes WHERE id = ?1 AND project_id = ?2"),
+            [&id, &self.project_id],
+            scene_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| DbError::NotFound(format!("no scene with id {id}")))
+    }
+
+    /// Lists scenes in index order.
+    pub fn list_scenes(&self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>> {
+        let limit = check_limit(limit)?;
+        let after = parse_index_cursor(cursor)?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SCENE_COLUMNS} FROM main.scenes WHERE project_id = ?1 AND idx > ?2
+             ORDER BY idx LIMIT ?3"
+        ))?;
+        let committed = st
+            .query_map(
+                params![
+                    self.project_id,
+                    after.map_or(-1, i64::from),
+                    (limit + 1) as i64
+                ],
+                scene_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let staged = self
+            .overlay
+            .scenes
+            .range((from, Bound::Unbounded))
+            .take(limit + 1)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let rows = merge(committed, staged, |s| s.index, |_| false, limit);
+        Ok(paginate(rows, limit, |s| s.index.to_string()))
+    }
+
+    /// Changes a scene.
+    pub fn update_scene(&mut self, id: &str, changes: SceneUpdate) -> Result<Scene> {
+        let mut scene = self.get_scene(id)?;
+        if let Some(title) = changes.title {
+            check_title(&title)?;
+            scene.title = title;
+        }
+        if let Some(description) = changes.description {
+            check_text("a scene description", &description)?;
+            scene.description = description;
+        }
+        if let Some(d) = changes.duration_ms {
+            check_positive("a scene duration", d)?;
+            scene.duration_ms = d;
+        }
+        self.charge(scene.title.len() + scene.description.len())?;
+        scene.updated_at = now_ms();
+        self.overlay.put_scene(scene.clone());
+        Ok(scene)
+    }
+}

@@ -1,0 +1,810 @@
+//! Tests of the stage session: staging, reading through the overlay, commits, and a
+//! model-based property test of random guest calls.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use super::*;
+use crate::db::{
+    ArtifactRef, DbError, KeyValues, KeyframePosition, Kind, create_project, get_run, migrate,
+    open, project_detail, start_run,
+};
+use rusqlite::Connection;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    main: Connection,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vidpipe.db");
+    let mut main = open(&path).expect("open");
+    migrate(&mut main).expect("migrate");
+    Fixture {
+        _dir: dir,
+        path,
+        main,
+    }
+}
+
+/// Starts a run of `project` and returns its id.
+fn start(f: &mut Fixture, project: &str) -> String {
+    start_run(
+        &mut f.main,
+        project,
+        "test",
+        &"0".repeat(64),
+        &KeyValues::new(),
+        None,
+    )
+    .expect("run")
+    .id
+}
+
+fn session(f: &mut Fixture, project: &str) -> StageSession {
+    let run = start(f, project);
+    StageSession::open(&f.path, project, &run).expect("session")
+}
+
+fn scene(index: u32) -> NewScene {
+    NewScene {
+        index,
+        title: format!("scene {index}"),
+        description: "d".into(),
+        duration_ms: 1000,
+    }
+}
+
+/// A run of `project` on `spare`, the connection an earlier session gave back.
+fn session_on(f: &mut Fixture, spare: Recycled, project: &str) -> StageSession {
+    let run = start(f, project);
+    StageSession::open_reusing(&f.path, Some(spare), project, &run).expect("session")
+}
+
+#[test]
+fn a_recycled_connection_carries_nothing_of_its_last_session_into_the_next() {
+    let mut f = fixture();
+    let a = create_project(&mut f.main, "a", "", &KeyValues::new()).expect("a");
+    let b = create_project(&mut f.main, "b", "", &KeyValues::new()).expect("b");
+    // A run of project a stages rows and a file, then fails: nothing is committed.
+    let mut first = session(&mut f, &a.id);
+    first.create_scene(scene(0)).expect("create");
+    first
+        .stage_artifact(Kind::Output, "a.bin", ".stage-a", 1, &"a".repeat(64))
+        .expect("stage");
+    // Its deadline has passed; it must not follow the connection into the next session.
+    first
+        .set_deadline(std::time::Instant::now())
+        .expect("deadline");
+    let spare = first.recycle().expect("a clean connection comes back");
+    // The next run, of project b, on the same connection, sees none of it...
+    let mut second = session_on(&mut f, spare, &b.id);
+    assert!(second.list_scenes(None, 10).expect("list").items.is_empty());
+    assert!(second.staged_files().expect("staged").is_empty());
+    second.create_scene(scene(0)).expect("index 0 is free in b");
+    second.commit("ok").expect("commit");
+    // ...and commits only its own row.
+    assert!(
+        project_detail(&mut f.main, &a.id)
+            .expect("a")
+            .scenes
+            .is_empty()
+    );
+    assert_eq!(
+        project_detail(&mut f.main, &b.id).expect("b").scenes.len(),
+        1
+    );
+    // A third run of a, after a commit, starts clean too.
+    let spare = second.recycle().expect("clean after a commit");
+    let mut third = session_on(&mut f, spare, &a.id);
+    assert!(third.list_scenes(None, 10).expect("list").items.is_empty());
+    assert!(third.staged_files().expect("staged").is_empty());
+    third.create_scene(scene(0)).expect("create");
+    third.commit("ok").expect("commit");
+    assert_eq!(
+        project_detail(&mut f.main, &a.id).expect("a").scenes.len(),
+        1
+    );
+}
+
+#[test]
+fn a_connection_inside_a_transaction_is_not_recycled() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let s = session(&mut f, &p.id);
+    s.conn.execute_batch("BEGIN").expect("begin");
+    assert!(s.recycle().is_none());
+    assert!(session(&mut f, &p.id).recycle().is_some(), "a clean one is");
+}
+
+#[test]
+fn a_recycled_connection_is_used_only_for_the_database_it_was_opened_on() {
+    let mut a = fixture();
+    let mut b = fixture();
+    let pa = create_project(&mut a.main, "a", "", &KeyValues::new()).expect("a");
+    let pb = create_project(&mut b.main, "b", "", &KeyValues::new()).expect("b");
+    let run = start(&mut a, &pa.id);
+    let spare = StageSession::open(&a.path, &pa.id, &run)
+        .expect("session")
+        .recycle()
+        .expect("recycled");
+    // Offered to a session of database b, it is closed and b gets its own connection.
+    let run = start(&mut b, &pb.id);
+    let mut s = StageSession::open_reusing(&b.path, Some(spare), &pb.id, &run).expect("session");
+    s.create_scene(scene(0)).expect("create");
+    s.commit("ok").expect("commit");
+    assert_eq!(
+        project_detail(&mut b.main, &pb.id).expect("b").scenes.len(),
+        1
+    );
+}
+
+#[test]
+fn staged_rows_are_invisible_to_others_until_commit_and_then_all_appear() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    for i in 0..3 {
+        s.create_scene(scene(i)).expect("create");
+    }
+    s.stage_artifact(Kind::Output, "doc.md", ".stage-x", 3, &"a".repeat(64))
+        .expect("stage");
+    assert_eq!(
+        s.list_scenes(None, 10).expect("list").items.len(),
+        3,
+        "the stage reads its own writes"
+    );
+    assert!(
+        project_detail(&mut f.main, &p.id)
+            .expect("detail")
+            .scenes
+            .is_empty()
+    );
+    let journal = s.commit("ok").expect("commit");
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].staged.as_deref(), Some(".stage-x"));
+    let detail = project_detail(&mut f.main, &p.id).expect("detail");
+    assert_eq!(detail.scenes.len(), 3);
+    assert_eq!(detail.artifacts.len(), 1);
+    assert_eq!(detail.runs[0].status, crate::db::RunStatus::Succeeded);
+}
+
+#[test]
+fn a_dropped_session_leaves_no_rows_behind() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    s.create_scene(scene(0)).expect("create");
+    drop(s);
+    let n: i64 = f
+        .main
+        .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn another_projects_rows_are_not_found_for_reads_and_updates() {
+    let mut f = fixture();
+    let a = create_project(&mut f.main, "a", "", &KeyValues::new()).expect("a");
+    let b = create_project(&mut f.main, "b", "", &KeyValues::new()).expect("b");
+    let mut sa = session(&mut f, &a.id);
+    let theirs = sa.create_scene(scene(0)).expect("create");
+    sa.commit("ok").expect("commit");
+    let mut sb = session(&mut f, &b.id);
+    assert!(matches!(
+        sb.get_scene(&theirs.id),
+        Err(DbError::NotFound(_))
+    ));
+    assert!(matches!(
+        sb.update_scene(&theirs.id, SceneUpdate::default()),
+        Err(DbError::NotFound(_))
+    ));
+    assert!(sb.list_scenes(None, 10).expect("list").items.is_empty());
+    let new = NewKeyframe {
+        scene_id: theirs.id.clone(),
+        position: KeyframePosition::Start,
+        prompt: String::new(),
+        image: ArtifactRef {
+            kind: Kind::Keyframe,
+            name: "x.png".into(),
+        },
+    };
+    assert!(matches!(sb.create_keyframe(new), Err(DbError::NotFound(_))));
+    assert!(matches!(
+        sb.get_scene("not a uuid"),
+        Err(DbError::NotFound(_))
+    ));
+}
+
+#[test]
+fn duplicate_scene_indexes_and_dangling_artifact_references_are_refused() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    let sc = s.create_scene(scene(0)).expect("create");
+    assert!(matches!(
+        s.create_scene(scene(0)),
+        Err(DbError::Conflict(_))
+    ));
+    let new = NewKeyframe {
+        scene_id: sc.id.clone(),
+        position: KeyframePosition::Start,
+        prompt: "p".into(),
+        image: ArtifactRef {
+            kind: Kind::Keyframe,
+            name: "missing.png".into(),
+        },
+    };
+    assert!(matches!(
+        s.create_keyframe(new.clone()),
+        Err(DbError::InvalidInput(_))
+    ));
+    s.stage_artifact(
+        Kind::Keyframe,
+        "missing.png",
+        ".stage-1",
+        1,
+        &"b".repeat(64),
+    )
+    .expect("stage");
+    s.create_keyframe(new.clone()).expect("now it exists");
+    assert!(matches!(s.create_keyframe(new), Err(DbError::Conflict(_))));
+    assert!(matches!(
+        s.stage_delete(Kind::Keyframe, "missing.png"),
+        Err(DbError::Conflict(_))
+    ));
+}
+
+#[test]
+fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    s.set_limits(SessionLimits {
+        max_writes: 3,
+        max_bytes: 1 << 20,
+    });
+    for i in 0..3 {
+        s.create_scene(scene(i)).expect("within the limit");
+    }
+    let err = s.create_scene(scene(3)).expect_err("over the limit");
+    assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
+    assert!(err.to_string().contains("limit per run is 3"), "{err}");
+    let mut s = session(&mut f, &p.id);
+    s.set_limits(SessionLimits {
+        max_writes: 100,
+        max_bytes: 10,
+    });
+    let err = s
+        .create_scene(NewScene {
+            description: "x".repeat(20),
+            ..scene(0)
+        })
+        .expect_err("too many bytes");
+    assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
+}
+
+#[test]
+fn database_calls_after_the_deadline_are_interrupted_and_the_commit_is_not() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    for i in 0..300 {
+        s.create_scene(scene(i)).expect("create");
+    }
+    s.commit("ok").expect("commit");
+    // Reading committed rows is SQLite work, which the deadline cuts short.
+    let mut s = session(&mut f, &p.id);
+    s.create_scene(scene(300)).expect("create");
+    s.set_deadline(std::time::Instant::now()).expect("deadline");
+    let err = s.list_scenes(None, 500).expect_err("past the deadline");
+    assert!(matches!(err, DbError::Interrupted), "{err}");
+    s.commit("ok").expect("the commit is not interrupted");
+}
+
+#[test]
+fn pages_cover_every_row_exactly_once() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    for i in (0..23).rev() {
+        s.create_scene(scene(i * 2)).expect("create");
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.list_scenes(cursor.as_deref(), 5).expect("page");
+        seen.extend(page.items.iter().map(|x| x.index));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..23).map(|i| i * 2).collect::<Vec<_>>());
+    assert!(matches!(
+        s.list_scenes(Some("garbage"), 5),
+        Err(DbError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        s.list_scenes(None, 0),
+        Err(DbError::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn keyframes_list_in_scene_order_start_before_end_across_pages() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    s.stage_artifact(Kind::Keyframe, "k.png", ".stage-k", 1, &"c".repeat(64))
+        .expect("stage");
+    for i in (0..4).rev() {
+        let sc = s.create_scene(scene(i)).expect("scene");
+        for position in [KeyframePosition::End, KeyframePosition::Start] {
+            s.create_keyframe(NewKeyframe {
+                scene_id: sc.id.clone(),
+                position,
+                prompt: format!("{i}"),
+                image: ArtifactRef {
+                    kind: Kind::Keyframe,
+                    name: "k.png".into(),
+                },
+            })
+            .expect("keyframe");
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.list_keyframes(None, cursor.as_deref(), 3).expect("page");
+        seen.extend(
+            page.items
+                .iter()
+                .map(|k| format!("{}{}", k.prompt, k.position)),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..4)
+        .flat_map(|i| [format!("{i}start"), format!("{i}end")])
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn committing_a_run_that_is_no_longer_running_is_refused() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    s.create_scene(scene(0)).expect("create");
+    let run_id = s.run_id().to_owned();
+    crate::db::fail_run(&mut f.main, &run_id, "killed").expect("fail");
+    assert!(matches!(s.commit("late"), Err(DbError::Conflict(_))));
+    assert_eq!(
+        get_run(&f.main, &run_id).expect("run").status,
+        crate::db::RunStatus::Failed
+    );
+    let n: i64 = f
+        .main
+        .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn deleting_a_committed_artifact_hides_it_now_and_removes_it_at_commit() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    s.stage_artifact(Kind::Output, "a.txt", ".stage-a", 1, &"d".repeat(64))
+        .expect("stage");
+    s.commit("ok").expect("commit");
+    let mut s = session(&mut f, &p.id);
+    assert!(s.artifact(Kind::Output, "a.txt").expect("lookup").is_some());
+    s.stage_delete(Kind::Output, "a.txt").expect("delete");
+    assert!(s.artifact(Kind::Output, "a.txt").expect("lookup").is_none());
+    let journal = s.commit("ok").expect("commit");
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].staged, None);
+    assert!(
+        project_detail(&mut f.main, &p.id)
+            .expect("detail")
+            .artifacts
+            .is_empty()
+    );
+}
+
+/// Property tests: random sequences of the calls a guest can make, checked against a model.
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::db::{KeyValues, create_project, migrate, open, project_detail, start_run};
+
+    /// One guest call, with arguments drawn from small ranges so that collisions happen.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create {
+            index: u32,
+            title: String,
+            duration_ms: u32,
+        },
+        Update {
+            pick: usize,
+            title: Option<String>,
+            duration_ms: Option<u32>,
+        },
+        GetForeign,
+        GetGarbage(String),
+        List {
+            limit: u32,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u32..12, "[a-z ]{0,12}", 0u32..3000)
+                .prop_map(|(index, title, duration_ms)| Op::Create { index, title, duration_ms }),
+            3 => (any::<usize>(), proptest::option::of("[a-z]{0,8}"), proptest::option::of(0u32..3000))
+                .prop_map(|(pick, title, duration_ms)| Op::Update { pick, title, duration_ms }),
+            1 => Just(Op::GetForeign),
+            1 => ".{0,40}".prop_map(Op::GetGarbage),
+            1 => (0u32..8).prop_map(|limit| Op::List { limit }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_sequence_of_guest_calls_agrees_with_a_model_and_commits_exactly_it(ops in proptest::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("vidpipe.db");
+            let mut main = open(&path).expect("open");
+            migrate(&mut main).expect("migrate");
+            let mine = create_project(&mut main, "mine", "", &KeyValues::new()).expect("project");
+            let other = create_project(&mut main, "other", "", &KeyValues::new()).expect("project");
+            let theirs = {
+                let run = start_run(&mut main, &other.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+                let mut s = StageSession::open(&path, &other.id, &run.id).expect("session");
+                let scene = s.create_scene(NewScene { index: 0, title: "theirs".into(), description: String::new(), duration_ms: 1 }).expect("scene");
+                s.commit("ok").expect("commit");
+                scene.id
+            };
+            let run = start_run(&mut main, &mine.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+            let mut session = StageSession::open(&path, &mine.id, &run.id).expect("session");
+            // The model: index -> (id, title, duration).
+            let mut model: BTreeMap<u32, (String, String, u32)> = BTreeMap::new();
+
+            for op in ops {
+                match op {
+                    Op::Create { index, title, duration_ms } => {
+                        let result = session.create_scene(NewScene { index, title: title.clone(), description: "d".into(), duration_ms });
+                        let valid = !title.trim().is_empty() && duration_ms > 0;
+                        match result {
+                            Ok(scene) => {
+                                prop_assert!(valid && !model.contains_key(&index), "accepted a bad or duplicate scene");
+                                model.insert(index, (scene.id, title, duration_ms));
+                            }
+                            Err(DbError::Conflict(_)) => prop_assert!(model.contains_key(&index)),
+                            Err(DbError::InvalidInput(_)) => prop_assert!(!valid),
+                            Err(e) => prop_assert!(false, "unexpected error {e}"),
+                        }
+                    }
+                    Op::Update { pick, title, duration_ms } => {
+                        if model.is_empty() {
+                            continue;
+                        }
+                        let index = *model.keys().nth(pick % model.len()).expect("non-empty");
+                        let entry = model.get_mut(&index).expect("picked");
+                        let update = SceneUpdate { title: title.clone(), description: None, duration_ms };
+                        let valid = title.as_ref().is_none_or(|t| !t.trim().is_empty()) && duration_ms != Some(0);
+                        match session.update_scene(&entry.0, update) {
+                            Ok(scene) => {
+                                prop_assert!(valid);
+                                if let Some(t) = title { entry.1 = t; }
+                                if let Some(d) = duration_ms { entry.2 = d; }
+                                prop_assert_eq!(&scene.title, &entry.1);
+                            }
+                            Err(DbError::InvalidInput(_)) => prop_assert!(!valid),
+                            Err(e) => prop_assert!(false, "unexpected error {e}"),
+                        }
+                    }
+                    Op::GetForeign => {
+                        let err = session.get_scene(&theirs).expect_err("another project's scene");
+                        prop_assert!(matches!(err, DbError::NotFound(_)));
+                        let err = session.update_scene(&theirs, SceneUpdate::default()).expect_err("another project's scene");
+                        prop_assert!(matches!(err, DbError::NotFound(_)));
+                    }
+                    Op::GetGarbage(id) => {
+                        prop_assert!(matches!(session.get_scene(&id), Err(DbError::NotFound(_))));
+                    }
+                    Op::List { limit } => {
+                        let mut seen = Vec::new();
+                        let mut cursor = None;
+                        loop {
+                            match session.list_scenes(cursor.as_deref(), limit) {
+                                Ok(page) => {
+                                    prop_assert!(page.items.len() <= limit as usize);
+                                    seen.extend(page.items.into_iter().map(|s| (s.index, s.title, s.duration_ms)));
+                                    match page.next_cursor { Some(c) => cursor = Some(c), None => break }
+                                }
+                                Err(DbError::InvalidInput(_)) => { prop_assert_eq!(limit, 0); break; }
+                                Err(e) => { prop_assert!(false, "unexpected error {e}"); }
+                            }
+                        }
+                        if limit > 0 {
+                            let expected: Vec<_> = model.iter().map(|(i, (_, t, d))| (*i, t.clone(), *d)).collect();
+                            prop_assert_eq!(seen, expected);
+                        }
+                    }
+                }
+            }
+            session.commit("ok").expect("commit");
+            let committed: Vec<_> = project_detail(&mut main, &mine.id).expect("detail")
+                .scenes.into_iter().map(|s| (s.index, s.id, s.title, s.duration_ms)).collect();
+            let expected: Vec<_> = model.into_iter().map(|(i, (id, t, d))| (i, id, t, d)).collect();
+            prop_assert_eq!(committed, expected);
+            let theirs_now = project_detail(&mut main, &other.id).expect("detail").scenes;
+            prop_assert_eq!(theirs_now.len(), 1);
+            prop_assert_eq!(&theirs_now[0].title, "theirs");
+        }
+    }
+}
+
+/// Property tests of reading through the overlay: a project with committed scenes, artifacts
+/// and keyframes, then random guest calls on all of them, checked against a model of what the
+/// run should see, and the commit checked against it too.
+mod overlay_model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        CreateScene(u32),
+        RetitleScene(usize),
+        StageArtifact(u8, u64),
+        DeleteArtifact(u8),
+        CreateKeyframe(usize, bool, u8),
+        Repoint(usize, u8),
+        ListScenes(u32),
+        ListArtifacts(u32),
+        ListKeyframes(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0u32..16).prop_map(Op::CreateScene),
+            2 => any::<usize>().prop_map(Op::RetitleScene),
+            3 => (0u8..5, 0u64..10_000).prop_map(|(n, s)| Op::StageArtifact(n, s)),
+            2 => (0u8..5).prop_map(Op::DeleteArtifact),
+            3 => (any::<usize>(), any::<bool>(), 0u8..5).prop_map(|(p, e, n)| Op::CreateKeyframe(p, e, n)),
+            1 => (any::<usize>(), 0u8..5).prop_map(|(p, n)| Op::Repoint(p, n)),
+            1 => (1u32..6).prop_map(Op::ListScenes),
+            1 => (1u32..4).prop_map(Op::ListArtifacts),
+            1 => (1u32..5).prop_map(Op::ListKeyframes),
+        ]
+    }
+
+    fn name(n: u8) -> String {
+        format!("a{n}.png")
+    }
+
+    /// Every page of a listing, joined.
+    fn all<T>(mut page: impl FnMut(Option<&str>) -> Result<Page<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let p = page(cursor.as_deref()).expect("page");
+            out.extend(p.items);
+            match p.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    /// What the run should see: scenes by index (id, title), artifacts by name (size),
+    /// keyframes by (scene index, end?) (id, image name).
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Model {
+        scenes: BTreeMap<u32, (String, String)>,
+        artifacts: BTreeMap<String, u64>,
+        keyframes: BTreeMap<(u32, bool), (String, String)>,
+    }
+
+    fn apply(
+        s: &mut StageSession,
+        m: &mut Model,
+        op: Op,
+    ) -> std::result::Result<(), TestCaseError> {
+        match op {
+            Op::CreateScene(index) => match s.create_scene(scene(index)) {
+                Ok(sc) => {
+                    prop_assert!(!m.scenes.contains_key(&index));
+                    m.scenes.insert(index, (sc.id, sc.title));
+                }
+                Err(DbError::Conflict(_)) => prop_assert!(m.scenes.contains_key(&index)),
+                Err(e) => prop_assert!(false, "{e}"),
+            },
+            Op::RetitleScene(pick) if !m.scenes.is_empty() => {
+                let index = *m.scenes.keys().nth(pick % m.scenes.len()).expect("some");
+                let (id, title) = m.scenes.get_mut(&index).expect("picked");
+                *title = format!("{title}+");
+                let update = SceneUpdate {
+                    title: Some(title.clone()),
+                    ..SceneUpdate::default()
+                };
+                prop_assert_eq!(&s.update_scene(id, update).expect("update").title, title);
+            }
+            Op::StageArtifact(n, size) => {
+                s.stage_artifact(
+                    Kind::Keyframe,
+                    &name(n),
+                    &format!(".stage-{n}-{size}"),
+                    size,
+                    &"e".repeat(64),
+                )
+                .expect("stage");
+                m.artifacts.insert(name(n), size);
+            }
+            Op::DeleteArtifact(n) => {
+                let used = m.keyframes.values().any(|(_, image)| *image == name(n));
+                match s.stage_delete(Kind::Keyframe, &name(n)) {
+                    Ok(_) => {
+                        prop_assert!(m.artifacts.remove(&name(n)).is_some() && !used);
+                    }
+                    Err(DbError::NotFound(_)) => prop_assert!(!m.artifacts.contains_key(&name(n))),
+                    Err(DbError::Conflict(_)) => prop_assert!(used),
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+            Op::CreateKeyframe(pick, end, n) if !m.scenes.is_empty() => {
+                let index = *m.scenes.keys().nth(pick % m.scenes.len()).expect("some");
+                let position = if end {
+                    KeyframePosition::End
+                } else {
+                    KeyframePosition::Start
+                };
+                let new = NewKeyframe {
+                    scene_id: m.scenes[&index].0.clone(),
+                    position,
+                    prompt: String::new(),
+                    image: ArtifactRef {
+                        kind: Kind::Keyframe,
+                        name: name(n),
+                    },
+                };
+                match s.create_keyframe(new) {
+                    Ok(k) => {
+                        prop_assert!(m.artifacts.contains_key(&name(n)));
+                        prop_assert!(m.keyframes.insert((index, end), (k.id, name(n))).is_none());
+                    }
+                    Err(DbError::InvalidInput(_)) => {
+                        prop_assert!(!m.artifacts.contains_key(&name(n)))
+                    }
+                    Err(DbError::Conflict(_)) => {
+                        prop_assert!(m.keyframes.contains_key(&(index, end)))
+                    }
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+            Op::Repoint(pick, n) if !m.keyframes.is_empty() => {
+                let slot = *m
+                    .keyframes
+                    .keys()
+                    .nth(pick % m.keyframes.len())
+                    .expect("some");
+                let (id, image) = m.keyframes.get_mut(&slot).expect("picked");
+                let update = KeyframeUpdate {
+                    prompt: None,
+                    image: Some(ArtifactRef {
+                        kind: Kind::Keyframe,
+                        name: name(n),
+                    }),
+                };
+                match s.update_keyframe(id, update) {
+                    Ok(_) => *image = name(n),
+                    Err(DbError::InvalidInput(_)) => {
+                        prop_assert!(!m.artifacts.contains_key(&name(n)))
+                    }
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+            Op::ListScenes(limit) => {
+                let seen: Vec<_> = all(|c| s.list_scenes(c, limit))
+                    .into_iter()
+                    .map(|x| (x.index, x.title))
+                    .collect();
+                let want: Vec<_> = m.scenes.iter().map(|(i, (_, t))| (*i, t.clone())).collect();
+                prop_assert_eq!(seen, want);
+            }
+            Op::ListArtifacts(limit) => {
+                let seen: Vec<_> = all(|c| s.list_artifacts(Kind::Keyframe, c, limit))
+                    .into_iter()
+                    .map(|a| (a.name, a.size))
+                    .collect();
+                let want: Vec<_> = m.artifacts.iter().map(|(n, z)| (n.clone(), *z)).collect();
+                prop_assert_eq!(seen, want);
+            }
+            Op::ListKeyframes(limit) => {
+                let seen: Vec<_> = all(|c| s.list_keyframes(None, c, limit))
+                    .into_iter()
+                    .map(|k| (k.id, k.image.name))
+                    .collect();
+                let want: Vec<_> = m.keyframes.values().cloned().collect();
+                prop_assert_eq!(seen, want);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The model of what the database holds for the project now.
+    fn committed(f: &mut Fixture, project: &str) -> Model {
+        let d = project_detail(&mut f.main, project).expect("detail");
+        let index: BTreeMap<String, u32> =
+            d.scenes.iter().map(|s| (s.id.clone(), s.index)).collect();
+        Model {
+            scenes: d
+                .scenes
+                .iter()
+                .map(|s| (s.index, (s.id.clone(), s.title.clone())))
+                .collect(),
+            artifacts: d
+                .artifacts
+                .iter()
+                .map(|a| (a.name.clone(), a.size))
+                .collect(),
+            keyframes: d
+                .keyframes
+                .iter()
+                .map(|k| {
+                    (
+                        (index[&k.scene_id], k.position == KeyframePosition::End),
+                        (k.id.clone(), k.image.name.clone()),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn reads_through_the_overlay_agree_with_a_model_of_committed_and_staged_rows(
+            before in proptest::collection::vec(op(), 0..24),
+            during in proptest::collection::vec(op(), 1..48),
+        ) {
+            let mut f = fixture();
+            let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+            // An earlier run commits what `before` leaves.
+            let mut model = Model::default();
+            let mut s = session(&mut f, &p.id);
+            for op in before {
+                apply(&mut s, &mut model, op)?;
+            }
+            s.commit("before").expect("commit");
+            prop_assert_eq!(committed(&mut f, &p.id), model.clone());
+            // This run sees the committed rows under its own, and commits exactly what it saw.
+            let mut s = session(&mut f, &p.id);
+            for op in during {
+                apply(&mut s, &mut model, op)?;
+            }
+            for op in [Op::ListScenes(3), Op::ListArtifacts(2), Op::ListKeyframes(3)] {
+                apply(&mut s, &mut model, op)?;
+            }
+            s.commit("during").expect("commit");
+            prop_assert_eq!(committed(&mut f, &p.id), model);
+        }
+    }
+}
