@@ -85,6 +85,10 @@ fn a_stage_sleeping_forever_is_stopped_at_its_deadline_and_a_waiting_run_then_pr
     assert!(stderr.contains("time limit of 1 s"), "{stderr}");
     let waiter = waiter.expect_code(0);
     assert!(waiter.stdout.contains("stage storyboard succeeded"));
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the waiter waited for the sleeper's lock: {waited:?}"
+    );
     let runs = home.show(&id)["runs"].as_array().unwrap().clone();
     let slept = &runs[0];
     assert_eq!(slept["status"], "failed");
@@ -125,8 +129,9 @@ fn no_blocking_wasi_call_outlasts_the_deadline() {
         );
         let (record, ms) = last_run(&home, &id);
         assert_eq!(record["status"], "failed");
-        // A 15 s sleep recorded as ending before its 15 s were up is the finding's fix.
-        assert!(ms < 15_000, "{mode} {extra:?} ran {ms} ms");
+        // Liveness, generously: a 1 s deadline must not become a 15 s sleep, nor a watchdog
+        // of several seconds. The overshoot itself is printed below, not asserted.
+        assert!(ms < 5_000, "{mode} {extra:?} ran {ms} ms");
         println!("{mode} {extra:?} under a 1 s deadline: recorded {ms} ms, command {command:?}");
     }
 }
@@ -195,8 +200,28 @@ fn hostile_text_is_shown_not_obeyed_on_every_path_to_the_terminal() {
         failed.stderr
     );
 
+    // Through a pipeline too: its per-stage lines and its error.
+    let m = common::manifest(
+        &home,
+        "hostile.toml",
+        &format!(
+            "[[stage]]\nname = \"hostile\"\nplugin = \"{}\"\n[stage.config]\nmode = \"hostile-error\"\n",
+            plugins::ATTACKER_PATH
+        ),
+    );
+    let piped = home.vidpipe_within(&["run", &m, "--project", &id], LIVENESS);
+    assert_eq!(piped.code, 1, "{}", piped.stderr);
+    assert_shown_not_obeyed("vidpipe run stdout", &piped.stdout);
+    assert_shown_not_obeyed("vidpipe run stderr", &piped.stderr);
+
     // Rows an older vidpipe let in are shown safely too.
     let db = home.db();
+    db.execute(
+        "INSERT INTO artifacts (project_id, kind, name, size, sha256, run_id, created_at)
+         VALUES (?1, 'output', 'invoice\u{202e}gpj.exe', 1, ?2, NULL, 0)",
+        rusqlite::params![id, "0".repeat(64)],
+    )
+    .unwrap();
     db.execute(
         "UPDATE scenes SET title = 'old\u{1b}[2J\nFORGED title' WHERE project_id = ?1",
         [&id],
@@ -237,6 +262,14 @@ fn hostile_text_is_shown_not_obeyed_on_every_path_to_the_terminal() {
     assert!(summary.starts_with(attacker::HOSTILE), "{summary:?}");
     let error = detail["runs"][1]["error"].as_str().unwrap();
     assert!(error.ends_with(attacker::HOSTILE), "{error:?}");
+    assert!(
+        detail["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "invoice\u{202e}gpj.exe"),
+        "the old row's name, exactly"
+    );
     assert_eq!(detail["project"]["name"], "n\u{202e}ame");
     let description = detail["scenes"][0]["description"].as_str().unwrap();
     assert_eq!(description, attacker::HOSTILE);
@@ -259,6 +292,63 @@ fn floods_of_output_are_bounded_by_what_they_print() {
         // (the summary, the warning that output was dropped) come on top.
         assert!(printed <= (1 << 20) + 4096, "{mode}: {printed} bytes");
     }
+    // Lines nobody is shown do not use up the budget of those that are.
+    let quiet = attack(&home, &id, "quiet-flood", &[]).expect_code(0);
+    assert!(
+        quiet.stderr.contains("still heard after the quiet flood"),
+        "{}",
+        quiet.stderr
+    );
+}
+
+#[test]
+fn a_stage_whose_output_nobody_reads_still_ends_at_its_deadline() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    // stderr is a pipe nobody drains: once its buffer is full, a write to it blocks.
+    let mut child = home
+        .command(&[
+            "stage",
+            "run",
+            plugins::ATTACKER_PATH,
+            "--project",
+            &id,
+            "--set",
+            "mode=log-flood",
+            "--set",
+            "count=1000000000000",
+            "--timeout",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the stage outlived its deadline while nobody read its output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!(
+        "with stderr unread, the command ended after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(1));
+    let (record, ms) = last_run(&home, &id);
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 1 s"),
+        "{record}"
+    );
+    assert!(ms < 5_000, "{ms} ms");
 }
 
 /// Bytes of every file under `dir`, staged ones included.
@@ -446,7 +536,14 @@ fn inputs_that_are_not_regular_files_or_are_huge_get_a_clear_refusal_without_han
     let deep = deep.to_str().unwrap();
     let folder = home.dir.path().to_str().unwrap();
     let long_id = "x".repeat(10_000);
-    let cases: [(&[&str], &str); 8] = [
+    let huge = home.dir.path().join("huge.txt");
+    std::fs::write(&huge, vec![b'a'; (1 << 20) + 1]).unwrap();
+    let huge = huge.to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["project", "create", "x", "--script", huge],
+            "larger than the limit",
+        ),
         (&["project", "create", "x", "--script", fifo], "is a FIFO"),
         (
             &["project", "create", "x", "--script", "/dev/zero"],

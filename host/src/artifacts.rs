@@ -66,6 +66,9 @@ const SHOWN_NAME_CHARS: usize = 64;
 /// Buffer size for streaming reads and for buffering writes.
 const IO_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Bytes a staged file takes in before they are synced (see [`StagedWriter::write`]).
+pub const SYNC_EVERY: u64 = 32 << 20;
+
 /// Size of the blocks a file's bytes are counted in for quotas: what a file takes on disk.
 pub const BLOCK_BYTES: u64 = 4096;
 
@@ -433,6 +436,7 @@ impl ProjectStore {
             kind,
             failed: None,
             finished: false,
+            unsynced: 0,
         })
     }
 
@@ -785,6 +789,8 @@ pub struct StagedWriter {
     kind: ArtifactKind,
     failed: Option<WriteFailure>,
     finished: bool,
+    /// Bytes written since the file was last synced.
+    unsynced: u64,
 }
 
 impl fmt::Debug for StagedWriter {
@@ -857,6 +863,18 @@ impl StagedWriter {
         }
         self.hasher.update(chunk);
         self.size = new_size;
+        // Make what is written durable as it goes, so that `finish` has at most this much left
+        // to flush: a host call, which a stage's deadline cannot cut short, then waits on at
+        // most that many bytes reaching the disk, however large the artifact.
+        self.unsynced = self.unsynced.saturating_add(chunk.len() as u64);
+        if self.unsynced >= SYNC_EVERY {
+            let synced = file.flush().and_then(|()| file.get_ref().sync_data());
+            if let Err(e) = synced {
+                self.failed = Some(WriteFailure::Io);
+                return Err(io_error("sync", path)(e));
+            }
+            self.unsynced = 0;
+        }
         Ok(())
     }
 

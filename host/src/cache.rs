@@ -38,6 +38,8 @@ const TAG_LEN: usize = 32;
 const KEY_LEN: usize = 32;
 /// The file extension of entries.
 const EXTENSION: &str = "cwasm";
+/// Largest entry read: far more than any plugin compiles to.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
 
 /// Why the cache could not be opened or cleared.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,9 @@ pub enum CacheError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The key file exists but is not a regular file, or could not be read.
+    #[error("{0}")]
+    Unreadable(String),
     /// The key file exists but is not a key this host wrote.
     #[error("compile cache key {path} is {len} bytes, not {KEY_LEN}; remove the cache folder")]
     BadKey {
@@ -161,13 +166,17 @@ impl CompileCache {
         let dir = entries_dir(root);
         fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let key_path = root.join("key");
-        let key = match fs::read(&key_path) {
+        // Read up to a page, so that a key of the wrong length is told as such.
+        let read_key = || crate::input::read_file(&key_path, "compile cache key", 4096);
+        let key = match read_key() {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::input::InputError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 create_key(&key_path)?;
-                fs::read(&key_path).map_err(io_error(&key_path))?
+                read_key().map_err(|e| CacheError::Unreadable(e.to_string()))?
             }
-            Err(e) => return Err(io_error(&key_path)(e)),
+            Err(e) => return Err(CacheError::Unreadable(e.to_string())),
         };
         let key: [u8; KEY_LEN] = key.as_slice().try_into().map_err(|_| CacheError::BadKey {
             path: key_path.clone(),
@@ -206,7 +215,10 @@ impl CompileCache {
         compile: impl FnOnce() -> Result<Compiled, E>,
     ) -> Result<(Compiled, CacheOutcome), E> {
         let path = self.entry_path(engine, component_sha256);
-        let outcome = match fs::read(&path) {
+        // Bounded, and only a regular file: a FIFO or device planted here must not hang or
+        // exhaust the host.
+        let entry = crate::input::read_file(&path, "compile cache entry", MAX_ENTRY_BYTES);
+        let outcome = match entry {
             Ok(entry) => match self.verify(&path, entry) {
                 Ok(compiled) => return Ok((compiled, CacheOutcome::Hit)),
                 Err(reason) => {
@@ -217,9 +229,13 @@ impl CompileCache {
                     CacheOutcome::Replaced
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CacheOutcome::Miss,
+            Err(crate::input::InputError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                CacheOutcome::Miss
+            }
             Err(e) => {
-                tracing::warn!(entry = %path.display(), "cannot read compile cache entry: {e}");
+                tracing::warn!("{e}; compiling again");
                 CacheOutcome::Replaced
             }
         };

@@ -2,9 +2,10 @@
 //! so that a wrong one gets a clear refusal rather than a hang or an exhausted memory.
 //!
 //! A FIFO would block the open (and the read) until a writer appears; `/dev/zero` never ends; a
-//! directory or a device is not what anyone meant. So a file is opened without blocking,
-//! checked to be a regular file on the open handle itself (no window in which the name could
-//! change underneath), and read to at most a stated number of bytes.
+//! directory or a device is not what anyone meant. So a file is looked at before it is opened
+//! (opening a device can do something), opened without blocking, checked again on the open
+//! handle (the same regular file: no window in which the name could change underneath), and
+//! read to at most a stated number of bytes.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -49,23 +50,36 @@ pub enum InputError {
 /// Reads the regular file at `path` (following symlinks), refusing anything else and anything
 /// longer than `max` bytes. `what` names the file in errors.
 pub fn read_file(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, InputError> {
+    use std::os::unix::fs::MetadataExt;
     let read_error = |source| InputError::Read {
         what,
         path: path.to_owned(),
         source,
     };
+    let not_a_file = |kind: &std::fs::FileType| InputError::NotAFile {
+        what,
+        path: path.to_owned(),
+        kind: describe(kind),
+    };
+    // Look before opening: opening a device can have effects of its own (a tape rewinds).
+    let named = std::fs::metadata(path).map_err(read_error)?;
+    if !named.is_file() {
+        return Err(not_a_file(&named.file_type()));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(read_error)?;
-    let kind = file.metadata().map_err(read_error)?.file_type();
-    if !kind.is_file() {
-        return Err(InputError::NotAFile {
-            what,
-            path: path.to_owned(),
-            kind: describe(&kind),
-        });
+    // And check what was opened is what was looked at: the name may have changed between.
+    let opened = file.metadata().map_err(read_error)?;
+    if !opened.is_file() {
+        return Err(not_a_file(&opened.file_type()));
+    }
+    if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
+        return Err(read_error(std::io::Error::other(
+            "the file was replaced while it was being opened",
+        )));
     }
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))

@@ -86,11 +86,19 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version are not errors, and print what clap wrote.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        // A usage error echoes what was given, which may be anything: each line made safe and
+        // bounded, like every other error.
+        Err(e) => {
+            for line in e.render().to_string().lines().take(MAX_USAGE_LINES) {
+                output::note_line(line);
+            }
+            progress::drain();
+            return ExitCode::from(2);
         }
     };
     init_logging();
@@ -98,11 +106,16 @@ fn main() -> ExitCode {
         home: cli.home,
         no_cache: cli.no_cache,
     };
-    match run(&globals, cli.command) {
+    let code = match run(&globals, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
-    }
+    };
+    progress::drain();
+    code
 }
+
+/// Most lines of a usage error printed (clap's are a few: the error, the usage, a hint).
+const MAX_USAGE_LINES: usize = 20;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG")
@@ -112,6 +125,7 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(progress::log_writer)
+        .fmt_fields(output::SafeFields)
         .with_target(false)
         .without_time()
         .try_init();

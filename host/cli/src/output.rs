@@ -61,6 +61,60 @@ pub fn time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// How `tracing` writes an event's fields: like its default, with every value made safe
+/// ([`text::printable`]), so that no log line, whatever a guest or a file name put into it,
+/// steers the terminal. Guest text is escaped where the host receives it too; this is the one
+/// place every log line passes.
+pub struct SafeFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for SafeFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = SafeVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct SafeVisitor<'w> {
+    writer: tracing_subscriber::fmt::format::Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl SafeVisitor<'_> {
+    fn put(&mut self, field: &tracing::field::Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let value = text::printable(value, MAX_LINE_CHARS);
+        let space = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{space}{value}")
+        } else {
+            write!(self.writer, "{space}{}={value}", field.name())
+        };
+    }
+}
+
+impl tracing::field::Visit for SafeVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.put(field, value);
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.put(field, &format!("{value:?}"));
+    }
+}
+
 /// serde_json's pretty formatter, writing the characters a terminal would obey (the ones
 /// [`text::is_unsafe`] names; serde_json already escapes those below U+0020) as `\uXXXX`.
 #[derive(Default)]

@@ -1,37 +1,223 @@
-//! Progress: a bar per running stage on a terminal, plain lines otherwise (logs, pipes, CI).
+//! Everything `vidpipe` writes to stderr: log lines, status notes, errors and progress (a bar
+//! per running stage on a terminal, plain lines otherwise).
 //!
-//! Every other line written to stderr while bars are shown (log lines, status notes, errors)
-//! goes through [`above_bars`], which prints it above the bars and redraws them, so no stale
-//! bar is left on screen as a line of its own.
+//! One printer thread owns stderr and the bars. Everyone else hands it lines through a bounded
+//! queue, so that nothing a stage makes the host print can block the stage: if stderr is not
+//! being read (a pipe nobody drains, a terminal paused with Ctrl-S), the thread running the
+//! stage would otherwise block inside a host call, and its deadline could not stop it. Lines
+//! from a running stage (its log, its progress, and any log line written while it runs) are
+//! dropped, and counted, when the queue is full; the command's own notes and errors wait for
+//! room. Lines go out in the order they were queued, above the bars, which are redrawn after
+//! each, so no stale bar is left on screen as a line of its own.
 
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 use vidpipe_host::host_api::ProgressSink;
 
-/// The bars of this process, when stderr is a terminal.
-fn bars() -> Option<&'static indicatif::MultiProgress> {
-    static BARS: OnceLock<Option<indicatif::MultiProgress>> = OnceLock::new();
-    BARS.get_or_init(|| {
-        std::io::stderr().is_terminal().then(|| {
-            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
-        })
-    })
-    .as_ref()
+/// Lines (and bar updates) the queue holds before lines from a stage are dropped.
+const QUEUE: usize = 4096;
+/// How long the command waits at its end for the printer to write what is queued.
+const DRAIN: Duration = Duration::from_secs(2);
+
+enum Event {
+    Line(String),
+    Bar {
+        id: u64,
+        label: String,
+    },
+    Progress {
+        id: u64,
+        done: u64,
+        total: u64,
+        message: String,
+    },
+    EndBar(u64),
+    Drained(SyncSender<()>),
 }
 
-/// Writes `text` and a newline on stderr, above the progress bars if there are any.
-pub fn above_bars(text: &str) {
-    let write = || {
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
-    };
-    match bars() {
-        Some(bars) => bars.suspend(write),
-        None => write(),
+struct Printer {
+    /// `None` if the printer thread could not be started: lines are then written directly.
+    queue: Option<SyncSender<Event>>,
+    dropped: AtomicU64,
+    next_bar: AtomicU64,
+    terminal: bool,
+}
+
+fn the_printer() -> &'static Printer {
+    static PRINTER: OnceLock<Printer> = OnceLock::new();
+    PRINTER.get_or_init(|| {
+        let terminal = std::io::stderr().is_terminal();
+        let (queue, events) = sync_channel(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("vidpipe-stderr".into())
+            .spawn(move || print(events, terminal));
+        Printer {
+            queue: spawned.is_ok().then_some(queue),
+            dropped: AtomicU64::new(0),
+            next_bar: AtomicU64::new(0),
+            terminal: terminal && spawned.is_ok(),
+        }
+    })
+}
+
+/// The printer thread: writes lines and draws bars until every sender is gone.
+fn print(events: Receiver<Event>, terminal: bool) {
+    let bars = terminal.then(|| {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+    });
+    let mut open: std::collections::HashMap<u64, Bar> = std::collections::HashMap::new();
+    for event in events {
+        match event {
+            Event::Line(text) => {
+                let write = || {
+                    let _ = writeln!(std::io::stderr().lock(), "{text}");
+                };
+                match &bars {
+                    Some(bars) => bars.suspend(write),
+                    None => write(),
+                }
+            }
+            Event::Bar { id, label } => {
+                if let Some(bars) = &bars {
+                    open.insert(id, Bar::new(bars, label));
+                }
+            }
+            Event::Progress {
+                id,
+                done,
+                total,
+                message,
+            } => {
+                if let Some(bar) = open.get_mut(&id) {
+                    bar.set(done, total, &message);
+                }
+            }
+            Event::EndBar(id) => {
+                if let (Some(bar), Some(bars)) = (open.remove(&id), &bars) {
+                    bar.0.finish_and_clear();
+                    bars.remove(&bar.0);
+                }
+            }
+            Event::Drained(done) => {
+                let _ = done.send(());
+            }
+        }
     }
 }
 
-/// Where `tracing` writes: each event is gathered whole, then written above the bars.
+/// One stage's bar: a spinner until the stage says how much there is to do.
+struct Bar(indicatif::ProgressBar, bool);
+
+impl Bar {
+    fn new(bars: &indicatif::MultiProgress, label: String) -> Self {
+        let bar = bars.add(indicatif::ProgressBar::new(0));
+        bar.set_style(Self::style(false));
+        bar.set_prefix(label);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar(bar, false)
+    }
+
+    fn style(counting: bool) -> indicatif::ProgressStyle {
+        if counting {
+            indicatif::ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ")
+        } else {
+            indicatif::ProgressStyle::with_template("{prefix:.bold} {spinner} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        }
+    }
+
+    fn set(&mut self, done: u64, total: u64, message: &str) {
+        if (total > 0) != self.1 {
+            self.1 = total > 0;
+            self.0.set_style(Self::style(self.1));
+        }
+        self.0.set_length(total);
+        self.0.set_position(done);
+        self.0
+            .set_message(vidpipe_host::text::printable(message, 200));
+    }
+}
+
+/// Queues `event`, waiting for room (the command's own lines) up to [`DRAIN`]: a stderr
+/// nobody reads must not keep the command from ending either.
+fn send(event: Event) {
+    let p = the_printer();
+    let Some(queue) = &p.queue else {
+        return write_directly(event);
+    };
+    let started = std::time::Instant::now();
+    let mut event = event;
+    loop {
+        match queue.try_send(event) {
+            Ok(()) => return,
+            Err(TrySendError::Full(back)) if started.elapsed() < DRAIN => {
+                event = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => {
+                p.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// Queues `event` unless the queue is full, then it is dropped and counted (lines a running
+/// stage makes the host print).
+fn offer(event: Event) {
+    let p = the_printer();
+    match &p.queue {
+        Some(queue) => match queue.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                p.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        None => write_directly(event),
+    }
+}
+
+/// Without a printer thread: lines straight to stderr, no bars.
+fn write_directly(event: Event) {
+    if let Event::Line(text) = event {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+/// Writes `text` as a line on stderr, above the progress bars, waiting for room in the queue.
+pub fn above_bars(text: &str) {
+    send(Event::Line(text.to_owned()));
+}
+
+/// Waits (at most [`DRAIN`]) for everything queued to be written; says how many lines were
+/// dropped, if any. Call once, at the end of the command.
+pub fn drain() {
+    let p = the_printer();
+    let Some(queue) = &p.queue else {
+        return;
+    };
+    let dropped = p.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        let _ = queue.try_send(Event::Line(format!(
+            "vidpipe: {dropped} lines of output were dropped: stderr was not being read fast enough"
+        )));
+    }
+    let (done, drained) = sync_channel(1);
+    if queue.try_send(Event::Drained(done)).is_ok() {
+        let _ = drained.recv_timeout(DRAIN);
+    }
+}
+
+/// Where `tracing` writes: each event is gathered whole, then queued (dropped when the queue is
+/// full: see the module docs). The text is already made safe by [`crate::output::SafeFields`].
 pub fn log_writer() -> LogLine {
     LogLine(Vec::new())
 }
@@ -55,58 +241,42 @@ impl Drop for LogLine {
         let text = String::from_utf8_lossy(&self.0);
         let text = text.strip_suffix('\n').unwrap_or(&text);
         if !text.is_empty() {
-            above_bars(text);
+            offer(Event::Line(text.to_owned()));
         }
     }
 }
 
-/// The progress sink of one stage, labelled `label`: a bar on a terminal (a spinner until the
-/// stage says how much there is to do), plain `[label] done/total message` lines otherwise.
-/// The host already bounds how often a stage's progress reaches it.
-pub fn printer(label: String) -> ProgressSink {
-    let Some(multi) = bars() else {
+/// The progress sink of one stage, labelled `label`: a bar on a terminal, plain
+/// `[label] done/total message` lines otherwise. The host already bounds how often a stage's
+/// progress reaches it; updates that find the queue full are dropped.
+pub fn sink(label: String) -> ProgressSink {
+    let p = the_printer();
+    if !p.terminal {
         return Box::new(move |_stage, done, total, message| {
             let line = if message.is_empty() {
                 format!("[{label}] {done}/{total}")
             } else {
                 format!("[{label}] {done}/{total} {message}")
             };
-            crate::output::note_line(&line);
+            offer(Event::Line(vidpipe_host::text::printable(&line, 8192)));
         });
-    };
-    /// Removes the bar when the stage ends and its sink is dropped.
-    struct Bar(indicatif::ProgressBar, &'static indicatif::MultiProgress);
-    impl Drop for Bar {
+    }
+    /// Ends the bar when the stage ends and its sink is dropped.
+    struct Guard(u64);
+    impl Drop for Guard {
         fn drop(&mut self) {
-            self.0.finish_and_clear();
-            self.1.remove(&self.0);
+            send(Event::EndBar(self.0));
         }
     }
-    let counting = indicatif::ProgressStyle::with_template(
-        "{prefix:.bold} [{bar:32.cyan/blue}] {pos}/{len} {wide_msg}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    let waiting = indicatif::ProgressStyle::with_template("{prefix:.bold} {spinner} {wide_msg}")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-    let bar = multi.add(indicatif::ProgressBar::new(0));
-    bar.set_style(waiting.clone());
-    bar.set_prefix(label);
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let bar = Bar(bar, multi);
-    let mut has_total = false;
+    let id = p.next_bar.fetch_add(1, Ordering::Relaxed);
+    send(Event::Bar { id, label });
+    let bar = Guard(id);
     Box::new(move |_stage, done, total, message| {
-        let bar = &bar.0;
-        if (total > 0) != has_total {
-            has_total = total > 0;
-            bar.set_style(if has_total {
-                counting.clone()
-            } else {
-                waiting.clone()
-            });
-        }
-        bar.set_length(total);
-        bar.set_position(done);
-        bar.set_message(vidpipe_host::text::printable(message, 200));
+        offer(Event::Progress {
+            id: bar.0,
+            done,
+            total,
+            message: message.to_owned(),
+        });
     })
 }

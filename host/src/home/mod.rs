@@ -130,14 +130,28 @@ impl HomeError {
     /// Whether the error is about the home the user named rather than a failure of the host:
     /// it does not exist, is not a folder, or cannot be used as asked. Nothing was written.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+        match self {
             HomeError::Missing(_)
-                | HomeError::Create { .. }
-                | HomeError::NotADirectory { .. }
-                | HomeError::Inaccessible { .. }
-                | HomeError::ReadOnly { .. }
-        )
+            | HomeError::NotADirectory { .. }
+            | HomeError::Inaccessible { .. }
+            | HomeError::ReadOnly { .. } => true,
+            // A place no home can be made (no such parent, no permission, a read-only or
+            // pseudo file system) is the user's to change; a full or failing disk is not.
+            HomeError::Create { source, .. } => {
+                use std::io::ErrorKind as K;
+                matches!(
+                    source.kind(),
+                    K::NotFound
+                        | K::PermissionDenied
+                        | K::ReadOnlyFilesystem
+                        | K::NotADirectory
+                        | K::AlreadyExists
+                        | K::InvalidInput
+                        | K::InvalidFilename
+                )
+            }
+            _ => false,
+        }
     }
 }
 
@@ -183,13 +197,18 @@ fn describe(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Why this process cannot write the home at `path` (its folder or its database), if it cannot.
+/// Why this process cannot write the home at `path` (its folder, its database, or the folders
+/// in it that exist), if it cannot.
 fn unwritable(path: &Path) -> Option<String> {
     use rustix::fs::{Access, access};
     let db = path.join("vidpipe.db");
+    let folder = Access::WRITE_OK | Access::EXEC_OK;
     let checks = [
-        (path.to_owned(), Access::WRITE_OK | Access::EXEC_OK),
+        (path.to_owned(), folder),
         (db, Access::READ_OK | Access::WRITE_OK),
+        (path.join("projects"), folder),
+        (path.join("locks"), folder),
+        (path.join("cache"), folder),
     ];
     checks
         .into_iter()

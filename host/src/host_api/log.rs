@@ -22,7 +22,7 @@ pub const MAX_MESSAGE_CHARS: usize = 4096;
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 /// What a printed line costs on top of its message and stage name: the level, the field
 /// names, colour codes on a terminal and the newline. More than any of them takes.
-pub const LINE_OVERHEAD: usize = 64;
+pub const LINE_OVERHEAD: usize = 96;
 /// Least time between two progress reports that reach the sink.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -100,6 +100,18 @@ fn clip(message: &str) -> String {
 
 impl Host for StageContext {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        // A line nobody will see costs nothing, and cannot use up the budget of those that
+        // will be seen.
+        let shown = match level {
+            Level::Trace => tracing::enabled!(target: "vidpipe::guest", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "vidpipe::guest", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "vidpipe::guest", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "vidpipe::guest", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "vidpipe::guest", tracing::Level::ERROR),
+        };
+        if !shown {
+            return Ok(());
+        }
         let message = clip(&message);
         if !self.output.charge(message.len()) {
             return Ok(());

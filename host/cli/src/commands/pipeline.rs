@@ -69,7 +69,7 @@ pub fn run_and_report(
         options,
         |i, name| {
             note!("[{}/{count}] {name}: running", i + 1);
-            progress::printer(format!("{}/{count} {name}", i + 1))
+            progress::sink(format!("{}/{count} {name}", i + 1))
         },
     )?;
     for (i, (name, outcome)) in report.stages.iter().enumerate() {

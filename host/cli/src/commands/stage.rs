@@ -140,7 +140,7 @@ fn run_and_report(
         project_id: project.id.clone(),
         config,
         limits,
-        progress: progress::printer(plugin.name.clone()),
+        progress: progress::sink(plugin.name.clone()),
         pipeline: None,
     };
     let report = runner::run_stage(home, runtime, plugin, request)?;

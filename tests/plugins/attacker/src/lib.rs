@@ -8,6 +8,7 @@
 //! | `poll` | `wasi:io/poll.poll` on 1,000 clock pollables that never become ready |
 //! | `stdin` | reads standard input to its end, then sleeps as `sleep` does |
 //! | `log-flood` | config `count` (default 2,000,000) empty `log` calls |
+//! | `quiet-flood` | `count` debug-level `log` calls (not shown by default), then one warning |
 //! | `progress-flood` | `count` calls of `progress(u64::MAX, 1, "")` |
 //! | `stdout-flood` | `count` empty lines on stdout, and as many on stderr |
 //! | `hostile-text` | tries hostile scene titles and artifact names, logs and prints hostile text, and returns a hostile summary |
@@ -98,6 +99,14 @@ impl bindings::Guest for Attacker {
                     log::log(log::Level::Info, black_box(""));
                 }
                 Ok("flooded the log".to_owned())
+            }
+            "quiet-flood" => {
+                // Lines nobody sees (debug is off by default) must not use up the budget.
+                for _ in 0..number(&config, "count", 2_000_000)? {
+                    log::log(log::Level::Debug, black_box("unseen"));
+                }
+                log::log(log::Level::Warn, "still heard after the quiet flood");
+                Ok("flooded the debug log".to_owned())
             }
             "progress-flood" => {
                 for _ in 0..number(&config, "count", 2_000_000)? {
