@@ -18,6 +18,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use rusqlite::OptionalExtension;
+
 use common::{Run, TestHome, assert_consistent, bulk_manifest, manifest, normalized_state};
 
 const SCRIPT: &str = "One.\n\nTwo.\n\nThree.\n";
@@ -75,11 +77,20 @@ fn run_with(
     fault: Option<Fault>,
     count: Option<&PathBuf>,
 ) -> Run {
-    let mut command = home.command(&["run", m, "--project", id]);
-    let home_path = format!("{}/", home.path().display());
+    let command = home.command(&["run", m, "--project", id]);
+    under_shim(home, command, fault, count)
+}
+
+/// Runs `command` under the shim with `fault` (or only counting calls, into `count`).
+fn under_shim(
+    home: &TestHome,
+    mut command: Command,
+    fault: Option<Fault>,
+    count: Option<&PathBuf>,
+) -> Run {
     command
         .env("LD_PRELOAD", shim())
-        .env("FAULT_MATCH", &home_path)
+        .env("FAULT_MATCH", format!("{}/", home.path().display()))
         // Not every fault is a failure the user hears of: a failed fsync of a staged file is
         // the stage's io error, of a folder after a commit a publish the pipeline retries.
         .env("VIDPIPE_LOG", "error");
@@ -99,6 +110,14 @@ fn run_with(
         command.env("FAULT_COUNT_FILE", count);
     }
     common::finish_within(command, LIVENESS)
+}
+
+/// The first `vidpipe: error:` line a run printed, for the report of each fault.
+fn error_line(run: &Run) -> &str {
+    run.stderr
+        .lines()
+        .find(|l| l.starts_with("vidpipe: error:"))
+        .unwrap_or("")
 }
 
 /// How many calls of `ops` an uninterrupted run of the pipeline makes on the home's files (on
@@ -156,10 +175,7 @@ fn check(home: &TestHome, m: &str, fault: Fault, expected: &serde_json::Value) {
             .kill_after
             .map_or_else(String::new, |k| format!(", killed {k} calls later")),
         run.code,
-        run.stderr
-            .lines()
-            .find(|l| l.starts_with("vidpipe: error:"))
-            .unwrap_or("")
+        error_line(&run)
     );
     // The next command (recovering what a killed process left).
     home.vidpipe(&["project", "show", &id]).expect_code(0);
@@ -323,5 +339,111 @@ fn random_faults_of_every_kind_never_lose_or_half_show_a_stage() {
             kill_after: (i % 3 == 0).then_some(1 + (i as u64 % 4)),
         };
         check(&home, &m, fault, &expected);
+    }
+}
+
+/// `vidpipe stage run` of the bulk stage's keyframes on `id` (whose storyboard ran) under the
+/// shim with `fault` (or only counting calls, into `count`).
+fn stage_run_with(home: &TestHome, id: &str, fault: Option<Fault>, count: Option<&PathBuf>) -> Run {
+    let command = home.command(&[
+        "stage",
+        "run",
+        vidpipe_example_plugins::BULK_STAGE_PATH,
+        "--project",
+        id,
+        "--name",
+        "keyframes",
+        "--set",
+        "kind=keyframe",
+        "--set",
+        "bytes=8192",
+        "--set",
+        "extra-scenes=500",
+        "--set",
+        "description-bytes=2048",
+    ]);
+    under_shim(home, command, fault, count)
+}
+
+/// A project of the fault tests with its storyboard run.
+fn storyboarded(home: &TestHome) -> String {
+    let id = home.project(NAME, SCRIPT);
+    home.vidpipe(&[
+        "stage",
+        "run",
+        vidpipe_example_plugins::STORYBOARD_PATH,
+        "--project",
+        &id,
+    ])
+    .expect_code(0);
+    id
+}
+
+/// A single `stage run`, unlike a pipeline, leaves no `running` pipeline record for recovery
+/// to find: when its commit cannot be settled, or its staged files cannot be removed, only
+/// the host's own note says they are there. The next command, even one that only reads,
+/// must still sweep them.
+#[test]
+fn an_eio_at_any_fsync_of_a_stage_run_leaves_no_staged_file_after_the_next_command() {
+    let home = TestHome::new();
+    let reference = storyboarded(&home);
+    let count = home.dir.path().join("stage-count");
+    let counting = Fault {
+        ops: "fsync",
+        at: 0,
+        errno: "EIO",
+        persist: false,
+        kill_after: None,
+    };
+    stage_run_with(&home, &reference, Some(counting), Some(&count)).expect_code(0);
+    let expected = normalized_state(&home, &reference);
+    let total: u64 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!("the stage run makes {total} fsyncs on the home's files");
+    for at in points(total, None) {
+        for persist in [false, true] {
+            let id = storyboarded(&home);
+            let fault = Fault {
+                ops: "fsync",
+                at,
+                errno: "EIO",
+                persist,
+                kill_after: None,
+            };
+            let run = stage_run_with(&home, &id, Some(fault), None);
+            let what = format!("{fault:?}: exit {}\n{}{}", run.code, run.stdout, run.stderr);
+            println!(
+                "EIO fsync at {at}{}: exit {} {}",
+                if persist { " and after" } else { "" },
+                run.code,
+                error_line(&run)
+            );
+            home.vidpipe(&["project", "show", &id]).expect_code(0);
+            assert_consistent(&home);
+            // No record at all when the start record itself could not be written.
+            let status: Option<String> = home
+                .db()
+                .query_row(
+                    "SELECT status FROM pipeline_runs WHERE project_id = ?1 AND stage = 'keyframes'",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .unwrap();
+            if run.code == 0 {
+                assert_eq!(status.as_deref(), Some("succeeded"), "{what}");
+            }
+            if status.as_deref() == Some("succeeded") {
+                assert_eq!(normalized_state(&home, &id), expected, "{what}");
+            } else {
+                assert_ne!(run.code, 0, "{what}");
+                stage_run_with(&home, &id, None, None).expect_code(0);
+                assert_eq!(normalized_state(&home, &id), expected, "after {what}");
+                assert_consistent(&home);
+            }
+        }
     }
 }

@@ -45,6 +45,8 @@
 use std::fmt;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cap_fs_ext::{
     DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt,
@@ -363,6 +365,8 @@ pub struct ProjectStore {
     keyframes: Dir,
     clips: Dir,
     output: Dir,
+    /// Set when a staged file could not be removed (see [`ProjectStore::left_staged_files`]).
+    left_behind: Arc<AtomicBool>,
 }
 
 impl ProjectStore {
@@ -391,11 +395,19 @@ impl ProjectStore {
             keyframes: open(ArtifactKind::Keyframe)?,
             clips: open(ArtifactKind::Clip)?,
             output: open(ArtifactKind::Output)?,
+            left_behind: Arc::default(),
         };
         if created {
             sync_dir(project, path)?;
         }
         Ok(store)
+    }
+
+    /// Whether a staged file of this store, or of a writer it began, could not be removed
+    /// (discarded, or dropped unfinished) and may still be on disk: nobody would find it again
+    /// but a sweep. The flag is shared by the writers this store began.
+    pub fn left_staged_files(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.left_behind)
     }
 
     /// The folder of `kind`.
@@ -437,6 +449,7 @@ impl ProjectStore {
             failed: None,
             finished: false,
             unsynced: 0,
+            left_behind: Arc::clone(&self.left_behind),
         })
     }
 
@@ -529,7 +542,10 @@ impl ProjectStore {
         match self.dir(kind).remove_file_or_symlink(staged) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("remove", display_path(kind, staged))(e)),
+            Err(e) => {
+                self.left_behind.store(true, Ordering::Relaxed);
+                Err(io_error("remove", display_path(kind, staged))(e))
+            }
         }
     }
 
@@ -791,6 +807,8 @@ pub struct StagedWriter {
     finished: bool,
     /// Bytes written since the file was last synced.
     unsynced: u64,
+    /// Its store's flag, set if the file cannot be removed on drop.
+    left_behind: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for StagedWriter {
@@ -919,12 +937,15 @@ impl Drop for StagedWriter {
         match self.dir.remove_file(&self.staged_name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(
-                kind = %self.kind,
-                staged = %self.staged_name,
-                error = %e,
-                "could not remove an unfinished staged artifact",
-            ),
+            Err(e) => {
+                self.left_behind.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    kind = %self.kind,
+                    staged = %self.staged_name,
+                    error = %e,
+                    "could not remove an unfinished staged artifact",
+                );
+            }
         }
     }
 }

@@ -434,13 +434,28 @@ pub fn run_pipeline(
                 manifest.stages.len(),
                 report.run.id
             ));
-        } else if report.unpublished.is_some() {
+        } else if let Some(why) = &report.unpublished {
             // A stage whose files are not all in place is not done: roll its publish forward
-            // before going on, or stop.
-            if let Err(e) = home.finish_publishes(&project.id, None) {
+            // before going on, or stop. Files recorded as damaged will never be in place.
+            let retried = home.finish_publishes(&project.id, None);
+            let damaged = match db::damaged_journal(home.conn(), &project.id) {
+                Ok(damaged) => damaged.iter().any(|d| d.entry.run_id == report.run.id),
+                Err(e) => {
+                    let e = doing("read the damaged artifacts")(e);
+                    return Err(abandon(home, &record.id, e));
+                }
+            };
+            let stopped = match retried {
+                Err(e) => Some(format!(
+                    "its files could not all be moved into place: {e}; run the pipeline again \
+                     to finish moving them"
+                )),
+                Ok(_) if damaged => Some(why.clone()),
+                Ok(_) => None,
+            };
+            if let Some(stopped) = stopped {
                 failure = Some(format!(
-                    "stage {} ({} of {}) committed (run {}), but its files could not all be \
-                     moved into place: {e}; run the pipeline again to finish moving them",
+                    "stage {} ({} of {}) committed (run {}), but {stopped}",
                     spec.name,
                     i + 1,
                     manifest.stages.len(),

@@ -7,6 +7,8 @@
 //!    then the journaled renames); on an error, a trap or a violated limit, the staged files are
 //!    removed, the staged rows vanish with the session, and the record says `failed` and why.
 
+use std::sync::atomic::Ordering;
+
 use crate::artifacts::ArtifactKind;
 use crate::bindings::types::ErrorCode;
 use crate::db::stage::StageSession;
@@ -124,12 +126,31 @@ fn run_with(
 ) -> Result<StageReport, HomeError> {
     let project_id = db::parse_id("project", &request.project_id)?;
     let files = home.project_store(&project_id)?;
+    // Staged files nobody will find again (removals that failed, a commit left unsettled) are
+    // left to the project's next lock holder to sweep, whichever way the run ends.
+    let left_behind = files.left_staged_files();
+    let report = run_in(home, &project_id, files, name, sha256, request, call);
+    if left_behind.load(Ordering::Relaxed) {
+        home.leave_staged_files(&project_id);
+    }
+    report
+}
+
+fn run_in(
+    home: &mut Home,
+    project_id: &str,
+    files: crate::artifacts::ProjectStore,
+    name: &str,
+    sha256: &str,
+    request: StageRequest,
+    call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
+) -> Result<StageReport, HomeError> {
     let spare = home.take_spare_session();
     // An unknown project is refused here, writing nothing: the start record needs it.
     let (mut session, run) = StageSession::start(
         &home.db_path(),
         spare,
-        &project_id,
+        project_id,
         name,
         sha256,
         &request.config,
@@ -152,7 +173,7 @@ fn run_with(
     let (outcome, ctx) = call(ctx, &config, &request.limits);
 
     let reason = match outcome {
-        Outcome::Succeeded(summary) => return commit(home, ctx, &project_id, &summary),
+        Outcome::Succeeded(summary) => return commit(home, ctx, project_id, &summary),
         Outcome::Failed(e) => format!(
             "the stage returned an error ({}): {}",
             code_name(e.code),
@@ -219,6 +240,20 @@ fn commit(
             );
         }
     };
+    // The staged files' names must be durable before a commit that points at them: after a
+    // power cut, a committed artifact whose staged file lost its folder entry would be gone.
+    let kinds: std::collections::BTreeSet<ArtifactKind> =
+        staged.iter().map(|(kind, _)| (*kind).into()).collect();
+    for kind in kinds {
+        if let Err(e) = ctx.files.sync(kind) {
+            discard(&ctx);
+            return failed(
+                home,
+                ctx.db,
+                &format!("could not make the run's staged files durable: {e}"),
+            );
+        }
+    }
     let StageContext {
         stage,
         db: mut session,
@@ -228,9 +263,19 @@ fn commit(
     let run_id = session.run_id().to_owned();
     let journal = match session.commit(&clip(summary)) {
         Ok(journal) => journal,
-        Err(e) => {
+        Err(e) if e.may_have_committed() => {
             drop(session);
-            return settle(home, &stage, &run_id, &files, staged, e);
+            // Until the outcome is settled the staged files must stay; should this process
+            // end before it removes them, the project's next lock holder sweeps them. Said
+            // now, in the lock file, not when the run ends: this process may not get there.
+            home.leave_staged_files(project_id);
+            return settle(home, &stage, project_id, &run_id, &files, staged, e);
+        }
+        Err(e) => {
+            // Nothing was committed: the transaction ended before its COMMIT.
+            drop(session);
+            discard_files(&files, staged);
+            return not_committed(home, &run_id, e);
         }
     };
     // Committed: the rows are visible and the journal owns the file moves. If they fail here,
@@ -250,6 +295,7 @@ fn commit(
 fn settle(
     home: &mut Home,
     stage: &str,
+    project_id: &str,
     run_id: &str,
     files: &crate::artifacts::ProjectStore,
     staged: Vec<(db::Kind, String)>,
@@ -268,8 +314,7 @@ fn settle(
     };
     let unpublished = if found == Some(RunStatus::Succeeded) {
         tracing::warn!(stage = %stage, run = run_id, "the commit reported an error ({error}) but is durable");
-        let project_id = db::get_run(home.conn(), run_id)?.project_id;
-        home.finish_publishes(&project_id, Some(run_id))
+        home.finish_publishes(project_id, Some(run_id))
             .err()
             .map(|e| e.to_string())
     } else {
@@ -283,11 +328,35 @@ fn settle(
     })
 }
 
-/// Removes the staged files of a context that will not commit.
+/// Records a run whose commit did not happen (it failed before its `COMMIT`) as failed, on
+/// the home's connection (the session's is dropped), and reports it. A lock held by a stopped
+/// process would hold this write up too: then the run is left `running`, for the next process
+/// that takes the project's lock to mark interrupted, and the error says why.
+fn not_committed(
+    home: &mut Home,
+    run_id: &str,
+    error: db::DbError,
+) -> Result<StageReport, HomeError> {
+    if matches!(error, db::DbError::HeldByStopped { .. }) {
+        return Err(doing("commit the stage's work")(error));
+    }
+    let reason = clip(&format!("the stage's work could not be committed: {error}"));
+    db::fail_run(home.conn_mut(), run_id, &reason).map_err(doing("record the run as failed"))?;
+    Ok(StageReport {
+        run: db::get_run(home.conn(), run_id)?,
+        unpublished: None,
+    })
+}
+
+/// Removes the staged files of a context that will not commit (any left behind are swept by
+/// the project's next lock holder: see [`run_with`]).
 fn discard(ctx: &StageContext) {
     match ctx.db.staged_files() {
         Ok(staged) => discard_files(&ctx.files, staged),
-        Err(e) => tracing::warn!("could not list staged files to remove them: {e}"),
+        Err(e) => {
+            tracing::warn!("could not list staged files to remove them: {e}");
+            ctx.files.left_staged_files().store(true, Ordering::Relaxed);
+        }
     }
 }
 

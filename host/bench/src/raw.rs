@@ -1,5 +1,7 @@
 //! The raw floor: the same work done with rusqlite directly, no vidpipe layer in between.
 
+use std::fs;
+use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -63,4 +65,33 @@ pub fn rows(dir: &Path, rows: u32, setup: Setup) -> Result<f64> {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     Ok(f64::from(rows) / seconds)
+}
+
+/// The time of appending 64 bytes to a file and `fdatasync`ing it, per operation, `count`
+/// times: the floor a durable commit cannot beat on this disk.
+pub(crate) fn fsync_floor(dir: &Path, count: usize) -> Result<Vec<f64>> {
+    let path = dir.join("fsync-floor.bin");
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let start = Instant::now();
+        file.write_all(&[7u8; 64])?;
+        file.sync_data()?;
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    fs::remove_file(&path)?;
+    Ok(samples)
+}
+
+pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
 }

@@ -24,10 +24,11 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use projects::*;
 
-/// How long SQLite itself retries a lock before a call sees `SQLITE_BUSY`. Writers then keep
-/// waiting in [`wait::write_transaction`], which can tell a live lock holder from a stopped one;
-/// readers (which in WAL mode wait only on a recovery or a checkpoint) give up.
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long SQLite itself retries a lock before a call sees `SQLITE_BUSY`: what readers wait
+/// (in WAL mode they wait only on a recovery or a checkpoint) before they give up. Writers
+/// wait in [`wait::write_transaction`] instead, which can tell a live lock holder from a
+/// stopped one.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Why a database operation failed. The variants map one-to-one onto the WIT `error-code` cases
 /// that a plugin sees.
@@ -87,6 +88,19 @@ pub enum DbError {
         /// The newest version this build knows.
         known: i64,
     },
+    /// The `COMMIT` itself failed. SQLite may have written the whole transaction, commit
+    /// frame included, before the error (a failed fsync), so the next reader may find it
+    /// durable: whether it committed is known only by reading the database again. Every other
+    /// error of [`wait::write_transaction`] means the transaction did not commit.
+    #[error("{0}")]
+    CommitFailed(Box<DbError>),
+}
+
+impl DbError {
+    /// Whether the transaction that failed with this error may nevertheless have committed.
+    pub fn may_have_committed(&self) -> bool {
+        matches!(self, DbError::CommitFailed(_))
+    }
 }
 
 impl From<rusqlite::Error> for DbError {
@@ -252,8 +266,9 @@ fn uri_path(path: &Path) -> String {
 /// transaction committed at `NORMAL` is in the write-ahead log, where a process crash does not
 /// lose it, and the next `FULL` commit on the database makes it durable along with itself; only
 /// a power cut before that can lose it. The start record of a stage run is such a record: a run
-/// whose start is lost never committed anything (its staged files are swept when the project's
-/// lock is next taken), and a run that commits or fails makes its start durable with its end.
+/// whose start is lost never committed anything (its staged files are swept the first time the
+/// project's lock is taken after the machine restarts), and a run that commits or fails makes
+/// its start durable with its end.
 pub fn with_normal_sync<T>(
     conn: &mut Connection,
     f: impl FnOnce(&mut Connection) -> Result<T>,

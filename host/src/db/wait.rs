@@ -33,15 +33,42 @@ thread_local! {
 /// as soon as the connection's own busy timeout has passed, instead of waiting: for work done
 /// while holding something others may be waiting for, such as a project's lock.
 pub fn impatiently<T>(f: impl FnOnce() -> T) -> T {
-    let before = IMPATIENT.with(|flag| flag.replace(true));
-    let value = f();
-    IMPATIENT.with(|flag| flag.set(before));
-    value
+    /// Puts the flag back however `f` ends, unwinding included.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IMPATIENT.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(IMPATIENT.with(|flag| flag.replace(true)));
+    f()
 }
 
+/// How long one attempt to take the write lock waits inside SQLite before the holder is looked
+/// at again. Shorter than [`super::BUSY_TIMEOUT`], which readers keep (they wait only on a
+/// recovery or a checkpoint, and have no holder to look at).
+const WRITE_RETRY: Duration = Duration::from_millis(200);
+
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction on `conn` and commits it, waiting for the write
-/// lock as the module docs say. An error from `f` rolls the transaction back.
+/// lock as the module docs say. An error from `f` rolls the transaction back; an error of the
+/// `COMMIT` itself is [`DbError::CommitFailed`], since that transaction may be durable anyway.
 pub fn write_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    if IMPATIENT.with(std::cell::Cell::get) {
+        // The caller has set the connection's timeout for this.
+        return wait_and_commit(conn, f);
+    }
+    conn.busy_timeout(WRITE_RETRY)?;
+    let result = wait_and_commit(conn, f);
+    let restored = conn.busy_timeout(super::BUSY_TIMEOUT);
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
+fn wait_and_commit<T>(
     conn: &mut Connection,
     f: impl FnOnce(&Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -52,7 +79,8 @@ pub fn write_transaction<T>(
         match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => {
                 let value = f(&tx)?;
-                tx.commit()?;
+                tx.commit()
+                    .map_err(|e| DbError::CommitFailed(Box::new(e.into())))?;
                 if said {
                     tracing::info!(
                         "got the database's write lock after {:.1} s",
@@ -98,8 +126,8 @@ pub fn write_transaction<T>(
             );
             tracing::warn!("waiting for {who} to finish committing to the database…");
         }
-        // The connection's own busy timeout has already waited a little; this spaces the
-        // checks of who holds the lock.
+        // The connection's own busy timeout ([`WRITE_RETRY`]) has already waited a little;
+        // this spaces the checks of who holds the lock.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -141,22 +169,40 @@ pub fn lock_holder(db: &Path) -> Option<Holder> {
 
 /// The pid of the POSIX lock on [`WAL_WRITE_LOCK_BYTE`] of the file `dev`/`ino`, in the text of
 /// `/proc/locks` (`1: POSIX  ADVISORY  WRITE 1234 fe:01:5678 120 120`).
+///
+/// `/proc/locks` names the device of the file's superblock, which differs from what `stat`
+/// says on btrfs subvolumes and some overlay filesystems: when no lock names the exact device,
+/// a lock of the same inode on a single device is taken instead. A holder outside this
+/// process's pid namespace shows as pid 0, which names nobody.
 fn holder_in(locks: &str, dev: u64, ino: u64) -> Option<u32> {
     let (major, minor) = (
         ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
         (dev & 0xff) | ((dev >> 12) & !0xff),
     );
-    let file = format!("{major:02x}:{minor:02x}:{ino}");
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // Ignore "->" lines (waiters), which have an extra field.
-        let [_, "POSIX", _, _, pid, id, start, end] = fields.as_slice() else {
-            return None;
-        };
-        let covers = start.parse::<u64>().ok()? <= WAL_WRITE_LOCK_BYTE
-            && (*end == "EOF" || end.parse::<u64>().ok()? >= WAL_WRITE_LOCK_BYTE);
-        (*id == file && covers).then(|| pid.parse().ok()).flatten()
-    })
+    let device = format!("{major:02x}:{minor:02x}");
+    let inode = ino.to_string();
+    // (device, pid) of every write-lock holder of an inode numbered `ino`.
+    let holders: Vec<(&str, u32)> = locks
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Ignore "->" lines (waiters), which have an extra field.
+            let [_, "POSIX", _, _, pid, id, start, end] = fields.as_slice() else {
+                return None;
+            };
+            let covers = start.parse::<u64>().ok()? <= WAL_WRITE_LOCK_BYTE
+                && (*end == "EOF" || end.parse::<u64>().ok()? >= WAL_WRITE_LOCK_BYTE);
+            let (dev, file_ino) = id.rsplit_once(':')?;
+            (covers && file_ino == inode).then_some((dev, pid.parse().ok()?))
+        })
+        .collect();
+    let exact = holders.iter().find(|(dev, _)| *dev == device);
+    let pid = match (exact, holders.as_slice()) {
+        (Some(&(_, pid)), _) => pid,
+        (None, [(_, pid)]) => *pid,
+        (None, _) => return None,
+    };
+    (pid != 0).then_some(pid)
 }
 
 /// Whether process `pid` is stopped (state `T` or `t` in `/proc/<pid>/stat`).
@@ -204,6 +250,26 @@ mod tests {
         assert_eq!(holder_in(locks, dev, 555), Some(4242));
         assert_eq!(holder_in(locks, dev, 556), None, "flock is not SQLite's");
         assert_eq!(holder_in(locks, dev, 557), None);
+    }
+
+    #[test]
+    fn a_holder_on_a_device_stat_names_differently_is_still_found_but_pid_zero_is_nobody() {
+        // btrfs subvolume: /proc/locks names the superblock's device (00:2a), stat another.
+        let locks = "1: POSIX  ADVISORY  WRITE 4242 00:2a:555 120 120
+2: POSIX  ADVISORY  WRITE 0 00:2b:777 120 120
+3: POSIX  ADVISORY  WRITE 10 00:2c:888 120 120
+4: POSIX  ADVISORY  WRITE 11 00:2d:888 120 120
+";
+        let dev = (0xfe << 8) | 0x01;
+        assert_eq!(holder_in(locks, dev, 555), Some(4242));
+        assert_eq!(holder_in(locks, dev, 777), None, "another pid namespace");
+        assert_eq!(
+            holder_in(locks, dev, 888),
+            None,
+            "two devices: cannot tell which"
+        );
+        let exact = 0x2d; // device 00:2d
+        assert_eq!(holder_in(locks, exact, 888), Some(11));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub enum HomeError {
     #[error(
         "could not tell whether run {run} committed (the commit failed: {commit}; recording the \
          run as failed then failed too: {settle}); its files are kept, and the next vidpipe \
-         command that runs a stage on the project settles it"
+         command settles it by what the database then says"
     )]
     Unsettled {
         /// The run.
@@ -80,6 +80,18 @@ pub enum HomeError {
         commit: String,
         /// Why recording the failure failed.
         settle: String,
+    },
+    /// Files of committed runs that can never be moved into place (recorded in the journal as
+    /// damaged).
+    #[error(
+        "{count} artifact file(s) of committed runs are damaged and cannot be put in place, the \
+         first {first}; rerun the stages that made them"
+    )]
+    Damaged {
+        /// How many.
+        count: usize,
+        /// The first, with why.
+        first: String,
     },
     /// The home does not exist and creating it was not asked for.
     #[error("{0} is not a vidpipe home (no vidpipe.db); run `vidpipe init` first")]
@@ -225,9 +237,58 @@ fn unwritable(path: &Path) -> Option<String> {
 pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The lock of one project, held while stages run on it; released on drop.
+///
+/// The lock file also records the boot of the machine in which the project's leftover staged
+/// files were last swept (see [`ProjectLock::swept_this_boot`]).
 #[derive(Debug)]
 pub struct ProjectLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+}
+
+impl ProjectLock {
+    /// Whether the project's staged files were swept since the machine last started. A run's start
+    /// record is written without an fsync of its own (see [`db::with_normal_sync`]), so a
+    /// power cut can lose it while keeping the staged files the run had synced: such files
+    /// belong to no run that recovery could find, and only a restart can orphan them. So the
+    /// first holder of the lock in each boot sweeps them. Without a boot id (not Linux) every
+    /// holder does.
+    pub(super) fn swept_this_boot(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(boot) = boot_id() else {
+            return false;
+        };
+        let mut recorded = [0u8; 64];
+        match self.file.read_at(&mut recorded, 0) {
+            Ok(n) => recorded[..n] == *boot.as_bytes(),
+            Err(_) => false,
+        }
+    }
+
+    /// Records that the project's staged files were swept in this boot. Best effort: losing
+    /// the record costs one more sweep.
+    pub(super) fn mark_swept(&self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(boot) = boot_id() {
+            let written = self
+                .file
+                .set_len(0)
+                .and_then(|()| self.file.write_all_at(boot.as_bytes(), 0));
+            if let Err(e) = written {
+                tracing::debug!("could not record the sweep in the lock file: {e}");
+            }
+        }
+    }
+}
+
+/// This boot of the machine, as Linux names it (a random UUID made at startup).
+fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (!id.is_empty() && id.len() <= 64).then(|| id.to_owned())
+    })
+    .as_deref()
 }
 
 /// An open home: the database connection of this process and the artifact root.
@@ -375,6 +436,7 @@ impl Home {
         std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(|source| HomeError::Lock {
@@ -386,13 +448,38 @@ impl Home {
     pub(super) fn try_lock(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
         let file = self.open_lock(project_id)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(ProjectLock { _file: file })),
+            Ok(()) => Ok(Some(ProjectLock { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(source)) => Err(HomeError::Lock {
                 project: project_id.to_owned(),
                 source,
             }),
         }
+    }
+
+    /// Says that staged files of the project may have been left behind (a commit whose outcome
+    /// is not settled yet, a staged file that could not be removed), by creating
+    /// `locks/<project>.leftovers`: the next process to open the home or take the project's
+    /// lock sweeps them, whatever the database says. Call it holding the project's lock. Best
+    /// effort: if even this fails, the files are swept after the machine next restarts.
+    pub fn leave_staged_files(&self, project_id: &str) {
+        let marked = self.leftovers_path(project_id).and_then(|path| {
+            std::fs::write(&path, b"").map_err(|source| HomeError::Lock {
+                project: project_id.to_owned(),
+                source,
+            })
+        });
+        if let Err(e) = marked {
+            tracing::warn!(
+                project = project_id,
+                "staged files may stay behind until the machine restarts: {e}"
+            );
+        }
+    }
+
+    /// See [`Home::leave_staged_files`].
+    fn leftovers_path(&self, project_id: &str) -> Result<PathBuf, HomeError> {
+        Ok(self.lock_path(project_id)?.with_extension("leftovers"))
     }
 
     /// Takes the project's lock, which every stage run on it holds. Without `wait`, a project
@@ -414,26 +501,44 @@ impl Home {
                     project: project_id.to_owned(),
                     source,
                 })?;
-                ProjectLock { _file: file }
+                ProjectLock { file }
             }
         };
-        self.recover_locked(project_id)?;
+        self.recover_locked(project_id, &lock)?;
         Ok(lock)
     }
 
     /// [`Home::try_lock`], trying again for up to [`LOCK_GRACE`]: another process may hold
-    /// the lock only for a moment (recovering the project after a crash, or finishing a run).
+    /// the lock only for a moment (finishing a run), and for as long as a live process says it
+    /// is recovering the project (which can take longer: moving many files into place).
     fn try_lock_for_a_while(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
         let started = std::time::Instant::now();
         loop {
             if let Some(lock) = self.try_lock(project_id)? {
                 return Ok(Some(lock));
             }
-            if started.elapsed() >= LOCK_GRACE {
+            if started.elapsed() >= LOCK_GRACE && !self.being_recovered(project_id)? {
                 return Ok(None);
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    /// The file a process recovering a project on opening the home keeps while it holds the
+    /// project's lock for that: `locks/<project>.recovering`, holding its pid.
+    fn recovering_path(&self, project_id: &str) -> Result<PathBuf, HomeError> {
+        Ok(self.lock_path(project_id)?.with_extension("recovering"))
+    }
+
+    /// Whether a live process says it is recovering the project.
+    fn being_recovered(&self, project_id: &str) -> Result<bool, HomeError> {
+        let Ok(text) = std::fs::read_to_string(self.recovering_path(project_id)?) else {
+            return Ok(false);
+        };
+        Ok(text
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| pid != std::process::id() && recovery::alive(pid)))
     }
 
     /// The home folder.

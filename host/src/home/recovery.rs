@@ -29,7 +29,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Home, HomeError, doing};
+use super::{Home, HomeError, ProjectLock, doing};
 use crate::artifacts::{ArtifactError, ArtifactKind, ProjectStore};
 use crate::db::{self, DbError, JournalEntry, wait};
 
@@ -48,7 +48,7 @@ enum Applied {
 }
 
 /// Whether the process `pid` exists (on this machine).
-fn alive(pid: u32) -> bool {
+pub(super) fn alive(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -64,7 +64,14 @@ fn alive(pid: u32) -> bool {
 impl Home {
     /// Recovers every project that needs it whose processes are all gone. See the module docs.
     pub(super) fn recover(&mut self) -> Result<(), HomeError> {
-        for (project_id, pids) in db::projects_needing_recovery(&self.conn)? {
+        let mut projects = db::projects_needing_recovery(&self.conn)?;
+        // Projects whose staged files were left behind ([`Home::leave_staged_files`]).
+        for project_id in self.projects_with_leftovers() {
+            if !projects.iter().any(|(id, _)| *id == project_id) {
+                projects.push((project_id, Vec::new()));
+            }
+        }
+        for (project_id, pids) in projects {
             if pids.iter().any(|&pid| alive(pid)) {
                 continue; // Its run is live, or just finishing: it is theirs.
             }
@@ -76,16 +83,46 @@ impl Home {
         Ok(())
     }
 
+    /// The projects with a `locks/<project>.leftovers` file.
+    fn projects_with_leftovers(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.path.join("locks")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name();
+                let id = name.to_str()?.strip_suffix(".leftovers")?;
+                db::parse_id("project", id).ok()
+            })
+            .collect()
+    }
+
     fn recover_project(&mut self, project_id: &str) -> Result<(), HomeError> {
-        let Some(_lock) = self.try_lock(project_id)? else {
+        let Some(lock) = self.try_lock(project_id)? else {
             return Ok(()); // Somebody is running it; it is theirs to finish.
         };
+        // Whoever wants the project while this runs waits rather than finds it busy. A marker
+        // left by a process that died recovering names a dead pid, and is ignored.
+        let marker = self.recovering_path(project_id)?;
+        if let Err(e) = std::fs::write(&marker, std::process::id().to_string()) {
+            tracing::debug!("could not say the project is being recovered: {e}");
+        }
+        let recovered = self.recover_project_locked(project_id, &lock);
+        let _ = std::fs::remove_file(&marker);
+        recovered
+    }
+
+    fn recover_project_locked(
+        &mut self,
+        project_id: &str,
+        lock: &ProjectLock,
+    ) -> Result<(), HomeError> {
         // Holding the lock blocks whoever wants to run the project next: do not wait, not even
         // for SQLite's own busy timeout.
         self.conn
             .busy_timeout(IMPATIENT_BUSY_TIMEOUT)
             .map_err(DbError::from)?;
-        let recovered = wait::impatiently(|| self.recover_locked(project_id));
+        let recovered = wait::impatiently(|| self.recover_locked(project_id, lock));
         self.conn
             .busy_timeout(db::BUSY_TIMEOUT)
             .map_err(DbError::from)?;
@@ -94,17 +131,40 @@ impl Home {
 
     /// Puts a project whose lock we hold back in order (see the module docs). Cheap when there
     /// is nothing to do, so it runs every time the lock is taken.
-    pub(super) fn recover_locked(&mut self, project_id: &str) -> Result<(), HomeError> {
-        let published = self.finish_publishes(project_id, None)?;
+    pub(super) fn recover_locked(
+        &mut self,
+        project_id: &str,
+        lock: &ProjectLock,
+    ) -> Result<(), HomeError> {
+        let published = match self.finish_publishes(project_id, None) {
+            // Recorded as damaged (and said so): the project goes on without those files, and
+            // the runs that made them are no longer taken as done.
+            Err(HomeError::Damaged { count, .. }) => count,
+            published => published?,
+        };
         let interrupted = db::mark_interrupted(&mut self.conn, project_id)
             .map_err(doing("mark the project's unfinished runs interrupted"))?;
         // Staged files outlive their run only when it did not end: it was interrupted, or its
-        // commit was left unsettled (and is settled now, above).
-        let swept = if interrupted + published > 0 {
+        // commit was left unsettled (and is settled now, above), or a removal failed (both
+        // recorded by a `.leftovers` file), or a power cut lost its start record (then the
+        // machine has restarted since the last sweep).
+        let first_this_boot = !lock.swept_this_boot();
+        let leftovers = self.leftovers_path(project_id)?;
+        let left = leftovers.exists();
+        let swept = if interrupted + published > 0 || first_this_boot || left {
             self.project_store(project_id)?.sweep_staged()?
         } else {
             0
         };
+        if first_this_boot {
+            lock.mark_swept();
+        }
+        if left {
+            std::fs::remove_file(&leftovers).map_err(|source| HomeError::Lock {
+                project: project_id.to_owned(),
+                source,
+            })?;
+        }
         if interrupted + swept > 0 {
             tracing::warn!(
                 project = %project_id,
@@ -143,6 +203,7 @@ impl Home {
         let mut touched = BTreeSet::new();
         let mut settled = Vec::with_capacity(entries.len());
         let mut failure: Option<HomeError> = None;
+        let mut damaged: Vec<String> = Vec::new();
         for entry in entries {
             match self.apply(&store, entry) {
                 Ok(Applied::Changed(kind)) => {
@@ -158,8 +219,16 @@ impl Home {
                         entry.kind,
                         crate::text::printable(&entry.name, 300)
                     );
-                    db::mark_journal_damaged(&mut self.conn, entry, &why)
-                        .map_err(doing("record a damaged artifact"))?;
+                    if let Err(e) = db::mark_journal_damaged(&mut self.conn, entry, &why) {
+                        failure = Some(doing("record a damaged artifact")(e));
+                        break;
+                    }
+                    damaged.push(format!(
+                        "{}/{} (run {}): {why}",
+                        entry.kind,
+                        crate::text::printable(&entry.name, 300),
+                        entry.run_id
+                    ));
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -181,6 +250,12 @@ impl Home {
         db::with_normal_sync(&mut self.conn, |conn| db::clear_journal(conn, &settled)).map_err(
             doing("record that the files of committed runs are in place"),
         )?;
+        if let Some(first) = damaged.first() {
+            return Err(HomeError::Damaged {
+                count: damaged.len(),
+                first: first.clone(),
+            });
+        }
         Ok(settled.len())
     }
 
@@ -230,5 +305,111 @@ impl Home {
             }
             (None, Some(_)) => Ok(Applied::Nothing),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use crate::db::KeyValues;
+    use crate::home::LOCK_GRACE;
+
+    /// A home with one project, and the path of its keyframes folder.
+    fn home_with_project() -> (tempfile::TempDir, std::path::PathBuf, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::init(&dir.path().join("home")).unwrap();
+        let id = home.create_project("p", "", &KeyValues::new()).unwrap().id;
+        let keyframes = home.path().join("projects").join(&id).join("keyframes");
+        (dir, keyframes, id)
+    }
+
+    /// Plants what a run that left no record would leave: a synced staged file.
+    fn plant(folder: &std::path::Path) -> std::path::PathBuf {
+        let staged = folder.join(format!(".stage-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&staged, b"orphan").unwrap();
+        staged
+    }
+
+    #[test]
+    fn staged_files_a_power_cut_orphaned_are_swept_by_the_first_lock_holder_after_a_restart() {
+        let (dir, keyframes, id) = home_with_project();
+        let mut home = Home::open(&dir.path().join("home")).unwrap();
+        drop(home.lock_project(&id, false).unwrap());
+        // Within one boot the folders are not listed at every lock: nothing can orphan a
+        // staged file without a record but a power cut (or the notes tested below).
+        let kept = plant(&keyframes);
+        drop(home.lock_project(&id, false).unwrap());
+        assert!(kept.exists());
+        // The lock file says which boot last swept; make it an earlier one.
+        let lock_file = home.path().join("locks").join(format!("{id}.lock"));
+        std::fs::write(&lock_file, "an-earlier-boot").unwrap();
+        drop(home.lock_project(&id, false).unwrap());
+        assert!(!kept.exists(), "swept after the restart");
+        let orphan = plant(&keyframes);
+        drop(home.lock_project(&id, false).unwrap());
+        assert!(orphan.exists(), "swept once per boot");
+    }
+
+    #[test]
+    fn staged_files_left_behind_are_swept_by_the_next_process_to_open_the_home() {
+        let (dir, keyframes, id) = home_with_project();
+        let path = dir.path().join("home");
+        let home = {
+            let mut home = Home::open(&path).unwrap();
+            let lock = home.lock_project(&id, false).unwrap();
+            let left = plant(&keyframes);
+            home.leave_staged_files(&id);
+            drop(lock);
+            drop(home);
+            left
+        };
+        assert!(home.exists());
+        let marker = path.join("locks").join(format!("{id}.leftovers"));
+        assert!(marker.exists());
+        // Opening the home, as even a reading command does, recovers the project.
+        drop(Home::open(&path).unwrap());
+        assert!(!home.exists(), "the staged file left behind is gone");
+        assert!(!marker.exists(), "and so is the note");
+    }
+
+    #[test]
+    fn a_process_recovering_a_project_makes_others_wait_rather_than_find_it_busy() {
+        let (dir, _keyframes, id) = home_with_project();
+        let path = dir.path().join("home");
+        let mut home = Home::open(&path).unwrap();
+        // Another process (this test's parent stands in: alive, and not us) holds the lock
+        // and says it is recovering.
+        let lock_file = path.join("locks").join(format!("{id}.lock"));
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_file)
+            .unwrap();
+        held.lock().unwrap();
+        let marker = path.join("locks").join(format!("{id}.recovering"));
+        std::fs::write(&marker, std::os::unix::process::parent_id().to_string()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_GRACE * 2);
+            let _ = std::fs::remove_file(&marker);
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        let lock = home.lock_project(&id, false);
+        assert!(lock.is_ok(), "waited instead of refusing: {:?}", lock.err());
+        assert!(started.elapsed() >= LOCK_GRACE * 2);
+        release.join().unwrap();
+        // Without the marker, a held lock is busy after the grace period.
+        drop(lock);
+        let held = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&lock_file)
+            .unwrap();
+        held.lock().unwrap();
+        assert!(matches!(
+            home.lock_project(&id, false),
+            Err(HomeError::Busy(_))
+        ));
     }
 }

@@ -22,6 +22,8 @@ pub const MAX_CHUNK: usize = 16 << 20;
 pub struct WriterState {
     name: String,
     writer: StagedWriter,
+    /// Its bytes on disk counted in [`StageContext::open_disk_bytes`], given back when it ends.
+    counted: u64,
 }
 
 pub(crate) fn kind(k: WitKind) -> ArtifactKind {
@@ -112,19 +114,25 @@ impl HostWriter for StageContext {
         let grows = disk_bytes(size.saturating_add(chunk.len() as u64)) - disk_bytes(size);
         self.check_quota(grows)?;
         let state = self.table.get_mut(&this).map_err(trap)?;
-        state.writer.write(&chunk)?;
-        self.open_disk_bytes += grows;
+        let written = state.writer.write(&chunk);
+        // Count what the file now holds, whether or not the write (or its sync) succeeded.
+        let now = disk_bytes(state.writer.size()).max(state.counted);
+        self.open_disk_bytes += now - state.counted;
+        state.counted = now;
+        written?;
         Ok(())
     }
 
     fn finish(&mut self, this: Resource<WriterState>) -> Result<ArtifactInfo, HostError> {
-        let WriterState { name, writer } = self.table.delete(this).map_err(trap)?;
+        let WriterState {
+            name,
+            writer,
+            counted,
+        } = self.table.delete(this).map_err(trap)?;
         self.open_writers -= 1;
         // Its bytes were counted, chunk by chunk, as they were written; from here on the
         // session counts them as staged.
-        self.open_disk_bytes = self
-            .open_disk_bytes
-            .saturating_sub(disk_bytes(writer.size()));
+        self.open_disk_bytes = self.open_disk_bytes.saturating_sub(counted);
         let staged = writer.finish()?;
         let kind = staged.kind;
         let recorded = self.db.stage_artifact(
@@ -157,9 +165,7 @@ impl HostWriter for StageContext {
         // Dropping the StagedWriter removes its staged file: nothing is published.
         let state = self.table.delete(this)?;
         self.open_writers -= 1;
-        self.open_disk_bytes = self
-            .open_disk_bytes
-            .saturating_sub(disk_bytes(state.writer.size()));
+        self.open_disk_bytes = self.open_disk_bytes.saturating_sub(state.counted);
         Ok(())
     }
 }
@@ -183,7 +189,11 @@ impl Host for StageContext {
             .begin_write(kind(k), self.limits.max_artifact_bytes)?;
         let handle = self
             .table
-            .push(WriterState { name, writer })
+            .push(WriterState {
+                name,
+                writer,
+                counted: disk_bytes(0),
+            })
             .map_err(trap)?;
         self.open_writers += 1;
         self.open_disk_bytes += disk_bytes(0);

@@ -126,6 +126,7 @@ impl From<DbError> for HostError {
             return HostError::Trap(wasmtime::Error::new(DeadlineInHost));
         }
         let code = match &e {
+            DbError::CommitFailed(_) => ErrorCode::Io,
             DbError::NotFound(_) => ErrorCode::NotFound,
             DbError::InvalidInput(_) => ErrorCode::InvalidInput,
             DbError::Conflict(_) => ErrorCode::Conflict,

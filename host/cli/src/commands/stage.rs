@@ -159,9 +159,16 @@ fn run_and_report(
         run.summary.as_deref().unwrap_or("")
     );
     if let Some(why) = &report.unpublished {
+        let damaged = db::damaged_journal(home.conn(), &run.project_id)?
+            .iter()
+            .any(|d| d.entry.run_id == run.id);
+        let next = if damaged {
+            "they cannot be; run the stage again"
+        } else {
+            "the next command that runs a stage on the project finishes moving them"
+        };
         return Err(failed(format!(
-            "stage {} committed (run {}), but its files could not all be moved into place: {why}; \
-             the next command that runs a stage on the project finishes moving them",
+            "stage {} committed (run {}), but its files could not all be moved into place: {why}; {next}",
             run.stage, run.id
         )));
     }
