@@ -18,7 +18,8 @@ fn session() -> &'static Mutex<StageSession> {
         let path = dir.join("vidpipe.db");
         let mut conn = db::open(&path).expect("open");
         db::migrate(&mut conn).expect("migrate");
-        let project = db::create_project(&conn, "fuzz", "", &KeyValues::new()).expect("project");
+        let project =
+            db::create_project(&mut conn, "fuzz", "", &KeyValues::new()).expect("project");
         let run = db::start_run(
             &mut conn,
             &project.id,
