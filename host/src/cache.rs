@@ -191,7 +191,7 @@ impl CompileCache {
     }
 
     /// The path of the entry for the component whose bytes have the SHA-256 `component_sha256`
-    /// (lowercase hex, as [`crate::runtime::sha256_hex`] gives), compiled by `engine`.
+    /// (lowercase hex, as [`crate::digest::sha256_hex`] gives), compiled by `engine`.
     pub fn entry_path(&self, engine: &Engine, component_sha256: &str) -> PathBuf {
         let mut hasher = Sha256Hasher(Sha256::new());
         hasher.write(b"vidpipe-compile-cache\0");
@@ -403,7 +403,7 @@ mod tests {
     }
 
     fn sha(bytes: &[u8]) -> String {
-        crate::runtime::sha256_hex(bytes)
+        crate::digest::sha256_hex(bytes)
     }
 
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Compiled> {

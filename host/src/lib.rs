@@ -4,32 +4,42 @@
 //! sandboxed WebAssembly components that reach the world only through the WIT interfaces in
 //! `wit/` — typed database operations, a project's artifact folders, and logging.
 //!
-//! Data flows one way: CLI → [`runner`] → [`runtime`] (a fresh store per run, with a
-//! [`host_api::StageContext`] bound to one project) → guest → [`host_api`] → [`db`] /
-//! [`artifacts`]. The guest never sees a path, a connection or another project.
+//! Data flows one way: CLI → [`pipeline`] → [`runner`] → [`runtime`] (a fresh store per run,
+//! with a [`capabilities::StageContext`] bound to one project) → guest → [`capabilities`] →
+//! storage ([`db`], [`artifacts`], [`home`]). The guest never sees a path, a connection or
+//! another project. A module imports only from modules after it in that line (and from the
+//! vocabulary at the end of the table); the `layering` test holds the crate to it.
 //!
-//! | module | owns |
-//! |---|---|
-//! | [`db`] | connections (pragmas), migrations, typed queries, per-run staged writes |
-//! | [`artifacts`] | the cap-std root, per-project `Dir`s, name checks, staged writes, durable publish |
-//! | [`runtime`] | wasmtime engine/linker, plugin loading and checks, limits, epoch ticker |
-//! | [`cache`] | the on-disk cache of compiled plugins, keyed and authenticated |
-//! | `bindings` | the single `bindgen!` |
-//! | [`host_api`] | one file per WIT interface, each a `Host` impl over the run's context |
-//! | [`home`] | the home folder: database + artifact root, crash roll-forward |
-//! | [`runner`] | one stage run: record, run, commit or discard |
-//! | [`pipeline`] | manifests, running stages in order, resume |
+//! | module | room | owns |
+//! |---|---|---|
+//! | [`pipeline`] | pipeline | manifests, running stages in order, resume |
+//! | [`runner`] | runner | one stage run: record, run, commit or discard, publish |
+//! | [`runtime`] | runtime | engines, the instance pool, plugin loading and checks, limits, one run's store |
+//! | [`cache`] | runtime | the on-disk cache of compiled plugins, keyed and authenticated |
+//! | [`capabilities`] | capabilities | one room per WIT interface (`db`, `artifacts`, `log`): its `Host` impl, its per-run state, its limits; the one `bindgen!` |
+//! | [`home`] | storage | the home folder: database + artifact root, project locks, crash roll-forward |
+//! | [`db`] | storage | connections (pragmas), migrations, typed queries, per-run staged writes |
+//! | [`artifacts`] | storage | the cap-std root, per-project `Dir`s, name checks, staged writes, durable publish |
+//! | [`limits`] | vocabulary | how a limit is declared (each room declares its own) |
+//! | [`input`], [`text`], [`digest`] | vocabulary | reading user files, making guest text safe to print, SHA-256 |
+//!
+//! Where things go: a new WIT capability is a room under `capabilities/`; a new limit is a
+//! `LimitSpec` in the room that enforces it, listed in `runtime::limits::ALL`; a new CLI command
+//! is a file under `host/cli/src/commands/`.
 
 pub mod artifacts;
-pub(crate) mod bindings;
 pub mod cache;
+pub mod capabilities;
 pub mod db;
+pub mod digest;
 pub mod home;
-pub mod host_api;
 pub mod input;
+#[cfg(test)]
+mod layering;
+pub mod limits;
 pub mod pipeline;
 pub mod runner;
 pub mod runtime;
 pub mod text;
 
-pub use bindings::PACKAGE as WIT_PACKAGE;
+pub use capabilities::bindings::PACKAGE as WIT_PACKAGE;

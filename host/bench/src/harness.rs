@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use vidpipe_host::artifacts::ArtifactKind;
+use vidpipe_host::capabilities::StageContext;
 use vidpipe_host::db::KeyValues;
 use vidpipe_host::home::Home;
-use vidpipe_host::host_api::StageContext;
 use vidpipe_host::runner::{self, StageRequest};
 use vidpipe_host::runtime::{Limits, Plugin, Runtime};
 

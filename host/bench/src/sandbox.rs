@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use vidpipe_host::cache::{CompileCache, Compiled};
+use vidpipe_host::capabilities::{StageContext, StoreLimits};
 use vidpipe_host::db::stage::StageSession;
 use vidpipe_host::db::{self, KeyValues};
-use vidpipe_host::host_api::{StageContext, StoreLimits};
 use vidpipe_host::runtime::{Limits, Outcome, Plugin, Runtime};
 
 use crate::harness::{Bench, native_read, native_write, order, reset_peak_rss, rss};

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use vidpipe_host::artifacts::ArtifactKind;
-use vidpipe_host::db::stage::{NewScene, SessionLimits};
+use vidpipe_host::db::stage::NewScene;
 use vidpipe_host::db::{self, KeyValues};
 use vidpipe_host::home::Home;
 use vidpipe_host::runner;
+use vidpipe_host::runtime::Limits;
 
 use crate::harness::{Bench, order, request, store};
 use crate::raw::{self, fsync_floor, percentile};
@@ -192,7 +193,7 @@ pub(crate) fn rows(b: &mut Bench, scratch: &Path) -> Result<Vec<Row>> {
 /// How long a small write on another connection waits while a stage commits the largest stage
 /// the default limits allow: its rows and its text each at their limit.
 fn lock_hold(b: &mut Bench, quick: bool) -> Result<Row> {
-    let limits = SessionLimits::default();
+    let limits = Limits::default().session;
     let scenes = if quick { 20_000 } else { limits.max_writes - 1 };
     let description = ((limits.max_bytes / scenes) as usize).saturating_sub(16);
     let project = b.project("lock-hold")?;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
-use vidpipe_host::host_api::ProgressSink;
+use vidpipe_host::capabilities::ProgressSink;
 
 /// Lines (and bar updates) the queue holds before lines from a stage are dropped.
 const QUEUE: usize = 4096;

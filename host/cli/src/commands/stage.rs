@@ -6,8 +6,9 @@ use clap::{Args, Subcommand};
 use vidpipe_host::artifacts::ArtifactKind;
 use vidpipe_host::db::{self, KeyValues};
 use vidpipe_host::home::Home;
+use vidpipe_host::limits::{LimitSettings, LimitValue, Unit};
 use vidpipe_host::runner::{self, StageRequest};
-use vidpipe_host::runtime::{LimitSettings, Limits, Plugin, Runtime};
+use vidpipe_host::runtime::{Limits, Plugin, Runtime, limits};
 
 use crate::Globals;
 use crate::failure::{Failure, bad, failed};
@@ -42,62 +43,58 @@ pub struct StageRun {
     wait: bool,
 }
 
-/// Per-stage limits; unset ones keep their defaults (see SECURITY.md).
-#[derive(Debug, Args)]
-struct LimitArgs {
-    /// Wall-clock limit in seconds [default: 300].
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
-    /// Linear memory of the whole instance, in MiB [default: 512].
-    #[arg(long, value_name = "MIB")]
-    max_memory: Option<u64>,
-    /// Elements of any one table [default: 100000].
-    #[arg(long, value_name = "N")]
-    max_table_elements: Option<u64>,
-    /// Core instances, tables and memories [default: 100].
-    #[arg(long, value_name = "N")]
-    max_instances: Option<u64>,
-    /// Size of one artifact, in MiB [default: 4096].
-    #[arg(long, value_name = "MIB")]
-    max_artifact_size: Option<u64>,
-    /// All of the project's artifacts after the stage, in MiB [default: 20480].
-    #[arg(long, value_name = "MIB")]
-    project_quota: Option<u64>,
-    /// Artifact writers open at once [default: 64].
-    #[arg(long, value_name = "N")]
-    max_writers: Option<u64>,
-    /// Bytes one guest call may copy into the host (its lists and strings), in MiB [default: 32].
-    #[arg(long, value_name = "MIB")]
-    max_import_size: Option<u64>,
-    /// Component-model resource handles live at once [default: 10000].
-    #[arg(long, value_name = "N")]
-    max_handles: Option<u64>,
-    /// Row writes one run may stage [default: 100000].
-    #[arg(long, value_name = "N")]
-    max_staged_rows: Option<u64>,
-    /// Text one run may stage, in MiB [default: 64].
-    #[arg(long, value_name = "MIB")]
-    max_staged_text: Option<u64>,
+/// Per-stage limits, one flag per limit the host declares (`runtime::limits::ALL`), each with
+/// its declared help and default; unset ones keep their defaults (see SECURITY.md).
+#[derive(Debug, Clone, Default)]
+struct LimitArgs(LimitSettings);
+
+impl clap::Args for LimitArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        limits::ALL.iter().fold(cmd, |cmd, spec| {
+            let arg = clap::Arg::new(spec.key)
+                .long(spec.key)
+                .value_name(spec.value_name())
+                .help(spec.help_line());
+            cmd.arg(match spec.unit {
+                Unit::Seconds => arg.value_parser(clap::value_parser!(f64)),
+                Unit::MiB | Unit::Count => arg.value_parser(clap::value_parser!(u64)),
+            })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for LimitArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut settings = LimitSettings::default();
+        for spec in limits::ALL {
+            let value = match spec.unit {
+                Unit::Seconds => matches
+                    .get_one::<f64>(spec.key)
+                    .map(|&t| LimitValue::Seconds(t)),
+                Unit::MiB | Unit::Count => matches
+                    .get_one::<u64>(spec.key)
+                    .map(|&n| LimitValue::Whole(n)),
+            };
+            if let Some(value) = value {
+                settings.set(spec, value);
+            }
+        }
+        Ok(LimitArgs(settings))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 impl LimitArgs {
     fn limits(&self) -> anyhow::Result<Limits> {
-        let settings = LimitSettings {
-            timeout: self.timeout,
-            max_memory: self.max_memory,
-            max_table_elements: self.max_table_elements,
-            max_instances: self.max_instances,
-            max_artifact_size: self.max_artifact_size,
-            project_quota: self.project_quota,
-            max_writers: self.max_writers,
-            max_import_size: self.max_import_size,
-            max_handles: self.max_handles,
-            max_staged_rows: self.max_staged_rows,
-            max_staged_text: self.max_staged_text,
-        };
-        settings
-            .to_limits()
-            .map_err(|(key, reason)| bad(format!("--{key} {reason}")))
+        Limits::from_settings(&self.0).map_err(|(key, reason)| bad(format!("--{key} {reason}")))
     }
 }
 

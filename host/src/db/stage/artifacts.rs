@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::overlay::{merge, paginate};
 use super::{ArtifactView, Page, StageSession, check_limit};
 use crate::artifacts::disk_bytes;
-use crate::db::projects::{ARTIFACT_COLUMNS, artifact_from_row};
+use crate::db::rows::{ARTIFACT_COLUMNS, artifact_from_row};
 use crate::db::{Artifact, ArtifactRef, DbError, Kind, Result, now_ms, query_row_cached};
 
 impl StageSession {

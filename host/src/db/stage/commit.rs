@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::StageSession;
-use crate::db::projects::JournalEntry;
+use crate::db::JournalEntry;
 use crate::db::{DbError, Result, now_ms};
 
 impl StageSession {

@@ -10,7 +10,7 @@ use super::{
     KeyframeUpdate, NewKeyframe, NewVideoClip, Page, StageSession, VideoClipUpdate, bad_cursor,
     check_limit, check_positive, check_text, new_id, parse_index_cursor,
 };
-use crate::db::projects::{CLIP_COLUMNS, KEYFRAME_COLUMNS, clip_from_row, keyframe_from_row};
+use crate::db::rows::{CLIP_COLUMNS, KEYFRAME_COLUMNS, clip_from_row, keyframe_from_row};
 use crate::db::{
     ArtifactRef, DbError, Keyframe, KeyframePosition, Result, VideoClip, now_ms, query_row_cached,
 };

@@ -46,7 +46,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::projects::{PROJECT_COLUMNS, RUN_COLUMNS, parse_id, project_from_row, run_from_row};
+use super::projects::parse_id;
+use super::rows::{PROJECT_COLUMNS, RUN_COLUMNS, project_from_row, run_from_row};
 use super::{
     Artifact, ArtifactRef, DbError, KeyframePosition, Project, Result, Run, query_row_cached,
 };
@@ -163,13 +164,12 @@ pub struct SessionLimits {
 }
 
 impl Default for SessionLimits {
-    /// Sized so that the largest commit they allow holds the database's write lock (which
-    /// every other writer then waits for) for well under a second on a small VM: 100,000
-    /// rows of 670 bytes each took 0.6 s (issue #12; see SECURITY.md).
+    /// No bound: the room that binds a session to a stage run sets the run's limits
+    /// (`capabilities::db::limits`, from the declared `max-staged-rows` / `max-staged-text`).
     fn default() -> Self {
         SessionLimits {
-            max_writes: 100_000,
-            max_bytes: 64 << 20,
+            max_writes: u64::MAX,
+            max_bytes: u64::MAX,
         }
     }
 }

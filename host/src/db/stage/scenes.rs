@@ -9,7 +9,7 @@ use super::{
     MAX_TITLE_CHARS, NewScene, Page, SceneUpdate, StageSession, check_limit, check_positive,
     check_text, new_id, parse_index_cursor,
 };
-use crate::db::projects::{SCENE_COLUMNS, scene_from_row};
+use crate::db::rows::{SCENE_COLUMNS, scene_from_row};
 use crate::db::{DbError, Result, Scene, now_ms, query_row_cached};
 
 /// How many scene-index checks of a run query the database before it loads the project's

@@ -2,10 +2,41 @@
 //!
 //! [`StageSession`]: crate::db::stage::StageSession
 
+use super::bindings::db::{self as wit, Host};
+use super::bindings::types::ArtifactRef as WitRef;
 use super::{HostError, StageContext};
-use crate::bindings::db::{self as wit, Host};
-use crate::bindings::types::ArtifactRef as WitRef;
 use crate::db::{self, stage};
+use crate::limits::{Checked, LimitSpec, Unit};
+
+/// `max-staged-rows`: row writes (creates, updates, artifact records) one run may stage.
+pub static MAX_STAGED_ROWS: LimitSpec = LimitSpec {
+    key: "max-staged-rows",
+    unit: Unit::Count,
+    default: 100_000,
+    min: 1,
+    max: 100_000_000,
+    help: "Row writes one run may stage",
+};
+/// `max-staged-text`: text (titles, descriptions, prompts, names) one run may stage. With
+/// `max-staged-rows`, sized so that the largest commit they allow holds the database's write
+/// lock, which every other writer then waits for, well under a second on a small VM (100,000
+/// rows of 670 bytes each took 0.6 s; issue #12, SECURITY.md).
+pub static MAX_STAGED_TEXT: LimitSpec = LimitSpec {
+    key: "max-staged-text",
+    unit: Unit::MiB,
+    default: 64,
+    min: 1,
+    max: 64 << 10,
+    help: "Text one run may stage, in MiB",
+};
+
+/// This room's limits, from checked settings: what the session lets one run stage.
+pub fn limits(c: &Checked) -> stage::SessionLimits {
+    stage::SessionLimits {
+        max_writes: c.count(&MAX_STAGED_ROWS),
+        max_bytes: c.bytes(&MAX_STAGED_TEXT),
+    }
+}
 
 fn kv(map: db::KeyValues) -> Vec<(String, String)> {
     map.into_iter().collect()
@@ -70,14 +101,14 @@ fn position(p: wit::KeyframePosition) -> db::KeyframePosition {
 fn artifact_ref(r: WitRef) -> Result<db::ArtifactRef, HostError> {
     crate::artifacts::validate_name(&r.name)?;
     Ok(db::ArtifactRef {
-        kind: super::artifacts::kind(r.kind).into(),
+        kind: super::kind(r.kind).into(),
         name: r.name,
     })
 }
 
 fn wit_ref(r: db::ArtifactRef) -> WitRef {
     WitRef {
-        kind: super::artifacts::wit_kind(r.kind.into()),
+        kind: super::wit_kind(r.kind.into()),
         name: r.name,
     }
 }

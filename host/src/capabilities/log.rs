@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::StageContext;
-use crate::bindings::log::{Host, Level};
+use super::bindings::log::{Host, Level};
 
 /// Longest message logged as is; longer ones are cut, so a guest cannot flood the host's log
 /// with one call.

@@ -13,10 +13,10 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
     exports: { default: async },
     trappable_error_type: {
-        "vidpipe:plugin/types.error" => crate::host_api::HostError,
+        "vidpipe:plugin/types.error" => crate::capabilities::HostError,
     },
     with: {
-        "vidpipe:plugin/artifacts.writer": crate::host_api::artifacts::WriterState,
+        "vidpipe:plugin/artifacts.writer": crate::capabilities::artifacts::WriterState,
     },
 });
 

@@ -9,11 +9,74 @@
 
 use wasmtime::component::Resource;
 
-use super::{HostError, StageContext};
-use crate::artifacts::{ArtifactKind, BLOCK_BYTES, StagedWriter, disk_bytes, validate_name};
-use crate::bindings::artifacts::{ArtifactInfo, ArtifactPage, Host, HostWriter};
-use crate::bindings::types::{ArtifactKind as WitKind, ErrorCode};
+use super::bindings::artifacts::{ArtifactInfo, ArtifactPage, Host, HostWriter};
+use super::bindings::types::{ArtifactKind as WitKind, ErrorCode};
+use super::{HostError, StageContext, kind, wit_kind};
+use crate::artifacts::{BLOCK_BYTES, StagedWriter, disk_bytes, validate_name};
 use crate::db;
+use crate::limits::{Checked, LimitSpec, Unit};
+
+/// `max-artifact-size`: the size of one artifact.
+pub static MAX_ARTIFACT_SIZE: LimitSpec = LimitSpec {
+    key: "max-artifact-size",
+    unit: Unit::MiB,
+    default: 4096,
+    min: 1,
+    max: 1 << 20,
+    help: "Size of one artifact, in MiB",
+};
+/// `project-quota`: what all of the project's artifacts may take on disk while the stage runs
+/// and after it commits.
+pub static PROJECT_QUOTA: LimitSpec = LimitSpec {
+    key: "project-quota",
+    unit: Unit::MiB,
+    default: 20 << 10,
+    min: 1,
+    max: 1 << 30,
+    help: "All of the project's artifacts after the stage, in MiB",
+};
+/// `max-writers`: artifact writers open at once.
+pub static MAX_WRITERS: LimitSpec = LimitSpec {
+    key: "max-writers",
+    unit: Unit::Count,
+    default: 64,
+    min: 1,
+    max: 100_000,
+    help: "Artifact writers open at once",
+};
+
+/// Most bytes one `read` call returns.
+pub const MAX_READ: u32 = 4 << 20;
+
+/// Limits on what one stage run may store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    /// Largest single artifact, in bytes.
+    pub max_artifact_bytes: u64,
+    /// Most bytes one `read` call returns.
+    pub max_read_bytes: u32,
+    /// Most writers open at once.
+    pub max_open_writers: usize,
+    /// Most bytes all of the project's artifacts may take once the stage commits.
+    pub project_quota_bytes: u64,
+}
+
+impl Default for StoreLimits {
+    /// Every limit at its declared default.
+    fn default() -> Self {
+        limits(&Checked::default())
+    }
+}
+
+/// This room's limits, from checked settings.
+pub fn limits(c: &Checked) -> StoreLimits {
+    StoreLimits {
+        max_artifact_bytes: c.bytes(&MAX_ARTIFACT_SIZE),
+        max_read_bytes: MAX_READ,
+        max_open_writers: c.count_usize(&MAX_WRITERS),
+        project_quota_bytes: c.bytes(&PROJECT_QUOTA),
+    }
+}
 
 /// Largest chunk one `write` call accepts.
 pub const MAX_CHUNK: usize = 16 << 20;
@@ -24,22 +87,6 @@ pub struct WriterState {
     writer: StagedWriter,
     /// Its bytes on disk counted in [`StageContext::open_disk_bytes`], given back when it ends.
     counted: u64,
-}
-
-pub(crate) fn kind(k: WitKind) -> ArtifactKind {
-    match k {
-        WitKind::Keyframe => ArtifactKind::Keyframe,
-        WitKind::Clip => ArtifactKind::Clip,
-        WitKind::Output => ArtifactKind::Output,
-    }
-}
-
-pub(crate) fn wit_kind(k: ArtifactKind) -> WitKind {
-    match k {
-        ArtifactKind::Keyframe => WitKind::Keyframe,
-        ArtifactKind::Clip => WitKind::Clip,
-        ArtifactKind::Output => WitKind::Output,
-    }
 }
 
 fn info(a: db::Artifact) -> ArtifactInfo {
@@ -91,7 +138,8 @@ impl StageContext {
                 format!(
                     "writing {extra} more bytes would make the project take {after} bytes on disk \
                      (committed artifacts, this run's finished and unfinished ones, in {BLOCK_BYTES}-byte \
-                     blocks); the project quota is {quota} bytes"
+                     blocks); the project quota is {quota} bytes ({})",
+                    PROJECT_QUOTA.key
                 ),
             ));
         }
@@ -177,8 +225,8 @@ impl Host for StageContext {
             return Err(HostError::guest(
                 ErrorCode::LimitExceeded,
                 format!(
-                    "at most {} artifact writers may be open at once",
-                    self.limits.max_open_writers
+                    "at most {} artifact writers may be open at once ({})",
+                    self.limits.max_open_writers, MAX_WRITERS.key
                 ),
             ));
         }

@@ -7,7 +7,7 @@
 //! [[stage]]
 //! name = "storyboard"               # unique within the manifest
 //! plugin = "storyboard.wasm"        # relative to the manifest, or "builtin:storyboard"
-//! timeout = 60                      # seconds, optional (see runtime::LimitSettings for all
+//! timeout = 60                      # seconds, optional (see runtime::limits::ALL for all
 //! max-memory = 256                  # MiB, optional   the limit keys and their ranges)
 //! [stage.config]                    # strings, numbers or booleans
 //! seconds-per-scene = 4
@@ -24,12 +24,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capabilities::ProgressSink;
 use crate::db::{self, KeyValues, RunStatus};
 use crate::home::{Home, HomeError, doing};
-use crate::host_api::ProgressSink;
 use crate::input::{self, InputError};
+use crate::limits::{LimitSettings, LimitValue, Unit};
 use crate::runner::{self, StageReport, StageRequest};
-use crate::runtime::{LimitSettings, Limits, MAX_PLUGIN_BYTES, Plugin, PluginError, Runtime};
+use crate::runtime::limits;
+use crate::runtime::{Limits, MAX_PLUGIN_BYTES, Plugin, PluginError, Runtime};
 
 /// Most stages a manifest may list.
 pub const MAX_STAGES: usize = 64;
@@ -88,24 +90,50 @@ struct RawManifest {
     stage: Vec<RawStage>,
 }
 
+/// A `[[stage]]` as written. Keys other than these three must be limit keys (see
+/// [`limits::ALL`]), checked against their declarations when the manifest is parsed.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 struct RawStage {
     name: String,
     plugin: String,
     #[serde(default)]
     config: toml::Table,
-    timeout: Option<f64>,
-    max_memory: Option<u64>,
-    max_table_elements: Option<u64>,
-    max_instances: Option<u64>,
-    max_artifact_size: Option<u64>,
-    project_quota: Option<u64>,
-    max_writers: Option<u64>,
-    max_import_size: Option<u64>,
-    max_handles: Option<u64>,
-    max_staged_rows: Option<u64>,
-    max_staged_text: Option<u64>,
+    #[serde(flatten)]
+    limits: toml::Table,
+}
+
+/// The limit settings of a stage from its other keys, or the offending key and why.
+fn stage_limits(raw: &toml::Table) -> Result<LimitSettings, (String, String)> {
+    let mut settings = LimitSettings::default();
+    for (key, value) in raw {
+        let Some(spec) = limits::spec(key) else {
+            let keys: Vec<&str> = limits::ALL.iter().map(|s| s.key).collect();
+            return Err((
+                key.clone(),
+                format!(
+                    "unknown field `{key}`: a stage takes name, plugin, config and the limits {}",
+                    keys.join(", ")
+                ),
+            ));
+        };
+        let value = match (value, spec.unit) {
+            (toml::Value::Integer(n), Unit::Seconds) => LimitValue::Seconds(*n as f64),
+            (toml::Value::Float(t), _) => LimitValue::Seconds(*t),
+            (toml::Value::Integer(n), _) => match u64::try_from(*n) {
+                Ok(n) => LimitValue::Whole(n),
+                Err(_) => return Err((key.clone(), spec.out_of_range(n))),
+            },
+            (other, _) => {
+                return Err((
+                    key.clone(),
+                    format!("must be a number, not a {}", other.type_str()),
+                ));
+            }
+        };
+        settings.set(spec, value);
+    }
+    Ok(settings)
 }
 
 /// Where a stage's plugin comes from.
@@ -240,22 +268,11 @@ impl Manifest {
                 };
                 config.insert(k, value);
             }
-            let settings = LimitSettings {
-                timeout: st.timeout,
-                max_memory: st.max_memory,
-                max_table_elements: st.max_table_elements,
-                max_instances: st.max_instances,
-                max_artifact_size: st.max_artifact_size,
-                project_quota: st.project_quota,
-                max_writers: st.max_writers,
-                max_import_size: st.max_import_size,
-                max_handles: st.max_handles,
-                max_staged_rows: st.max_staged_rows,
-                max_staged_text: st.max_staged_text,
-            };
-            let limits = settings
-                .to_limits()
-                .map_err(|(k, reason)| invalid(key(k), reason))?;
+            let limits = stage_limits(&st.limits)
+                .and_then(|settings| {
+                    Limits::from_settings(&settings).map_err(|(k, r)| (k.to_owned(), r))
+                })
+                .map_err(|(k, reason)| invalid(key(&k), reason))?;
             stages.push(StageSpec {
                 name: st.name,
                 plugin,
@@ -497,138 +514,4 @@ fn abandon(home: &mut Home, pipeline_id: &str, e: HomeError) -> HomeError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let dir = std::env::temp_dir();
-        Manifest::parse(&dir.join("p.toml"), text)
-    }
-
-    #[test]
-    fn a_manifest_of_builtin_stages_parses_with_config_and_limits() {
-        let m = parse(
-            r#"
-            name = "demo"
-            [[stage]]
-            name = "storyboard"
-            plugin = "builtin:storyboard"
-            timeout = 2.5
-            max-memory = 64
-            max-writers = 3
-            max-import-size = 8
-            project-quota = 100
-            [stage.config]
-            seconds-per-scene = 4
-            format = "json"
-            strict = true
-            "#,
-        )
-        .expect("valid");
-        assert_eq!(m.name, "demo");
-        let s = &m.stages[0];
-        assert_eq!(s.plugin, PluginSource::Builtin("storyboard".into()));
-        assert_eq!(
-            s.config.get("seconds-per-scene").map(String::as_str),
-            Some("4")
-        );
-        assert_eq!(s.config.get("strict").map(String::as_str), Some("true"));
-        assert_eq!(s.limits.timeout, std::time::Duration::from_millis(2500));
-        assert_eq!(s.limits.max_memory_bytes, 64 << 20);
-        assert_eq!(s.limits.store.max_open_writers, 3);
-        assert_eq!(s.limits.max_import_bytes, 8 << 20);
-        assert_eq!(s.limits.store.project_quota_bytes, 100 << 20);
-    }
-
-    #[test]
-    fn bad_manifests_name_the_key_and_the_reason() {
-        let cases = [
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ncolour = 1\n",
-                "colour",
-            ),
-            ("[[stage]]\nname = \"a\"\n", "plugin"),
-            ("name = \"x\"\n", "`stage` is missing"),
-            (
-                "[[stage]]\nname = \"a b\"\nplugin = \"builtin:x\"\n",
-                "stage[0].name",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
-                "stage[1].name",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ntimeout = 0\n",
-                "stage[0].timeout",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nmax-memory = 99999\n",
-                "stage[0].max-memory",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nconfig = { k = [1] }\n",
-                "stage[0].config.k",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \"missing.wasm\"\n",
-                "does not exist",
-            ),
-            (
-                "[[stage]]\nname = \"a\"\nplugin = \".\"\n",
-                "is a directory",
-            ),
-            ("this is = not toml", "malformed"),
-        ];
-        for (text, needle) in cases {
-            let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(needle), "{needle:?} in {err:?}");
-            assert!(err.contains("p.toml"), "names the file: {err}");
-        }
-    }
-}
-
-/// Property tests of the manifest parser: it never panics, and what it accepts is well formed.
-#[cfg(test)]
-mod manifest_properties {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn manifest_text() -> impl Strategy<Value = String> {
-        let line = prop_oneof![
-            Just("[[stage]]".to_owned()),
-            Just("[stage.config]".to_owned()),
-            "name = \"[a-z .-]{0,10}\"",
-            Just("plugin = \"builtin:storyboard\"".to_owned()),
-            "plugin = \"[a-z./]{0,10}\"",
-            "timeout = -?[0-9]{1,6}(\\.[0-9])?",
-            "max-memory = -?[0-9]{1,6}",
-            "[a-z-]{1,8} = \"[a-z]{0,5}\"",
-            "[a-z-]{1,8} = [0-9]{1,3}",
-            "[a-z-]{1,8} = \\[1, 2\\]",
-            ".{0,20}",
-        ];
-        proptest::collection::vec(line, 0..14).prop_map(|lines| lines.join("\n"))
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-        #[test]
-        fn the_parser_never_panics_and_accepts_only_well_formed_pipelines(text in manifest_text()) {
-            let path = std::env::temp_dir().join("vidpipe-proptest.toml");
-            match Manifest::parse(&path, &text) {
-                Ok(m) => {
-                    prop_assert!(!m.stages.is_empty() && m.stages.len() <= MAX_STAGES);
-                    for (i, s) in m.stages.iter().enumerate() {
-                        prop_assert!(check_stage_name(&s.name).is_ok());
-                        prop_assert!(m.stages[..i].iter().all(|t| t.name != s.name), "names are unique");
-                        prop_assert!(s.limits.timeout > std::time::Duration::ZERO);
-                        prop_assert!(s.limits.max_memory_bytes >= 1 << 20);
-                    }
-                }
-                Err(e) => prop_assert!(e.to_string().contains("vidpipe-proptest.toml"), "names the file: {e}"),
-            }
-        }
-    }
-}
+mod tests;

@@ -1,41 +1,31 @@
-//! The host side of each WIT interface, one file per interface, over one per-run context.
+//! The capabilities a stage can reach: the host side of each WIT interface, one room per
+//! interface, over one per-run context.
+//!
+//! Each room (`db`, `artifacts`, `log`) owns its interface's `Host` impl, the per-run state it
+//! needs and the limits it enforces (declared there as [`crate::limits::LimitSpec`]s, composed by
+//! `runtime::limits::ALL`); it reaches storage and nothing else. A new capability (outbound HTTP,
+//! secrets) is a new room here, one line in `bindings` if it has a WIT interface, and one line
+//! where the runtime links it.
 //!
 //! [`StageContext`] is everything a running stage can reach: its project's database session and
 //! artifact folders, and its stage name for logs. It is built by the runner for one run and
 //! project and handed to the store; nothing in it can name another project.
+//!
+//! `bindings` (the one `bindgen!`) lives here because the generated traits and this module name
+//! each other: the WIT `error` and `writer` types map onto [`HostError`] and the artifacts
+//! room's writer state, and the rooms implement the generated traits.
 
 pub mod artifacts;
-mod db;
+pub(crate) mod bindings;
+pub mod db;
 pub mod log;
 
-use crate::artifacts::{ArtifactError, ProjectStore};
-use crate::bindings::types::{Error, ErrorCode};
+pub use artifacts::StoreLimits;
+
+use crate::artifacts::{ArtifactError, ArtifactKind, ProjectStore};
 use crate::db::DbError;
 use crate::db::stage::StageSession;
-
-/// Limits on what one stage run may store.
-#[derive(Debug, Clone, Copy)]
-pub struct StoreLimits {
-    /// Largest single artifact, in bytes.
-    pub max_artifact_bytes: u64,
-    /// Most bytes one `read` call returns.
-    pub max_read_bytes: u32,
-    /// Most writers open at once.
-    pub max_open_writers: usize,
-    /// Most bytes all of the project's artifacts may take once the stage commits.
-    pub project_quota_bytes: u64,
-}
-
-impl Default for StoreLimits {
-    fn default() -> Self {
-        StoreLimits {
-            max_artifact_bytes: 4 << 30,
-            max_read_bytes: 4 << 20,
-            max_open_writers: 64,
-            project_quota_bytes: 20 << 30,
-        }
-    }
-}
+use bindings::types::{ArtifactKind as WitKind, Error, ErrorCode};
 
 /// Receives a stage's progress reports.
 pub type ProgressSink = Box<dyn FnMut(&str, u64, u64, &str) + Send>;
@@ -154,7 +144,25 @@ impl From<ArtifactError> for HostError {
     }
 }
 
-impl crate::bindings::types::Host for StageContext {
+/// The artifact kind of the WIT contract as storage names it.
+pub(crate) fn kind(k: WitKind) -> ArtifactKind {
+    match k {
+        WitKind::Keyframe => ArtifactKind::Keyframe,
+        WitKind::Clip => ArtifactKind::Clip,
+        WitKind::Output => ArtifactKind::Output,
+    }
+}
+
+/// A storage artifact kind as the WIT contract names it.
+pub(crate) fn wit_kind(k: ArtifactKind) -> WitKind {
+    match k {
+        ArtifactKind::Keyframe => WitKind::Keyframe,
+        ArtifactKind::Clip => WitKind::Clip,
+        ArtifactKind::Output => WitKind::Output,
+    }
+}
+
+impl bindings::types::Host for StageContext {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<Error> {
         match err {
             HostError::Guest(e) => Ok(e),

@@ -1,0 +1,350 @@
+use std::collections::BTreeMap;
+
+use vidpipe_render::{ApngEncoder, Motion, frame, keyframe};
+
+use super::*;
+
+/// An in-memory host holding a project of rendered keyframes and clips.
+#[derive(Default)]
+struct FakeHost {
+    scenes: Vec<Scene>,
+    keyframes: Vec<Keyframe>,
+    clips: Vec<Clip>,
+    files: BTreeMap<(&'static str, String), Vec<u8>>,
+    published: BTreeMap<String, Vec<u8>>,
+    chunks: Vec<usize>,
+    fail_writes: bool,
+    progress: Vec<(u64, u64)>,
+}
+
+/// Writers are the name and the bytes so far.
+type FakeWriter = (String, Vec<u8>);
+
+impl FakeHost {
+    /// `count` scenes of 64x36 keyframes, each with a clip of `frames[i]` frames at 12 fps.
+    fn with_scenes(frames: &[u32]) -> Self {
+        let mut host = Self::default();
+        for (index, &count) in (0u32..).zip(frames) {
+            let scene = Scene {
+                id: format!("s{index}"),
+                index,
+                title: format!("Scene {index}"),
+                duration_ms: count * 1000 / 12,
+            };
+            let mut images = Vec::new();
+            for (position, label) in [(Position::Start, "start"), (Position::End, "end")] {
+                let image = keyframe(&scene.title, "sea", position, 64, 36).expect("kf");
+                let mut bytes = Vec::new();
+                encode_png(&image, &mut bytes).expect("png");
+                let name = format!("scene-{index:03}-{label}.png");
+                host.files.insert(("keyframe", name.clone()), bytes);
+                host.keyframes.push(Keyframe {
+                    scene_id: scene.id.clone(),
+                    position,
+                    kind: ArtifactKind::Keyframe,
+                    name,
+                });
+                images.push(image);
+            }
+            let name = format!("scene-{index:03}.png");
+            host.files
+                .insert(("clip", name.clone()), clip(&images[0], &images[1], count));
+            host.clips.push(Clip {
+                scene_id: scene.id.clone(),
+                kind: ArtifactKind::Clip,
+                name,
+                frame_rate: 12,
+            });
+            host.scenes.push(scene);
+        }
+        host
+    }
+
+    fn output(&self, name: &str) -> &[u8] {
+        self.published.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn clip(start: &Image, end: &Image, frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = ApngEncoder::new(&mut out, 64, 36, frames, 12).expect("valid");
+    for i in 0..frames {
+        let t = i as f32 / frames.max(2) as f32;
+        let image = frame(start, end, t, &Motion::default()).expect("frame");
+        encoder.write_frame(&image).expect("fits");
+    }
+    encoder.finish().expect("complete");
+    out
+}
+
+fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: u32) -> Page<T> {
+    Page::of_slice(items, cursor, limit.min(2) as usize)
+}
+
+fn folder(kind: ArtifactKind) -> &'static str {
+    kind.as_str()
+}
+
+impl Host for FakeHost {
+    type Writer = FakeWriter;
+
+    fn project_name(&mut self) -> Result<String, StageError> {
+        Ok("Test project".to_owned())
+    }
+
+    fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>, StageError> {
+        Ok(page(&self.scenes, cursor, limit))
+    }
+
+    fn list_keyframes(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Keyframe>, StageError> {
+        Ok(page(&self.keyframes, cursor, limit))
+    }
+
+    fn list_video_clips(
+        &mut self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Clip>, StageError> {
+        Ok(page(&self.clips, cursor, limit))
+    }
+
+    fn read(
+        &mut self,
+        kind: ArtifactKind,
+        name: &str,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, StageError> {
+        let bytes = self
+            .files
+            .get(&(folder(kind), name.to_owned()))
+            .ok_or_else(|| StageError::new(ErrorCode::NotFound, format!("no {name}")))?;
+        let start = (offset as usize).min(bytes.len());
+        // Short reads, as a host may give.
+        let end = (start + (length as usize).min(1000)).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
+
+    fn create_output(&mut self, name: &str) -> Result<FakeWriter, StageError> {
+        Ok((name.to_owned(), Vec::new()))
+    }
+
+    fn write(&mut self, writer: &mut FakeWriter, chunk: &[u8]) -> Result<(), StageError> {
+        if self.fail_writes {
+            return Err(StageError::new(ErrorCode::LimitExceeded, "quota reached"));
+        }
+        self.chunks.push(chunk.len());
+        writer.1.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn finish(&mut self, (name, bytes): FakeWriter) -> Result<Published, StageError> {
+        let published = Published {
+            size: bytes.len() as u64,
+            sha256: format!("sha-of-{}-bytes", bytes.len()),
+        };
+        self.published.insert(name, bytes);
+        Ok(published)
+    }
+
+    fn log(&mut self, _level: Level, _message: &str) {}
+
+    fn progress(&mut self, done: u64, total: u64, _message: &str) {
+        self.progress.push((done, total));
+    }
+}
+
+/// Every frame of an APNG as decoded by the `png` crate.
+fn frames_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .expect("a PNG");
+    let count = reader
+        .info()
+        .animation_control()
+        .expect("animated")
+        .num_frames;
+    let size = reader.output_buffer_size().expect("small");
+    (0..count)
+        .map(|_| {
+            let mut buffer = vec![0; size];
+            reader.next_frame(&mut buffer).expect("frame");
+            buffer
+        })
+        .collect()
+}
+
+fn run_on(host: &mut FakeHost, config: &[(&str, &str)]) -> Result<String, StageError> {
+    run(host, &vidpipe_stage_kit::config::owned(config))
+}
+
+#[test]
+fn the_video_holds_every_clip_frame_in_scene_order() {
+    let mut host = FakeHost::with_scenes(&[5, 1, 7]);
+    let summary = run_on(&mut host, &[]).expect("assembles");
+    let mut expected = Vec::new();
+    for index in 0..3 {
+        expected.extend(frames_of(
+            &host.files[&("clip", format!("scene-{index:03}.png"))],
+        ));
+    }
+    assert_eq!(frames_of(host.output(VIDEO_NAME)), expected);
+    assert!(
+        summary.starts_with("output/final.png (13 frames of 64x36, 1.0 s,"),
+        "{summary}"
+    );
+    assert_eq!(host.progress.last(), Some(&(5, 5)));
+    // No write is empty or larger than a chunk.
+    assert!(host.chunks.iter().all(|&n| n > 0 && n <= WRITE_CHUNK_BYTES));
+}
+
+#[test]
+fn the_contact_sheet_and_manifest_describe_the_video() {
+    let mut host = FakeHost::with_scenes(&[3, 3]);
+    run_on(&mut host, &[("thumbnail-width", "64")]).expect("assembles");
+    let sheet = decode_png(host.output(SHEET_NAME)).expect("a PNG");
+    assert!(sheet.width() > 128 && sheet.height() > 2 * 36, "{sheet:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(host.output(MANIFEST_NAME)).expect("JSON");
+    assert_eq!(manifest["project"], "Test project");
+    assert_eq!(manifest["video"]["frames"], 6);
+    assert_eq!(manifest["video"]["duration_ms"], 500);
+    assert_eq!(manifest["video"]["width"], 64);
+    assert_eq!(
+        manifest["video"]["bytes"],
+        host.output(VIDEO_NAME).len() as u64
+    );
+    assert_eq!(manifest["contact_sheet"]["width"], sheet.width());
+    assert_eq!(
+        manifest["scenes"][1]["clip"]["artifact"],
+        "clip/scene-001.png"
+    );
+    assert_eq!(
+        manifest["scenes"][0]["keyframes"]["end"],
+        "keyframe/scene-000-end.png"
+    );
+}
+
+#[test]
+fn the_same_project_assembles_to_the_same_bytes() {
+    let mut a = FakeHost::with_scenes(&[4, 2]);
+    let mut b = FakeHost::with_scenes(&[4, 2]);
+    run_on(&mut a, &[]).expect("assembles");
+    run_on(&mut b, &[]).expect("assembles");
+    assert_eq!(a.published, b.published);
+}
+
+#[test]
+fn a_scene_without_a_clip_fails_before_anything_is_written() {
+    let mut host = FakeHost::with_scenes(&[2, 2]);
+    host.clips.pop();
+    let error = run_on(&mut host, &[]).expect_err("no clip");
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert!(error.message.contains("scene 1"), "{error}");
+    assert!(error.message.contains("clips stage"), "{error}");
+    assert!(host.published.is_empty());
+
+    let mut host = FakeHost::with_scenes(&[2]);
+    host.keyframes.pop();
+    let error = run_on(&mut host, &[]).expect_err("no end keyframe");
+    assert!(error.message.contains("keyframes stage"), "{error}");
+
+    let mut host = FakeHost::default();
+    let error = run_on(&mut host, &[]).expect_err("no scenes");
+    assert!(error.message.contains("no scenes"), "{error}");
+}
+
+#[test]
+fn clips_of_different_sizes_or_corrupt_clips_are_refused_naming_the_clip() {
+    let mut host = FakeHost::with_scenes(&[2, 2]);
+    let small = Image::new(32, 18).expect("valid");
+    let mut bytes = Vec::new();
+    let mut encoder = ApngEncoder::new(&mut bytes, 32, 18, 1, 12).expect("valid");
+    encoder.write_frame(&small).expect("fits");
+    encoder.finish().expect("done");
+    host.files
+        .insert(("clip", "scene-001.png".to_owned()), bytes);
+    let error = run_on(&mut host, &[]).expect_err("sizes differ");
+    assert!(error.message.contains("32x18"), "{error}");
+    assert!(host.published.is_empty());
+
+    let mut host = FakeHost::with_scenes(&[3, 2]);
+    let key = ("clip", "scene-000.png".to_owned());
+    let clip = host.files.get_mut(&key).expect("exists");
+    let at = clip.len() - 40;
+    clip[at] ^= 0xff;
+    let error = run_on(&mut host, &[]).expect_err("corrupt");
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert!(error.message.contains("clip/scene-000.png"), "{error}");
+    assert!(error.message.contains("CRC"), "{error}");
+}
+
+#[test]
+fn a_failing_write_fails_the_stage_with_the_hosts_error() {
+    let mut host = FakeHost::with_scenes(&[2]);
+    host.fail_writes = true;
+    let error = run_on(&mut host, &[]).expect_err("quota");
+    assert_eq!(error.code, ErrorCode::LimitExceeded);
+    assert!(error.message.contains("output/final.png"), "{error}");
+    assert!(error.message.contains("quota reached"), "{error}");
+}
+
+#[test]
+fn a_missing_clip_file_reports_the_hosts_not_found() {
+    let mut host = FakeHost::with_scenes(&[2]);
+    host.files.remove(&("clip", "scene-000.png".to_owned()));
+    let error = run_on(&mut host, &[]).expect_err("missing");
+    assert_eq!(error.code, ErrorCode::NotFound);
+}
+
+#[test]
+fn unknown_or_out_of_range_config_is_refused() {
+    let mut host = FakeHost::with_scenes(&[1]);
+    assert!(run_on(&mut host, &[("fps", "12")]).is_err());
+    assert!(run_on(&mut host, &[("thumbnail-width", "8")]).is_err());
+    assert!(host.published.is_empty());
+}
+
+#[test]
+fn the_duration_sums_each_clip_at_its_own_rate() {
+    let work = |frames: u32, frame_rate: u32| Work {
+        scene: Scene {
+            id: String::new(),
+            index: 0,
+            title: String::new(),
+            duration_ms: 0,
+        },
+        start: Keyframe {
+            scene_id: String::new(),
+            position: Position::Start,
+            kind: ArtifactKind::Keyframe,
+            name: String::new(),
+        },
+        end: Keyframe {
+            scene_id: String::new(),
+            position: Position::End,
+            kind: ArtifactKind::Keyframe,
+            name: String::new(),
+        },
+        clip: Clip {
+            scene_id: String::new(),
+            kind: ArtifactKind::Clip,
+            name: String::new(),
+            frame_rate,
+        },
+        frames,
+    };
+    // 1/3 s three times is exactly 1 s, not 999 ms.
+    assert_eq!(
+        exact_duration_ms(&[work(1, 3), work(1, 3), work(1, 3)]),
+        1000
+    );
+    assert_eq!(exact_duration_ms(&[work(48, 12), work(25, 25)]), 5000);
+    // Many distinct rates near the host's limit: no overflow, a sensible answer.
+    let odd: Vec<Work> = (950..1000).map(|fps| work(fps, fps)).collect();
+    assert_eq!(exact_duration_ms(&odd), 50_000);
+}

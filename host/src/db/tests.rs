@@ -1,0 +1,124 @@
+use super::*;
+
+fn fresh() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = open(&dir.path().join("vidpipe.db")).expect("open");
+    migrate(&mut conn).expect("migrate");
+    (dir, conn)
+}
+
+#[test]
+fn every_connection_reads_back_wal_full_foreign_keys_and_busy_timeout() {
+    let (dir, _first) = fresh();
+    let conn = open(&dir.path().join("vidpipe.db")).expect("second connection");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("sync");
+    let fk: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .expect("fk");
+    let busy: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .expect("busy");
+    assert_eq!(mode, "wal");
+    assert_eq!(sync, 2, "synchronous=FULL is 2");
+    assert_eq!(fk, 1);
+    assert_eq!(busy, BUSY_TIMEOUT.as_millis() as i64);
+}
+
+#[test]
+fn migrating_twice_changes_nothing_and_records_the_version() {
+    let (_dir, mut conn) = fresh();
+    let tables = |c: &Connection| -> Vec<String> {
+        let mut st = c
+            .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
+            .expect("prepare");
+        st.query_map([], |r| r.get(0))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    let before = tables(&conn);
+    migrate(&mut conn).expect("second migrate");
+    assert_eq!(tables(&conn), before);
+    assert_eq!(
+        schema_version(&conn).expect("version"),
+        schema::MIGRATIONS.len() as i64
+    );
+    for table in [
+        "projects",
+        "scenes",
+        "keyframes",
+        "video_clips",
+        "pipeline_runs",
+        "artifacts",
+    ] {
+        assert!(
+            before
+                .iter()
+                .any(|s| s.contains(&format!("CREATE TABLE {table} "))),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_vidpipe_is_refused() {
+    let (_dir, mut conn) = fresh();
+    conn.pragma_update(None, "user_version", 99).expect("set");
+    let err = migrate(&mut conn).expect_err("too new");
+    assert!(matches!(err, DbError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn foreign_key_and_check_violations_are_refused() {
+    let (_dir, mut conn) = fresh();
+    let orphan = conn.execute(
+        "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+         VALUES ('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000009', 0, 't', 'd', 1, 0, 0)",
+        [],
+    );
+    assert!(matches!(
+        DbError::from(orphan.expect_err("fk")),
+        DbError::Conflict(_)
+    ));
+    let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
+    let bad_status = conn.execute(
+        "UPDATE projects SET status = 'exploded' WHERE id = ?1",
+        [&project.id],
+    );
+    assert!(bad_status.expect_err("check").to_string().contains("CHECK"));
+    let bad_duration = conn.execute(
+        "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+         VALUES ('00000000-0000-0000-0000-000000000001', ?1, 0, 't', 'd', 0, 0, 0)",
+        [&project.id],
+    );
+    assert!(
+        bad_duration
+            .expect_err("check")
+            .to_string()
+            .contains("CHECK")
+    );
+    let mut fk_check = conn.prepare("PRAGMA foreign_key_check").expect("prepare");
+    assert!(!fk_check.exists([]).expect("fk check"), "no orphan rows");
+}
+
+#[test]
+fn deleting_a_project_cascades_to_its_rows() {
+    let (_dir, mut conn) = fresh();
+    let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
+    conn.execute(
+        "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+         VALUES ('00000000-0000-0000-0000-000000000001', ?1, 0, 't', 'd', 1, 0, 0)",
+        [&project.id],
+    )
+    .expect("scene");
+    delete_project(&mut conn, &project.id).expect("delete");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM scenes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 0);
+}

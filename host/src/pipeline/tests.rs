@@ -1,0 +1,132 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    let dir = std::env::temp_dir();
+    Manifest::parse(&dir.join("p.toml"), text)
+}
+
+#[test]
+fn a_manifest_of_builtin_stages_parses_with_config_and_limits() {
+    let m = parse(
+        r#"
+        name = "demo"
+        [[stage]]
+        name = "storyboard"
+        plugin = "builtin:storyboard"
+        timeout = 2.5
+        max-memory = 64
+        max-writers = 3
+        max-import-size = 8
+        project-quota = 100
+        [stage.config]
+        seconds-per-scene = 4
+        format = "json"
+        strict = true
+        "#,
+    )
+    .expect("valid");
+    assert_eq!(m.name, "demo");
+    let s = &m.stages[0];
+    assert_eq!(s.plugin, PluginSource::Builtin("storyboard".into()));
+    assert_eq!(
+        s.config.get("seconds-per-scene").map(String::as_str),
+        Some("4")
+    );
+    assert_eq!(s.config.get("strict").map(String::as_str), Some("true"));
+    assert_eq!(s.limits.timeout, std::time::Duration::from_millis(2500));
+    assert_eq!(s.limits.max_memory_bytes, 64 << 20);
+    assert_eq!(s.limits.store.max_open_writers, 3);
+    assert_eq!(s.limits.max_import_bytes, 8 << 20);
+    assert_eq!(s.limits.store.project_quota_bytes, 100 << 20);
+}
+
+#[test]
+fn bad_manifests_name_the_key_and_the_reason() {
+    let cases = [
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ncolour = 1\n",
+            "colour",
+        ),
+        ("[[stage]]\nname = \"a\"\n", "plugin"),
+        ("name = \"x\"\n", "`stage` is missing"),
+        (
+            "[[stage]]\nname = \"a b\"\nplugin = \"builtin:x\"\n",
+            "stage[0].name",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
+            "stage[1].name",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ntimeout = 0\n",
+            "stage[0].timeout",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nmax-memory = 99999\n",
+            "stage[0].max-memory",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nconfig = { k = [1] }\n",
+            "stage[0].config.k",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"missing.wasm\"\n",
+            "does not exist",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \".\"\n",
+            "is a directory",
+        ),
+        ("this is = not toml", "malformed"),
+    ];
+    for (text, needle) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(needle), "{needle:?} in {err:?}");
+        assert!(err.contains("p.toml"), "names the file: {err}");
+    }
+}
+
+/// Property tests of the manifest parser: it never panics, and what it accepts is well formed.
+mod manifest_properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn manifest_text() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("[[stage]]".to_owned()),
+            Just("[stage.config]".to_owned()),
+            "name = \"[a-z .-]{0,10}\"",
+            Just("plugin = \"builtin:storyboard\"".to_owned()),
+            "plugin = \"[a-z./]{0,10}\"",
+            "timeout = -?[0-9]{1,6}(\\.[0-9])?",
+            "max-memory = -?[0-9]{1,6}",
+            "[a-z-]{1,8} = \"[a-z]{0,5}\"",
+            "[a-z-]{1,8} = [0-9]{1,3}",
+            "[a-z-]{1,8} = \\[1, 2\\]",
+            ".{0,20}",
+        ];
+        proptest::collection::vec(line, 0..14).prop_map(|lines| lines.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_parser_never_panics_and_accepts_only_well_formed_pipelines(text in manifest_text()) {
+            let path = std::env::temp_dir().join("vidpipe-proptest.toml");
+            match Manifest::parse(&path, &text) {
+                Ok(m) => {
+                    prop_assert!(!m.stages.is_empty() && m.stages.len() <= MAX_STAGES);
+                    for (i, s) in m.stages.iter().enumerate() {
+                        prop_assert!(check_stage_name(&s.name).is_ok());
+                        prop_assert!(m.stages[..i].iter().all(|t| t.name != s.name), "names are unique");
+                        prop_assert!(s.limits.timeout > std::time::Duration::ZERO);
+                        prop_assert!(s.limits.max_memory_bytes >= 1 << 20);
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("vidpipe-proptest.toml"), "names the file: {e}"),
+            }
+        }
+    }
+}
