@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 /// Top-level modules from the top of the flow to its end; a module may name only modules of a
 /// lower rank (and itself). Equal ranks may not name each other.
 const RANKS: &[(&str, u8)] = &[
-    ("pipeline", 7),
-    ("runner", 6),
-    ("runtime", 5),
-    ("cache", 4),
+    ("pipeline", 8),
+    ("runner", 7),
+    ("runtime", 6),
+    ("cache", 5),
+    // Storage, but it opens every project: above the capabilities, which reach only the
+    // session and folders of their own run.
+    ("home", 5),
     ("capabilities", 4),
-    ("home", 3),
     ("db", 2),
     ("artifacts", 1),
     // Vocabulary, used by every room and using none.
@@ -43,25 +45,91 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file without its comments (doc links name modules without importing them).
+/// The code of a file without its comments (doc links name modules without importing them):
+/// whole comment lines, and the rest of a line after a `//` outside a string.
 fn code(text: &str) -> String {
     text.lines()
         .filter(|l| !l.trim_start().starts_with("//"))
+        .map(|l| {
+            let mut quotes = 0;
+            let bytes = l.as_bytes();
+            for i in 0..bytes.len() {
+                match bytes[i] {
+                    b'"' if i == 0 || bytes[i - 1] != b'\\' => quotes += 1,
+                    b'/' if quotes % 2 == 0 && bytes.get(i + 1) == Some(&b'/') => return &l[..i],
+                    _ => {}
+                }
+            }
+            l
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Every `prefix<name>` in `code`, by name.
+fn ident(rest: &str) -> &str {
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The first segment of each path that follows `prefix` in `code`: `prefix::a` gives `a`, and
+/// `prefix::{a, b::c}` gives `a` and `b`.
 fn named<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
     code.match_indices(prefix)
-        .map(|(i, _)| {
-            let rest = &code[i + prefix.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
+        .flat_map(|(i, _)| segments(&code[i + prefix.len()..]))
         .collect()
+}
+
+/// The first segment of the path at the start of `rest`, or of each path of a `{…}` group.
+fn segments(rest: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    if let Some(group) = rest.strip_prefix('{') {
+        let mut depth = 0;
+        let mut start = 0;
+        for (j, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    out.push(ident(group[start..j].trim_start()));
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(ident(group[start..j].trim_start()));
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+    } else {
+        out.push(ident(rest));
+    }
+    out.retain(|n| !n.is_empty());
+    out
+}
+
+/// The top-level modules that `super::` chains in a file reach after climbing to the crate
+/// root: in `a/b.rs` (module `a::b`), `super::super::x` names `x`.
+fn climbed(code: &str, depth: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("super::") {
+        if code[..i].ends_with("super::") {
+            continue; // counted from the first `super` of the chain
+        }
+        let mut rest = &code[i..];
+        let mut ups = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            ups += 1;
+            rest = r;
+        }
+        // Inline `mod tests` blocks are one level deeper than their file, so a climb from
+        // one may look as if it overshoots: only names of top-level modules count.
+        if ups >= depth {
+            out.extend(segments(rest).into_iter().filter(|n| rank(n).is_some()));
+        }
+    }
+    out
 }
 
 #[test]
@@ -88,7 +156,12 @@ fn no_module_names_a_module_upstream_of_it_and_capability_rooms_do_not_name_each
         }
         let own = rank(top).unwrap_or_else(|| panic!("{top} has no place in RANKS"));
         let text = code(&std::fs::read_to_string(file).unwrap_or_default());
-        for target in named(&text, "crate::") {
+        let depth =
+            rel.components().count() - usize::from(rel.file_name().is_some_and(|n| n == "mod.rs"));
+        for target in named(&text, "crate::")
+            .into_iter()
+            .chain(climbed(&text, depth))
+        {
             if target == top {
                 continue;
             }
@@ -99,11 +172,10 @@ fn no_module_names_a_module_upstream_of_it_and_capability_rooms_do_not_name_each
         }
         let room = rel.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if top == "capabilities" && ROOMS.contains(&room) {
-            for other in named(&text, "super::").into_iter().chain(
-                named(&text, "crate::capabilities::")
-                    .into_iter()
-                    .filter(|n| !n.is_empty()),
-            ) {
+            for other in named(&text, "super::")
+                .into_iter()
+                .chain(named(&text, "crate::capabilities::"))
+            {
                 if ROOMS.contains(&other) && other != room {
                     wrong.push(format!("{} names the {other} room", rel.display()));
                 }
@@ -143,4 +215,17 @@ fn the_library_depends_on_no_cli_or_plotting_crate() {
             "the library depends on {name}"
         );
     }
+}
+
+#[test]
+fn the_path_reader_sees_groups_climbs_and_not_comments() {
+    let text = code(
+        "use crate::{db::x, artifacts, runner::{a, b}};\nlet u = \"http://e\"; // crate::pipeline\nsuper::super::runtime::f();",
+    );
+    assert_eq!(named(&text, "crate::"), ["db", "artifacts", "runner"]);
+    assert_eq!(climbed(&text, 2), ["runtime"]);
+    assert!(
+        climbed(&text, 3).is_empty(),
+        "two climbs from depth 3 stay inside the crate"
+    );
 }

@@ -7,8 +7,10 @@
 //! Data flows one way: CLI → [`pipeline`] → [`runner`] → [`runtime`] (a fresh store per run,
 //! with a [`capabilities::StageContext`] bound to one project) → guest → [`capabilities`] →
 //! storage ([`db`], [`artifacts`], [`home`]). The guest never sees a path, a connection or
-//! another project. A module imports only from modules after it in that line (and from the
-//! vocabulary at the end of the table); the `layering` test holds the crate to it.
+//! another project. A module imports only from modules below it in the table (equal ranks not
+//! from each other), and everything from the vocabulary at its end; the `layering` test holds
+//! the crate to it. [`home`] is storage but opens every project, so it ranks above the
+//! capabilities: a capability reaches only its own run's session and folders.
 //!
 //! | module | room | owns |
 //! |---|---|---|
@@ -16,8 +18,8 @@
 //! | [`runner`] | runner | one stage run: record, run, commit or discard, publish |
 //! | [`runtime`] | runtime | engines, the instance pool, plugin loading and checks, limits, one run's store |
 //! | [`cache`] | runtime | the on-disk cache of compiled plugins, keyed and authenticated |
-//! | [`capabilities`] | capabilities | one room per WIT interface (`db`, `artifacts`, `log`): its `Host` impl, its per-run state, its limits; the one `bindgen!` |
 //! | [`home`] | storage | the home folder: database + artifact root, project locks, crash roll-forward |
+//! | [`capabilities`] | capabilities | one room per WIT interface (`db`, `artifacts`, `log`): its `Host` impl, its per-run state, its limits; the one `bindgen!` |
 //! | [`db`] | storage | connections (pragmas), migrations, typed queries, per-run staged writes |
 //! | [`artifacts`] | storage | the cap-std root, per-project `Dir`s, name checks, staged writes, durable publish |
 //! | [`limits`] | vocabulary | how a limit is declared (each room declares its own) |

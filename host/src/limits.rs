@@ -1,6 +1,6 @@
 //! How a user-settable limit is declared: once, as a [`LimitSpec`], by the room that enforces
 //! it — the runtime for the engine's limits (`runtime::limits`), each capability for its own
-//! (`capabilities::artifacts::LIMITS`, `capabilities::db::LIMITS`). Everything else is drawn
+//! (`capabilities::artifacts`, `capabilities::db`). Everything else is drawn
 //! from those declarations: the `vidpipe stage run` flags and their help, the manifest keys,
 //! the defaults, the range checks and their messages; a test holds SECURITY.md's table to them.
 //!
@@ -80,7 +80,7 @@ impl LimitSpec {
         match value {
             LimitValue::Whole(v) if (self.min..=self.max).contains(&v) => Ok(value),
             LimitValue::Whole(v) => Err(self.out_of_range(v)),
-            LimitValue::Seconds(t) => Err(format!("must be a whole number, not {t}")),
+            LimitValue::Seconds(t) => Err(format!("must be a whole number, not {t:?}")),
         }
     }
 

@@ -115,7 +115,10 @@ pub(crate) fn native_write(
     let buffer: Vec<u8> = (0..chunk).map(|i| (i % 251) as u8).collect();
     let mut writer = ctx
         .files
-        .begin_write(ArtifactKind::Output, ctx.limits.max_artifact_bytes)
+        .begin_write(
+            ArtifactKind::Output,
+            ctx.artifacts.limits.max_artifact_bytes,
+        )
         .map_err(|x| e(&x))?;
     let mut left = bytes;
     while left > 0 {
@@ -154,7 +157,7 @@ pub(crate) fn native_read(
             .map_err(|x| e(&x))?
             .ok_or("no artifact")?;
         let file = view.staged.as_deref().unwrap_or(name).to_owned();
-        let len = chunk.min(ctx.limits.max_read_bytes as usize);
+        let len = chunk.min(ctx.artifacts.limits.max_read_bytes as usize);
         let bytes = ctx
             .files
             .read_at(ArtifactKind::Output, &file, offset, len)
@@ -196,7 +199,7 @@ pub(crate) fn store(
 ) -> std::result::Result<(), String> {
     let mut writer = ctx
         .files
-        .begin_write(kind, ctx.limits.max_artifact_bytes)
+        .begin_write(kind, ctx.artifacts.limits.max_artifact_bytes)
         .map_err(|e| e.to_string())?;
     {
         let mut sink = StagedSink(&mut writer, Vec::with_capacity(64 << 10));

@@ -135,7 +135,7 @@ pub(crate) fn write_report(
     let _ = writeln!(
         md,
         "Each pair runs in one process, the plugin and native sides alternating round by round. \
-         The native side is [`runner::run_native_stage`](host/src/runner.rs): the same run record, \
+         The native side is [`runner::run_native_stage`](host/src/runner/mod.rs): the same run record, \
          database session, staged files and commit as a plugin, with the guest replaced by Rust \
          calling the host's own layers. Cells are median (min–max); the ratio is plugin throughput \
          over native throughput (for times, native time over plugin time, so higher is better, \

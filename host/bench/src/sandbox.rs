@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use vidpipe_host::cache::{CompileCache, Compiled};
-use vidpipe_host::capabilities::{StageContext, StoreLimits};
+use vidpipe_host::capabilities::StageContext;
 use vidpipe_host::db::stage::StageSession;
 use vidpipe_host::db::{self, KeyValues};
 use vidpipe_host::runtime::{Limits, Outcome, Plugin, Runtime};
@@ -82,17 +82,18 @@ pub(crate) fn stage_starts(
         &KeyValues::new(),
         None,
     )?;
-    let session = StageSession::open(&b.home.db_path(), project, &run.id)?;
+    let limits = Limits::default();
+    let mut session = StageSession::open(&b.home.db_path(), project, &run.id)?;
+    session.set_limits(limits.session);
     let files = b.home.project_store(project)?;
     let mut ctx = StageContext::new(
         "start".into(),
         session,
         files,
-        StoreLimits::default(),
+        limits.store,
         Box::new(|_, _, _, _| {}),
     );
     let config = vec![("mode".to_owned(), "noop".to_owned())];
-    let limits = Limits::default();
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = Instant::now();

@@ -70,7 +70,7 @@ pub use store::ProjectStore;
 pub use writer::{StagedArtifact, StagedWriter};
 
 /// Buffer size for streaming reads and for buffering writes.
-pub(super) const IO_BUFFER_BYTES: usize = 64 * 1024;
+const IO_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Bytes a staged file takes in before they are synced (see [`StagedWriter::write`]).
 pub const SYNC_EVERY: u64 = 32 << 20;
@@ -181,10 +181,7 @@ pub enum ArtifactError {
 }
 
 /// An [`ArtifactError::Io`] for an operation on `path`.
-pub(super) fn io_error(
-    op: &'static str,
-    path: impl Into<String>,
-) -> impl FnOnce(io::Error) -> ArtifactError {
+fn io_error(op: &'static str, path: impl Into<String>) -> impl FnOnce(io::Error) -> ArtifactError {
     let path = path.into();
     move |source| ArtifactError::Io { op, path, source }
 }
@@ -193,7 +190,7 @@ pub(super) fn io_error(
 ///
 /// cap-std opens `Dir`s with `O_PATH` where it can, and an `O_PATH` descriptor cannot be synced,
 /// so this opens `.` again for reading.
-pub(super) fn sync_dir(dir: &Dir, path: impl Into<String>) -> Result<(), ArtifactError> {
+fn sync_dir(dir: &Dir, path: impl Into<String>) -> Result<(), ArtifactError> {
     let path = path.into();
     let handle = dir
         .open_with(".", OpenOptions::new().read(true).maybe_dir(true))
@@ -202,7 +199,7 @@ pub(super) fn sync_dir(dir: &Dir, path: impl Into<String>) -> Result<(), Artifac
 }
 
 /// Creates directory `name` in `parent` unless it exists; says whether it created it.
-pub(super) fn ensure_dir(parent: &Dir, name: &str, path: &str) -> Result<bool, ArtifactError> {
+fn ensure_dir(parent: &Dir, name: &str, path: &str) -> Result<bool, ArtifactError> {
     match parent.create_dir(name) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

@@ -78,6 +78,34 @@ pub fn limits(c: &Checked) -> StoreLimits {
     }
 }
 
+/// The per-run state of this room.
+pub struct ArtifactsState {
+    /// What the stage may store.
+    pub limits: StoreLimits,
+    /// Host state behind the guest's resource handles (open writers).
+    pub(crate) table: wasmtime::component::ResourceTable,
+    /// How many writers are open now (bounded by `limits.max_open_writers`).
+    pub(crate) open_writers: usize,
+    /// Bytes on disk of the files of writers not yet finished (in blocks).
+    pub(crate) open_disk_bytes: u64,
+    /// Bytes on disk of the project's committed artifacts, once first needed; they do not
+    /// change while the run holds the project's lock.
+    pub(crate) committed_disk_bytes: Option<u64>,
+}
+
+impl ArtifactsState {
+    /// Nothing open yet, within `limits`.
+    pub fn new(limits: StoreLimits) -> Self {
+        ArtifactsState {
+            limits,
+            table: wasmtime::component::ResourceTable::new(),
+            open_writers: 0,
+            open_disk_bytes: 0,
+            committed_disk_bytes: None,
+        }
+    }
+}
+
 /// Largest chunk one `write` call accepts.
 pub const MAX_CHUNK: usize = 16 << 20;
 
@@ -121,16 +149,17 @@ impl StageContext {
     /// least a block. Checked before each writer is opened and each chunk is written, so the
     /// project never holds more than its quota.
     fn check_quota(&mut self, extra: u64) -> Result<(), HostError> {
-        let committed = match self.committed_disk_bytes {
+        let committed = match self.artifacts.committed_disk_bytes {
             Some(bytes) => bytes,
             None => *self
+                .artifacts
                 .committed_disk_bytes
                 .insert(self.db.committed_disk_bytes()?),
         };
-        let quota = self.limits.project_quota_bytes;
+        let quota = self.artifacts.limits.project_quota_bytes;
         let after = committed
             .saturating_add(self.db.staged_disk_bytes())
-            .saturating_add(self.open_disk_bytes)
+            .saturating_add(self.artifacts.open_disk_bytes)
             .saturating_add(extra);
         if after > quota {
             return Err(HostError::guest(
@@ -158,14 +187,14 @@ impl HostWriter for StageContext {
                 ),
             ));
         }
-        let size = self.table.get(&this).map_err(trap)?.writer.size();
+        let size = self.artifacts.table.get(&this).map_err(trap)?.writer.size();
         let grows = disk_bytes(size.saturating_add(chunk.len() as u64)) - disk_bytes(size);
         self.check_quota(grows)?;
-        let state = self.table.get_mut(&this).map_err(trap)?;
+        let state = self.artifacts.table.get_mut(&this).map_err(trap)?;
         let written = state.writer.write(&chunk);
         // Count what the file now holds, whether or not the write (or its sync) succeeded.
         let now = disk_bytes(state.writer.size()).max(state.counted);
-        self.open_disk_bytes += now - state.counted;
+        self.artifacts.open_disk_bytes += now - state.counted;
         state.counted = now;
         written?;
         Ok(())
@@ -176,11 +205,11 @@ impl HostWriter for StageContext {
             name,
             writer,
             counted,
-        } = self.table.delete(this).map_err(trap)?;
-        self.open_writers -= 1;
+        } = self.artifacts.table.delete(this).map_err(trap)?;
+        self.artifacts.open_writers -= 1;
         // Its bytes were counted, chunk by chunk, as they were written; from here on the
         // session counts them as staged.
-        self.open_disk_bytes = self.open_disk_bytes.saturating_sub(counted);
+        self.artifacts.open_disk_bytes = self.artifacts.open_disk_bytes.saturating_sub(counted);
         let staged = writer.finish()?;
         let kind = staged.kind;
         let recorded = self.db.stage_artifact(
@@ -211,9 +240,10 @@ impl HostWriter for StageContext {
 
     fn drop(&mut self, this: Resource<WriterState>) -> wasmtime::Result<()> {
         // Dropping the StagedWriter removes its staged file: nothing is published.
-        let state = self.table.delete(this)?;
-        self.open_writers -= 1;
-        self.open_disk_bytes = self.open_disk_bytes.saturating_sub(state.counted);
+        let state = self.artifacts.table.delete(this)?;
+        self.artifacts.open_writers -= 1;
+        self.artifacts.open_disk_bytes =
+            self.artifacts.open_disk_bytes.saturating_sub(state.counted);
         Ok(())
     }
 }
@@ -221,12 +251,12 @@ impl HostWriter for StageContext {
 impl Host for StageContext {
     fn create(&mut self, k: WitKind, name: String) -> Result<Resource<WriterState>, HostError> {
         validate_name(&name)?;
-        if self.open_writers >= self.limits.max_open_writers {
+        if self.artifacts.open_writers >= self.artifacts.limits.max_open_writers {
             return Err(HostError::guest(
                 ErrorCode::LimitExceeded,
                 format!(
                     "at most {} artifact writers may be open at once ({})",
-                    self.limits.max_open_writers, MAX_WRITERS.key
+                    self.artifacts.limits.max_open_writers, MAX_WRITERS.key
                 ),
             ));
         }
@@ -234,8 +264,9 @@ impl Host for StageContext {
         self.check_quota(disk_bytes(0))?;
         let writer = self
             .files
-            .begin_write(kind(k), self.limits.max_artifact_bytes)?;
+            .begin_write(kind(k), self.artifacts.limits.max_artifact_bytes)?;
         let handle = self
+            .artifacts
             .table
             .push(WriterState {
                 name,
@@ -243,8 +274,8 @@ impl Host for StageContext {
                 counted: disk_bytes(0),
             })
             .map_err(trap)?;
-        self.open_writers += 1;
-        self.open_disk_bytes += disk_bytes(0);
+        self.artifacts.open_writers += 1;
+        self.artifacts.open_disk_bytes += disk_bytes(0);
         Ok(handle)
     }
 
@@ -257,7 +288,7 @@ impl Host for StageContext {
     ) -> Result<Vec<u8>, HostError> {
         let view = self.find(k, &name)?;
         let file = view.staged.as_deref().unwrap_or(&name);
-        let len = length.min(self.limits.max_read_bytes) as usize;
+        let len = length.min(self.artifacts.limits.max_read_bytes) as usize;
         Ok(self.files.read_at(kind(k), file, offset, len)?)
     }
 

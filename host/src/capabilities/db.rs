@@ -5,6 +5,7 @@
 use super::bindings::db::{self as wit, Host};
 use super::bindings::types::ArtifactRef as WitRef;
 use super::{HostError, StageContext};
+pub use crate::db::stage::SessionLimits;
 use crate::db::{self, stage};
 use crate::limits::{Checked, LimitSpec, Unit};
 
@@ -35,6 +36,7 @@ pub fn limits(c: &Checked) -> stage::SessionLimits {
     stage::SessionLimits {
         max_writes: c.count(&MAX_STAGED_ROWS),
         max_bytes: c.bytes(&MAX_STAGED_TEXT),
+        names: (MAX_STAGED_ROWS.key, MAX_STAGED_TEXT.key),
     }
 }
 

@@ -8,6 +8,7 @@
 //! the run ends. That bounds both the plain lines
 //! and the redraws of a progress bar, whatever the stage calls.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,33 @@ impl OutputBudget {
     }
 }
 
+/// The per-run state of this room.
+pub struct LogState {
+    /// Where progress goes.
+    pub(crate) progress: super::ProgressSink,
+    /// What the stage may still make the host print (shared with the capture of its stdout
+    /// and stderr).
+    pub(crate) output: Arc<OutputBudget>,
+    /// Progress reports held back between sends.
+    pub(crate) progress_throttle: ProgressThrottle,
+}
+
+impl LogState {
+    /// A fresh budget for a run of `stage`, its progress going to `progress`.
+    pub fn new(stage: &str, progress: super::ProgressSink) -> Self {
+        LogState {
+            progress,
+            output: Arc::new(OutputBudget::new(stage)),
+            progress_throttle: ProgressThrottle::default(),
+        }
+    }
+
+    /// The run's output budget, for whatever else prints on its behalf (its stdout, stderr).
+    pub fn output(&self) -> Arc<OutputBudget> {
+        Arc::clone(&self.output)
+    }
+}
+
 /// The progress reports of one run, held back so that at most one reaches the sink per
 /// [`PROGRESS_INTERVAL`].
 #[derive(Debug, Default)]
@@ -113,7 +141,7 @@ impl Host for StageContext {
             return Ok(());
         }
         let message = clip(&message);
-        if !self.output.charge(message.len()) {
+        if !self.log.output.charge(message.len()) {
             return Ok(());
         }
         let stage = self.stage.as_str();
@@ -130,6 +158,7 @@ impl Host for StageContext {
     fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
         let now = Instant::now();
         let due = self
+            .log
             .progress_throttle
             .last_sent
             .is_none_or(|last| now.duration_since(last) >= PROGRESS_INTERVAL);
@@ -137,11 +166,11 @@ impl Host for StageContext {
         // says the stage is done waits too (it is sent when the run ends), or a flood of
         // "done" reports would bypass the interval.
         if !due {
-            self.progress_throttle.pending = Some((done, total, message));
+            self.log.progress_throttle.pending = Some((done, total, message));
             return Ok(());
         }
-        self.progress_throttle.pending = None;
-        self.progress_throttle.last_sent = Some(now);
+        self.log.progress_throttle.pending = None;
+        self.log.progress_throttle.last_sent = Some(now);
         self.send_progress(done, total, &message);
         Ok(())
     }
@@ -151,18 +180,18 @@ impl StageContext {
     fn send_progress(&mut self, done: u64, total: u64, message: &str) {
         let message = clip(message);
         // Two numbers of up to 20 digits and the separators, as a plain line prints them.
-        if self.output.charge(message.len() + 48) {
-            (self.progress)(&self.stage, done, total, &message);
+        if self.log.output.charge(message.len() + 48) {
+            (self.log.progress)(&self.stage, done, total, &message);
         }
     }
 
     /// Forwards the last progress report held back, and says what was dropped. Call once
     /// when the run ends.
     pub fn finish_output(&mut self) {
-        if let Some((done, total, message)) = self.progress_throttle.pending.take() {
+        if let Some((done, total, message)) = self.log.progress_throttle.pending.take() {
             self.send_progress(done, total, &message);
         }
-        self.output.finish();
+        self.log.output.finish();
     }
 }
 

@@ -30,32 +30,19 @@ use bindings::types::{ArtifactKind as WitKind, Error, ErrorCode};
 /// Receives a stage's progress reports.
 pub type ProgressSink = Box<dyn FnMut(&str, u64, u64, &str) + Send>;
 
-/// Everything one running stage can reach.
+/// Everything one running stage can reach: its name, the storage handles bound to its project
+/// and run, and each room's per-run state.
 pub struct StageContext {
     /// The stage's name, for logs.
     pub stage: String,
-    /// Its database session (bound to its project and run).
+    /// Its database session (bound to its project and run): the `db` room's state.
     pub db: StageSession,
     /// Its project's artifact folders.
     pub files: ProjectStore,
-    /// What it may store.
-    pub limits: StoreLimits,
-    /// Where progress goes.
-    pub progress: ProgressSink,
-    /// Host state behind the guest's resource handles (open writers).
-    pub(crate) table: wasmtime::component::ResourceTable,
-    /// How many writers are open now (bounded by `limits.max_open_writers`).
-    pub(crate) open_writers: usize,
-    /// What the stage may still make the host print (shared with the capture of its stdout
-    /// and stderr).
-    pub(crate) output: std::sync::Arc<log::OutputBudget>,
-    /// Progress reports held back between sends.
-    pub(crate) progress_throttle: log::ProgressThrottle,
-    /// Bytes on disk of the files of writers not yet finished (in blocks).
-    pub(crate) open_disk_bytes: u64,
-    /// Bytes on disk of the project's committed artifacts, once first needed; they do not
-    /// change while the run holds the project's lock.
-    pub(crate) committed_disk_bytes: Option<u64>,
+    /// The `artifacts` room's state: its limits, open writers, bytes counted against the quota.
+    pub artifacts: artifacts::ArtifactsState,
+    /// The `log` room's state: where progress goes, the output budget, held-back progress.
+    pub log: log::LogState,
 }
 
 impl StageContext {
@@ -67,19 +54,13 @@ impl StageContext {
         limits: StoreLimits,
         progress: ProgressSink,
     ) -> Self {
-        let output = std::sync::Arc::new(log::OutputBudget::new(&stage));
+        let log = log::LogState::new(&stage, progress);
         StageContext {
             stage,
             db,
             files,
-            limits,
-            progress,
-            table: wasmtime::component::ResourceTable::new(),
-            open_writers: 0,
-            output,
-            progress_throttle: log::ProgressThrottle::default(),
-            open_disk_bytes: 0,
-            committed_disk_bytes: None,
+            artifacts: artifacts::ArtifactsState::new(limits),
+            log,
         }
     }
 }
@@ -140,7 +121,11 @@ impl From<ArtifactError> for HostError {
             ArtifactError::Unsafe { .. } => ErrorCode::InvalidInput,
             ArtifactError::Io { .. } => ErrorCode::Io,
         };
-        HostError::guest(code, e.to_string())
+        let message = match &e {
+            ArtifactError::TooLarge { .. } => format!("{e} ({})", artifacts::MAX_ARTIFACT_SIZE.key),
+            _ => e.to_string(),
+        };
+        HostError::guest(code, message)
     }
 }
 

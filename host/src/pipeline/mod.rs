@@ -52,7 +52,8 @@ pub enum ManifestError {
         /// The manifest.
         path: PathBuf,
     },
-    /// The file is not valid TOML or has unknown or mistyped keys.
+    /// The file is not valid TOML, or its top level or a stage lacks or mistypes a key
+    /// (unknown keys of a stage, and limit values, are [`ManifestError::Invalid`], naming the key).
     #[error("pipeline manifest {path} is malformed: {message}")]
     Parse {
         /// The manifest.

@@ -66,6 +66,22 @@ fn bad_manifests_name_the_key_and_the_reason() {
             "stage[0].max-memory",
         ),
         (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nmax-memory = 64.0\n",
+            "`stage[0].max-memory` must be a whole number, not 64.0",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nmax-writers = -3\n",
+            "`stage[0].max-writers` must be 1 to 100000, not -3",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nproject-quota = \"big\"\n",
+            "`stage[0].project-quota` must be a number, not a string",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\ntimeout = 1.5\nmax-handles = 1e3\n",
+            "`stage[0].max-handles` must be a whole number",
+        ),
+        (
             "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nconfig = { k = [1] }\n",
             "stage[0].config.k",
         ),

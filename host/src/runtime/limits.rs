@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use crate::capabilities::db::SessionLimits;
 use crate::capabilities::{self, StoreLimits};
-use crate::db::stage::SessionLimits;
 use crate::limits::{Checked, LimitSettings, LimitSpec, Unit};
 
 /// `timeout`: the wall-clock time a stage may run.
@@ -155,7 +155,7 @@ impl ResourceLimiter for Limiter {
         let total = self.memory.saturating_sub(current).saturating_add(desired);
         if total > self.max_memory {
             return Err(wasmtime::format_err!(
-                "the stage exceeded its memory limit of {} MiB, {} (it asked for {} MiB in all)",
+                "the stage exceeded its memory limit of {} MiB ({}; it asked for {} MiB in all)",
                 self.max_memory >> 20,
                 MAX_MEMORY.key,
                 total.div_ceil(1 << 20)
@@ -173,7 +173,7 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         if desired > self.max_table_elements {
             return Err(wasmtime::format_err!(
-                "the stage exceeded its table limit of {} elements, {}",
+                "the stage exceeded its table limit of {} elements ({})",
                 self.max_table_elements,
                 MAX_TABLE_ELEMENTS.key
             ));

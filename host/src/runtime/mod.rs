@@ -108,6 +108,7 @@ pub enum Outcome {
     Trapped(String),
 }
 
+/// The engines, their linkers, the executor and the ticker, shared by every plugin and run of
 /// a process.
 pub struct Runtime {
     on_demand: Backend,
@@ -239,8 +240,8 @@ impl Runtime {
         {
             tracing::warn!(stage = %ctx.stage, "database calls will not be cut short at the deadline: {e}");
         }
-        let stdout = LogStream::new(&ctx.stage, "stdout", ctx.output.clone());
-        let stderr = LogStream::new(&ctx.stage, "stderr", ctx.output.clone());
+        let stdout = LogStream::new(&ctx.stage, "stdout", ctx.log.output());
+        let stderr = LogStream::new(&ctx.stage, "stderr", ctx.log.output());
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())

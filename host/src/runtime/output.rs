@@ -15,6 +15,7 @@ const MAX_CAPTURED_OUTPUT: usize = 1 << 20;
 /// Longest line of guest output logged as one event.
 const MAX_LINE: usize = 4096;
 
+/// Guest stdout/stderr, forwarded line by line into the host's log, each line charged to the
 /// run's output budget.
 #[derive(Clone)]
 pub(super) struct LogStream {

@@ -10,6 +10,7 @@ use super::{Limits, Plugin, RunState, Runtime};
 use crate::cache::Compiled;
 use crate::capabilities::bindings::StagePre;
 
+/// The shape of the instance pool: how many stage runs hold slots at once, and how big one
 /// run's slot set is. A plugin that needs more (instances, memories, tables, or a table that
 /// starts bigger) is run on demand, as is a run whose `max-table-elements` exceeds the slots'
 /// tables or that finds every slot set taken. The size of a memory is never the reason: every

@@ -6,6 +6,9 @@ use wasmtime::Trap;
 use super::Limits;
 use super::limits::{MAX_HANDLES, MAX_IMPORT_SIZE, TIMEOUT};
 
+/// Consecutive frames of one function on top of the call stack from which an out-of-bounds trap
+/// is reported as a runaway recursion (Rust guests keep their data stack in linear memory and
+/// overflow it that way, rather than the engine's stack). wasmtime captures 20 frames by default.
 const RECURSION_FRAMES: usize = 16;
 
 /// Why a stage that ran out of time was stopped.
@@ -60,7 +63,7 @@ pub(super) fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
             let cause = e.root_cause().to_string();
             if cause.contains("handle limit") {
                 format!(
-                    "the stage exceeded its limit of {} live resource handles ({}) ({cause})",
+                    "the stage exceeded its limit of {} live resource handles ({}): {cause}",
                     limits.max_handles, MAX_HANDLES.key
                 )
             } else if cause.contains("fuel allocated for hostcalls") && frames.is_none() {
@@ -76,7 +79,7 @@ pub(super) fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> String {
                 )
             } else if cause.contains("fuel allocated for hostcalls") {
                 format!(
-                    "the stage passed more than {} MiB to one host call, its import size limit, {} ({cause})",
+                    "the stage passed more than {} MiB to one host call, its import size limit ({}): {cause}",
                     limits.max_import_bytes >> 20,
                     MAX_IMPORT_SIZE.key
                 )

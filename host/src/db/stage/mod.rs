@@ -161,15 +161,19 @@ pub struct SessionLimits {
     pub max_writes: u64,
     /// Bytes of text (titles, descriptions, prompts, names) written per run.
     pub max_bytes: u64,
+    /// How the user sets each of the two, for the message when one is hit (the names are
+    /// declared by the room that sets the limits; storage only repeats them).
+    pub names: (&'static str, &'static str),
 }
 
 impl Default for SessionLimits {
-    /// No bound: the room that binds a session to a stage run sets the run's limits
-    /// (`capabilities::db::limits`, from the declared `max-staged-rows` / `max-staged-text`).
+    /// No bound: the runner sets every run's limits (`runner::run_in`, from
+    /// `capabilities::db::limits`, which reads the declared `max-staged-rows` / `max-staged-text`).
     fn default() -> Self {
         SessionLimits {
             max_writes: u64::MAX,
             max_bytes: u64::MAX,
+            names: ("the row write limit", "the text limit"),
         }
     }
 }
@@ -365,14 +369,14 @@ impl StageSession {
         let total = self.bytes.saturating_add(bytes as u64);
         if writes > self.limits.max_writes {
             return Err(DbError::LimitExceeded(format!(
-                "the stage has made {} row writes; the limit per run is {}",
-                self.writes, self.limits.max_writes
+                "the stage has made {} row writes; the limit per run is {} ({})",
+                self.writes, self.limits.max_writes, self.limits.names.0
             )));
         }
         if total > self.limits.max_bytes {
             return Err(DbError::LimitExceeded(format!(
-                "the stage has written more than {} bytes of text; the limit per run is {}",
-                self.bytes, self.limits.max_bytes
+                "the stage has written more than {} bytes of text; the limit per run is {} ({})",
+                self.bytes, self.limits.max_bytes, self.limits.names.1
             )));
         }
         self.writes = writes;

@@ -264,6 +264,7 @@ fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
     s.set_limits(SessionLimits {
         max_writes: 3,
         max_bytes: 1 << 20,
+        ..SessionLimits::default()
     });
     for i in 0..3 {
         s.create_scene(scene(i)).expect("within the limit");
@@ -275,6 +276,7 @@ fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
     s.set_limits(SessionLimits {
         max_writes: 100,
         max_bytes: 10,
+        ..SessionLimits::default()
     });
     let err = s
         .create_scene(NewScene {
