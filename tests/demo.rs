@@ -223,6 +223,49 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         "ffprobe says {seconds} s for {expected_ms} ms of scenes"
     );
 
+    // ffprobe reads the MP4 encoded inside the sandbox: H.264 High, BT.709 limited range,
+    // every frame decoded, 20 s long; and the captions hold a cue per scene.
+    let mp4 = video.with_file_name("final.mp4");
+    let probe: serde_json::Value = serde_json::from_str(&ffprobe(
+        &[
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,profile,width,height,pix_fmt,color_space,color_range,nb_read_frames:format=duration",
+            "-of",
+            "json",
+        ],
+        &mp4,
+    ))
+    .unwrap();
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "h264", "{probe}");
+    assert_eq!(stream["profile"], "High", "{probe}");
+    assert_eq!(
+        (stream["width"].clone(), stream["height"].clone()),
+        (640.into(), 360.into())
+    );
+    assert_eq!(stream["pix_fmt"], "yuv420p", "{probe}");
+    assert_eq!(
+        (stream["color_space"].clone(), stream["color_range"].clone()),
+        ("bt709".into(), "tv".into())
+    );
+    assert_eq!(stream["nb_read_frames"], expected_frames.to_string());
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (duration - expected_ms as f64 / 1000.0).abs() <= 1.0 / FPS as f64,
+        "ffprobe says the MP4 lasts {duration} s for {expected_ms} ms of scenes"
+    );
+    let vtt = std::fs::read_to_string(video.with_file_name("final.vtt")).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    assert_eq!(vtt.matches(" --> ").count(), 5, "{vtt}");
+    assert!(video.with_file_name("poster.png").is_file());
+
     // Same script, same configuration: the same bytes, the video included.
     let again = home.project("Lighthouse", SCRIPT);
     home.vidpipe(&["run", DEMO, "--project", &again])

@@ -1,8 +1,12 @@
 //! The `assemble` stage: the scene clips joined into one final video, a contact sheet of the
 //! keyframes, and a JSON manifest of both.
 //!
-//! It writes three `output` artifacts:
+//! It writes these `output` artifacts:
 //!
+//! - `final.mp4`: every clip's frames, in scene order, encoded as H.264 (High profile, BT.709
+//!   limited range, constant `qp`) in a fast-start MP4, inside the sandbox; with `final.vtt`,
+//!   its WebVTT captions (a cue per scene, with its title), and `poster.png`, the first scene's
+//!   start keyframe. See `vidpipe_render::Mp4Encoder`.
 //! - `final.png`: every scene's clip, in scene order, in one animated PNG. The clips are
 //!   joined by copying their compressed frames ([`vidpipe_render::ApngJoiner`]), not by
 //!   decoding and re-encoding them, so joining costs about as much as copying the bytes, and
@@ -21,12 +25,16 @@
 //!
 //! | key | value | default |
 //! | --- | --- | --- |
+//! | `qp` | the H.264 quantiser of `final.mp4`, 0 (best, biggest) to 51 | `28` |
 //! | `thumbnail-width` | width of a contact-sheet thumbnail in pixels, 32 to 1024 | `320` |
 //!
 //! The logic lives in plain Rust ([`stage`]), unit-tested natively; the WIT bindings below only
 //! translate types. The same clips, keyframes and configuration give the same bytes.
 
+mod media;
 pub mod stage;
+
+pub use media::{CAPTIONS_NAME, MP4_NAME, POSTER_NAME};
 
 pub use vidpipe_stage_kit::{ErrorCode, StageError};
 

@@ -6,16 +6,19 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use serde_json::json;
+
 use vidpipe_render::{
-    ApngJoiner, Image, Position, RenderError, SheetRow, contact_sheet, decode_png, encode_png,
-    read_apng_header, shrink,
+    ApngJoiner, DEFAULT_QP, Image, Position, RenderError, SheetRow, contact_sheet, decode_png,
+    encode_png, read_apng_header, shrink,
 };
+
+use crate::media;
 use vidpipe_stage_kit::config::Pairs;
 use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
 use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
 
 /// The configuration keys the stage understands, sorted.
-pub const KNOWN_KEYS: [&str; 1] = ["thumbnail-width"];
+pub const KNOWN_KEYS: [&str; 2] = ["qp", "thumbnail-width"];
 /// The width of a contact-sheet thumbnail when `thumbnail-width` is not given.
 pub const DEFAULT_THUMBNAIL_WIDTH: u32 = 320;
 
@@ -125,13 +128,13 @@ pub trait Host {
 }
 
 /// A scene with its two keyframes and its clip.
-struct Work {
-    scene: Scene,
-    start: Keyframe,
+pub(crate) struct Work {
+    pub(crate) scene: Scene,
+    pub(crate) start: Keyframe,
     end: Keyframe,
-    clip: Clip,
+    pub(crate) clip: Clip,
     /// The clip's frame count, from its header.
-    frames: u32,
+    pub(crate) frames: u32,
 }
 
 /// Runs the assemble stage: joins every scene's clip, in scene order, into the `output`
@@ -146,6 +149,7 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         DEFAULT_THUMBNAIL_WIDTH,
         "pixels",
     )?;
+    let qp = config.u32_in("qp", 0..=51, u32::from(DEFAULT_QP), "")? as u8;
     let project = host
         .project_name()
         .map_err(|e| e.context("reading the project"))?;
@@ -200,6 +204,17 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     );
 
     let video = write_video(host, &work, width, height, total_frames, steps)?;
+    let fps = work.first().map_or(12, |w| w.clip.frame_rate);
+    let mp4 = media::write_mp4(host, &work, (width, height, fps), qp)?;
+    let captions = media::captions(&work, fps);
+    let vtt = write_output(host, media::CAPTIONS_NAME, |out| {
+        out.write_all(captions.as_bytes())
+            .map_err(|e| RenderError::Encode(e.to_string()))
+    })?;
+    let poster = match work.first() {
+        Some(first) => Some(media::write_poster(host, &first.start)?),
+        None => None,
+    };
     let sheet_size;
     let sheet = {
         let sheet = draw_sheet(host, &project, &work, thumb_width, duration_ms)?;
@@ -208,7 +223,7 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     };
     host.progress(steps - 1, steps, "contact sheet drawn");
 
-    let manifest = manifest(
+    let mut manifest = manifest(
         &project,
         &work,
         &video,
@@ -216,6 +231,34 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         &sheet,
         sheet_size,
     );
+    manifest["mp4"] = json!({
+        "artifact": format!("output/{}", media::MP4_NAME),
+        "codec": "h264",
+        "profile": "high",
+        "colour": "bt709 limited range",
+        "qp": qp,
+        "width": width,
+        "height": height,
+        "frames": total_frames,
+        "frame_rate": fps,
+        "duration_ms": duration_ms,
+        "bytes": mp4.size,
+        "sha256": mp4.sha256,
+    });
+    manifest["captions"] = json!({
+        "artifact": format!("output/{}", media::CAPTIONS_NAME),
+        "format": "webvtt",
+        "cues": work.len(),
+        "bytes": vtt.size,
+        "sha256": vtt.sha256,
+    });
+    if let Some(poster) = &poster {
+        manifest["poster"] = json!({
+            "artifact": format!("output/{}", media::POSTER_NAME),
+            "bytes": poster.size,
+            "sha256": poster.sha256,
+        });
+    }
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| StageError::new(ErrorCode::Io, format!("cannot write the manifest: {e}")))?;
     text.push('\n');
@@ -226,11 +269,16 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     host.progress(steps, steps, "manifest written");
 
     Ok(format!(
-        "output/{VIDEO_NAME} ({total_frames} frames of {width}x{height}, {}.{} s, {} bytes), \
-         output/{SHEET_NAME}, output/{MANIFEST_NAME}",
+        "output/{} ({total_frames} frames of {width}x{height}, {}.{} s, {} bytes), \
+         output/{VIDEO_NAME} ({} bytes), output/{}, output/{}, output/{SHEET_NAME}, \
+         output/{MANIFEST_NAME}",
+        media::MP4_NAME,
         duration_ms / 1000,
         duration_ms % 1000 / 100,
-        video.size
+        mp4.size,
+        video.size,
+        media::CAPTIONS_NAME,
+        media::POSTER_NAME,
     ))
 }
 
@@ -408,7 +456,7 @@ fn io(error: RenderError) -> StageError {
 }
 
 /// Writes the `output` artifact `name` with `encode`, in chunks.
-fn write_output<H: Host>(
+pub(crate) fn write_output<H: Host>(
     host: &mut H,
     name: &str,
     encode: impl FnOnce(&mut dyn std::io::Write) -> Result<(), RenderError>,

@@ -79,6 +79,68 @@ pub fn decode_png(bytes: &[u8]) -> Result<Image, RenderError> {
     Image::from_rgb(width, height, pixels)
 }
 
+/// Decodes the frames of an animated PNG as the clips stage writes them — RGB8, every frame the
+/// whole picture, all shown for the same time — handing each to `each` in turn. Returns the
+/// frame count and the delay of a frame (numerator, denominator, in seconds).
+pub fn decode_apng_frames(
+    bytes: &[u8],
+    mut each: impl FnMut(&Image) -> Result<(), RenderError>,
+) -> Result<(u32, (u16, u16)), RenderError> {
+    let decoder = png::Decoder::new(Cursor::new(bytes));
+    let mut reader = decoder.read_info().map_err(decode_error)?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    crate::byte_len(width, height)?;
+    let frames = info
+        .animation_control
+        .ok_or_else(|| RenderError::Decode("not an animated PNG".to_owned()))?
+        .num_frames;
+    if info.color_type != ColorType::Rgb || info.bit_depth != BitDepth::Eight {
+        return Err(RenderError::Decode(format!(
+            "the frames are {:?} {:?}, not 8-bit RGB",
+            info.color_type, info.bit_depth
+        )));
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| RenderError::Decode(format!("a {width}x{height} image is too large")))?;
+    let mut buffer = vec![0; size];
+    let mut delay = None;
+    for index in 0..frames {
+        reader.next_frame(&mut buffer).map_err(decode_error)?;
+        let control = reader
+            .info()
+            .frame_control
+            .ok_or_else(|| RenderError::Decode(format!("frame {index} has no frame control")))?;
+        if (
+            control.width,
+            control.height,
+            control.x_offset,
+            control.y_offset,
+        ) != (width, height, 0, 0)
+        {
+            return Err(RenderError::Decode(format!(
+                "frame {index} covers {}x{} at ({}, {}), not the whole {width}x{height} picture",
+                control.width, control.height, control.x_offset, control.y_offset
+            )));
+        }
+        let this = (control.delay_num, control.delay_den);
+        match delay {
+            None => delay = Some(this),
+            Some(first) if first != this => {
+                return Err(RenderError::Decode(format!(
+                    "frame {index} is shown for {}/{} s, the first for {}/{} s",
+                    this.0, this.1, first.0, first.1
+                )));
+            }
+            Some(_) => {}
+        }
+        let pixels = buffer[..width as usize * height as usize * 3].to_vec();
+        each(&Image::from_rgb(width, height, pixels)?)?;
+    }
+    Ok((frames, delay.unwrap_or((1, 1))))
+}
+
 /// An animated PNG being written: a fixed number of RGB8 frames shown at a fixed rate, looping
 /// forever. Every frame is compressed and written out as soon as it is given.
 ///

@@ -24,6 +24,7 @@
 mod canvas;
 mod codec;
 mod motion;
+mod mp4;
 mod palette;
 mod remux;
 mod scene;
@@ -33,8 +34,9 @@ mod util;
 
 use std::fmt;
 
-pub use codec::{ApngEncoder, decode_png, encode_png};
+pub use codec::{ApngEncoder, decode_apng_frames, decode_png, encode_png};
 pub use motion::{Motion, frame};
+pub use mp4::{DEFAULT_QP, Mp4Encoder};
 pub use palette::{Palette, palette};
 pub use remux::{ApngHeader, ApngJoiner, PNG_SIGNATURE, read_apng_header};
 pub use scene::{Position, keyframe, scenery};

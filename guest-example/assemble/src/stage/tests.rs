@@ -194,7 +194,8 @@ fn the_video_holds_every_clip_frame_in_scene_order() {
     }
     assert_eq!(frames_of(host.output(VIDEO_NAME)), expected);
     assert!(
-        summary.starts_with("output/final.png (13 frames of 64x36, 1.0 s,"),
+        summary.starts_with("output/final.mp4 (13 frames of 64x36, 1.0 s,")
+            && summary.contains("output/final.png"),
         "{summary}"
     );
     assert_eq!(host.progress.last(), Some(&(5, 5)));
@@ -347,4 +348,41 @@ fn the_duration_sums_each_clip_at_its_own_rate() {
     // Many distinct rates near the host's limit: no overflow, a sensible answer.
     let odd: Vec<Work> = (950..1000).map(|fps| work(fps, fps)).collect();
     assert_eq!(exact_duration_ms(&odd), 50_000);
+}
+
+/// The top-level boxes of an MP4, in order.
+fn boxes(mp4: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= mp4.len() {
+        let size = u32::from_be_bytes([mp4[at], mp4[at + 1], mp4[at + 2], mp4[at + 3]]) as usize;
+        out.push(String::from_utf8_lossy(&mp4[at + 4..at + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
+#[test]
+fn the_mp4_captions_and_poster_are_written_beside_the_video() {
+    let mut host = FakeHost::with_scenes(&[5, 1, 7]);
+    run_on(&mut host, &[]).expect("assembles");
+    let mp4 = host.output(crate::MP4_NAME).to_vec();
+    let order = boxes(&mp4);
+    let moov = order.iter().position(|b| b == "moov").expect("a moov box");
+    let mdat = order.iter().position(|b| b == "mdat").expect("an mdat box");
+    assert_eq!(order[0], "ftyp");
+    assert!(moov < mdat, "fast start: {order:?}");
+    let vtt = String::from_utf8(host.output(crate::CAPTIONS_NAME).to_vec()).expect("text");
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    assert_eq!(vtt.matches(" --> ").count(), 3, "{vtt}");
+    let first = &host.files[&("keyframe", "scene-000-start.png".to_owned())];
+    assert_eq!(host.output(crate::POSTER_NAME), &first[..]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(host.output(MANIFEST_NAME)).expect("json");
+    assert_eq!(manifest["mp4"]["frames"], 13);
+    assert_eq!(manifest["mp4"]["bytes"], mp4.len());
+    assert_eq!(manifest["captions"]["cues"], 3);
 }

@@ -66,6 +66,15 @@ pub fn exec(globals: &Globals) -> Result<(), Failure> {
         detail.video_clips.len()
     );
     say!(
+        "  mp4         {} (H.264, encoded inside the sandbox; plays in a browser or any player)",
+        output.join("final.mp4").display()
+    );
+    say!(
+        "  captions    {} (WebVTT, a cue per scene), poster {}",
+        output.join("final.vtt").display(),
+        output.join("poster.png").display()
+    );
+    say!(
         "  video       {} (animated PNG; open it in a web browser, or `ffplay` it)",
         output.join("final.png").display()
     );
