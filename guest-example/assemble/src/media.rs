@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use serde_json::json;
 use vidpipe_render::{Mp4Encoder, RenderError, decode_apng_frames};
 use vidpipe_stage_kit::io::RangedReader;
 use vidpipe_stage_kit::{ErrorCode, StageError};
@@ -128,4 +129,41 @@ pub fn write_poster<H: Host>(host: &mut H, first: &Keyframe) -> Result<Published
         out.write_all(&bytes)
             .map_err(|e| RenderError::Encode(e.to_string()))
     })
+}
+
+/// Adds the MP4, its captions and its poster to the manifest.
+pub fn describe(
+    manifest: &mut serde_json::Value,
+    (mp4, vtt, poster): (&Published, &Published, Option<&Published>),
+    (width, height, total_frames, duration_ms): (u32, u32, u32, u64),
+    (fps, qp, cues): (u32, u8, usize),
+) {
+    manifest["mp4"] = json!({
+        "artifact": format!("output/{}", MP4_NAME),
+        "codec": "h264",
+        "profile": "high",
+        "colour": "bt709 limited range",
+        "qp": qp,
+        "width": width,
+        "height": height,
+        "frames": total_frames,
+        "frame_rate": fps,
+        "duration_ms": duration_ms,
+        "bytes": mp4.size,
+        "sha256": mp4.sha256,
+    });
+    manifest["captions"] = json!({
+        "artifact": format!("output/{}", CAPTIONS_NAME),
+        "format": "webvtt",
+        "cues": cues,
+        "bytes": vtt.size,
+        "sha256": vtt.sha256,
+    });
+    if let Some(poster) = poster {
+        manifest["poster"] = json!({
+            "artifact": format!("output/{}", POSTER_NAME),
+            "bytes": poster.size,
+            "sha256": poster.sha256,
+        });
+    }
 }

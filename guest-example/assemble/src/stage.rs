@@ -231,34 +231,12 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         &sheet,
         sheet_size,
     );
-    manifest["mp4"] = json!({
-        "artifact": format!("output/{}", media::MP4_NAME),
-        "codec": "h264",
-        "profile": "high",
-        "colour": "bt709 limited range",
-        "qp": qp,
-        "width": width,
-        "height": height,
-        "frames": total_frames,
-        "frame_rate": fps,
-        "duration_ms": duration_ms,
-        "bytes": mp4.size,
-        "sha256": mp4.sha256,
-    });
-    manifest["captions"] = json!({
-        "artifact": format!("output/{}", media::CAPTIONS_NAME),
-        "format": "webvtt",
-        "cues": work.len(),
-        "bytes": vtt.size,
-        "sha256": vtt.sha256,
-    });
-    if let Some(poster) = &poster {
-        manifest["poster"] = json!({
-            "artifact": format!("output/{}", media::POSTER_NAME),
-            "bytes": poster.size,
-            "sha256": poster.sha256,
-        });
-    }
+    media::describe(
+        &mut manifest,
+        (&mp4, &vtt, poster.as_ref()),
+        (width, height, total_frames, duration_ms),
+        (fps, qp, work.len()),
+    );
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| StageError::new(ErrorCode::Io, format!("cannot write the manifest: {e}")))?;
     text.push('\n');
