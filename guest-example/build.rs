@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 10] = [
+const PLUGINS: [Plugin; 11] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -58,6 +58,11 @@ const PLUGINS: [Plugin; 10] = [
     Plugin {
         package: "bench-stage",
         what: "the `bench-stage` plugin `vidpipe-bench` measures against native code",
+        embed: false,
+    },
+    Plugin {
+        package: "encode-bench",
+        what: "the `encode-bench` plugin `vidpipe-bench` times the video encoders in",
         embed: false,
     },
     Plugin {

@@ -1,7 +1,8 @@
-//! The demo pipeline through the real binary: script → scenes → keyframe PNGs → APNG clips →
-//! final video, contact sheet and manifest, every stage a sandboxed plugin. The results are
-//! decoded by `zune-png`, a decoder independent of the `png` crate the stages encode with, and
-//! the final video is read by `ffprobe`.
+//! The demo pipeline through the real binary: script → scenes → keyframe PNGs → H.264 MP4 clips
+//! → final video, captions, poster, contact sheet and manifest, every stage a sandboxed plugin.
+//! The images are decoded by `zune-png`, a decoder independent of the `png` crate the stages
+//! encode with; the videos are read and decoded by ffmpeg, and compared with frames rendered
+//! natively by `vidpipe-render`.
 
 // A failed unwrap is a failed test, with its location; that is what tests want.
 #![allow(clippy::unwrap_used)]
@@ -9,8 +10,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::video::{ffprobe, native_clip, packet_hashes, probe, y_psnr};
 use common::{TestHome, assert_consistent, normalized_state};
 use sha2::Digest;
 use zune_core::bytestream::ZCursor;
@@ -23,75 +24,19 @@ const DEMO: &str = concat!(
 const SCRIPT: &str = include_str!("../guest-example/examples/lighthouse.txt");
 const FPS: u64 = 12;
 
-/// What an independent decoder finds in a PNG or APNG.
-#[derive(Debug, PartialEq)]
-struct Decoded {
-    width: usize,
-    height: usize,
-    frames: usize,
-    /// The sum of the frame delays, in seconds (0 for a still image).
-    seconds: f64,
-}
-
-/// Decodes every frame of `path` with `zune-png`, checking that each is a whole 8-bit RGB
-/// picture.
-fn decode(path: &Path) -> Decoded {
+/// Decodes the still PNG at `path` with `zune-png`, checking that it is a whole 8-bit RGB
+/// picture, and returns its width and height.
+fn decode(path: &Path) -> (usize, usize) {
     let bytes = std::fs::read(path).unwrap();
     let mut decoder = PngDecoder::new(ZCursor::new(&bytes));
     decoder
         .decode_headers()
         .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
     let (width, height) = decoder.dimensions().unwrap();
-    let mut decoded = Decoded {
-        width,
-        height,
-        frames: 0,
-        seconds: 0.0,
-    };
-    let expected_len = width * height * 3;
-    if !decoder.is_animated() {
-        let pixels = decoder.decode_raw().unwrap();
-        assert_eq!(pixels.len(), expected_len, "{}", path.display());
-        decoded.frames = 1;
-        return decoded;
-    }
-    while decoder.more_frames() {
-        decoder.decode_headers().unwrap();
-        let info = decoder.frame_info().unwrap();
-        assert_eq!((info.width, info.height), (width, height), "full frames");
-        let pixels = decoder
-            .decode_raw()
-            .unwrap_or_else(|e| panic!("{} frame {}: {e:?}", path.display(), decoded.frames));
-        assert_eq!(pixels.len(), expected_len, "{}", path.display());
-        let denominator = if info.delay_denom == 0 {
-            100.0
-        } else {
-            f64::from(info.delay_denom)
-        };
-        decoded.seconds += f64::from(info.delay_num) / denominator;
-        decoded.frames += 1;
-    }
-    decoded
-}
-
-/// Runs `ffprobe` with `args` on `path` and returns what it printed; fails the test, saying how
-/// to install it, when ffprobe is missing (`.ci/run` installs it).
-fn ffprobe(args: &[&str], path: &Path) -> String {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error"])
-        .args(args)
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run ffprobe ({e}); install ffmpeg, e.g. `apt-get install ffmpeg`")
-        });
-    assert!(
-        output.status.success(),
-        "ffprobe failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    assert!(!decoder.is_animated(), "{} is a still", path.display());
+    let pixels = decoder.decode_raw().unwrap();
+    assert_eq!(pixels.len(), width * height * 3, "{}", path.display());
+    (width, height)
 }
 
 #[test]
@@ -118,59 +63,127 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         let path = dir
             .join("keyframes")
             .join(k["image"]["name"].as_str().unwrap());
-        let decoded = decode(&path);
-        assert_eq!(
-            (decoded.width, decoded.height, decoded.frames),
-            (640, 360, 1),
-            "{}",
-            path.display()
-        );
+        assert_eq!(decode(&path), (640, 360), "{}", path.display());
     }
     let mut expected_frames = 0;
     let mut expected_ms = 0;
+    let mut clip_pictures = Vec::new();
     for c in clips {
         let path = dir.join("clips").join(c["video"]["name"].as_str().unwrap());
-        let decoded = decode(&path);
-        assert_eq!((decoded.width, decoded.height), (640, 360));
+        assert!(
+            path.extension().is_some_and(|e| e == "mp4"),
+            "{}",
+            path.display()
+        );
+        let stream = probe(&path);
+        assert_h264_640x360_bt709(&stream);
+        let frames: usize = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
         let scene = scenes.iter().find(|s| s["id"] == c["scene_id"]).unwrap();
         let duration_ms = scene["duration_ms"].as_u64().unwrap();
-        let expected = (duration_ms * FPS).div_ceil(1000) as usize;
+        // As the clips stage counts them: the duration times the rate, rounded.
+        assert_eq!(frames as u64, (duration_ms * FPS + 500) / 1000, "{stream}");
+        let seconds: f64 = stream["duration"].as_str().unwrap().parse().unwrap();
         assert!(
-            decoded.frames.abs_diff(expected) <= 1,
-            "{} frames for {expected} expected",
-            decoded.frames
+            (seconds - frames as f64 / FPS as f64).abs() < 0.001,
+            "{stream}"
         );
         assert_eq!(c["frame_rate"], FPS);
-        expected_frames += decoded.frames;
+        expected_frames += frames;
         expected_ms += duration_ms;
+        clip_pictures.extend(packet_hashes(&path));
     }
+    // The clips stage's encoder gives the same bytes inside the sandbox as built natively.
+    let scene = &scenes[1];
+    let clip = clips.iter().find(|c| c["scene_id"] == scene["id"]).unwrap();
+    let sandboxed = std::fs::read(
+        dir.join("clips")
+            .join(clip["video"]["name"].as_str().unwrap()),
+    );
+    assert!(
+        sandboxed.unwrap() == native_clip(&dir, scene, keyframes, vidpipe_render::Codec::H264, 28),
+        "the sandboxed clip differs from the same encoder run natively"
+    );
 
-    // The final video: every clip's frames, in one animation of the scenes' total length.
-    let video = dir.join("output/final.png");
-    let decoded = decode(&video);
-    assert_eq!((decoded.width, decoded.height), (640, 360));
-    assert_eq!(decoded.frames, expected_frames);
-    let scene_frames = expected_ms as f64 * FPS as f64 / 1000.0;
+    // The final video: H.264 High, BT.709 limited range, every frame decoded, the scenes'
+    // total length; small; and made of the clips' very pictures (joined, not re-encoded).
+    let video = dir.join("output/final.mp4");
+    let stream = probe(&video);
+    assert_h264_640x360_bt709(&stream);
+    assert_eq!(stream["nb_read_frames"], expected_frames.to_string());
+    let duration: f64 = stream["duration"].as_str().unwrap().parse().unwrap();
     assert!(
-        (decoded.frames as f64 - scene_frames).abs() <= 1.0,
-        "{} frames for {scene_frames} from the scene durations",
-        decoded.frames
+        (duration - expected_ms as f64 / 1000.0).abs() <= 1.0 / FPS as f64,
+        "ffprobe says the MP4 lasts {duration} s for {expected_ms} ms of scenes"
     );
+    assert_eq!(
+        packet_hashes(&video),
+        clip_pictures,
+        "the clips' pictures, copied"
+    );
+    let video_bytes = std::fs::read(&video).unwrap();
     assert!(
-        (decoded.seconds - expected_ms as f64 / 1000.0).abs() <= 1.0 / FPS as f64,
-        "{} s of frame delays for {expected_ms} ms of scenes",
-        decoded.seconds
+        video_bytes.len() <= 1_000_000,
+        "{} bytes",
+        video_bytes.len()
     );
+    // Fast start: the index (moov) comes before the pictures (mdat).
+    let find = |name: &[u8]| video_bytes.windows(4).position(|w| w == name).unwrap();
+    assert!(find(b"moov") < find(b"mdat"));
+
+    // What a viewer sees is what the renderer drew: the decoded video against the frames
+    // `vidpipe-render` draws natively from the same keyframes.
+    let psnr = y_psnr(&dir, &video, scenes, keyframes);
+    println!("Y-PSNR of the demo video against the natively rendered frames: {psnr:.2} dB");
+    assert!(psnr >= 40.0, "Y-PSNR {psnr:.2} dB");
+
+    // The captions: WebVTT that ffmpeg parses, a cue per scene, timed by the scenes.
+    let vtt_path = video.with_file_name("final.vtt");
+    let vtt = std::fs::read_to_string(&vtt_path).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    let cues = ffprobe(
+        &[
+            "-show_entries",
+            "packet=pts_time,duration_time",
+            "-of",
+            "csv=p=0",
+        ],
+        &vtt_path,
+    );
+    // One `start,length,` line per packet (and blank lines between them).
+    let cues: Vec<(f64, f64)> = cues
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut fields = line.split(',').map(|f| f.parse::<f64>().unwrap());
+            (fields.next().unwrap(), fields.next().unwrap())
+        })
+        .collect();
+    assert_eq!(cues.len(), 5, "{vtt}");
+    let mut at = 0.0;
+    for (cue, scene) in cues.iter().zip(scenes) {
+        assert!(
+            (cue.0 - at).abs() < 0.001,
+            "{cue:?} starts where the last ended"
+        );
+        let seconds = scene["duration_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (cue.1 - seconds).abs() <= 1.0 / FPS as f64,
+            "{cue:?} for {seconds} s"
+        );
+        assert!(vtt.contains(scene["title"].as_str().unwrap()), "{vtt}");
+        at += cue.1;
+    }
+    let poster = video.with_file_name("poster.png");
+    assert_eq!(decode(&poster), (640, 360));
 
     // The contact sheet: a still PNG with a row per scene.
     let sheet = decode(&dir.join("output/contact-sheet.png"));
-    assert_eq!(sheet.frames, 1);
-    assert!(sheet.width >= 640 && sheet.height >= 5 * 180, "{sheet:?}");
+    assert!(sheet.0 >= 640 && sheet.1 >= 5 * 180, "{sheet:?}");
 
     // The manifest agrees with the files.
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("output/manifest.json")).unwrap()).unwrap();
-    let video_bytes = std::fs::read(&video).unwrap();
+    assert_eq!(manifest["video"]["artifact"], "output/final.mp4");
     assert_eq!(manifest["video"]["frames"], expected_frames);
     assert_eq!(manifest["video"]["duration_ms"], expected_ms);
     assert_eq!(manifest["video"]["bytes"], video_bytes.len());
@@ -178,93 +191,15 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         manifest["video"]["sha256"],
         hex::encode(sha2::Sha256::digest(&video_bytes))
     );
-    assert_eq!(manifest["contact_sheet"]["width"], sheet.width);
+    assert_eq!(manifest["captions"]["cues"], 5);
+    assert_eq!(manifest["captions"]["bytes"], vtt.len());
+    let poster_bytes = std::fs::read(&poster).unwrap();
+    assert_eq!(
+        manifest["poster"]["sha256"],
+        hex::encode(sha2::Sha256::digest(&poster_bytes))
+    );
+    assert_eq!(manifest["contact_sheet"]["width"], sheet.0);
     assert_eq!(manifest["scenes"].as_array().unwrap().len(), 5);
-
-    // ffprobe reads the video: its codec, size, frame count (by decoding every frame) and,
-    // from the packet durations, its length.
-    let stream: serde_json::Value = serde_json::from_str(&ffprobe(
-        &[
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-            "-of",
-            "json",
-        ],
-        &video,
-    ))
-    .unwrap();
-    let stream = &stream["streams"][0];
-    assert_eq!(stream["codec_name"], "apng");
-    assert_eq!(
-        (stream["width"].clone(), stream["height"].clone()),
-        (640.into(), 360.into())
-    );
-    assert_eq!(stream["nb_read_frames"], expected_frames.to_string());
-    let packets = ffprobe(
-        &[
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=duration_time",
-            "-of",
-            "csv=p=0",
-        ],
-        &video,
-    );
-    let seconds: f64 = packets
-        .lines()
-        .map(|line| line.trim().parse::<f64>().unwrap())
-        .sum();
-    assert!(
-        (seconds - expected_ms as f64 / 1000.0).abs() <= 1.0 / FPS as f64,
-        "ffprobe says {seconds} s for {expected_ms} ms of scenes"
-    );
-
-    // ffprobe reads the MP4 encoded inside the sandbox: H.264 High, BT.709 limited range,
-    // every frame decoded, 20 s long; and the captions hold a cue per scene.
-    let mp4 = video.with_file_name("final.mp4");
-    let probe: serde_json::Value = serde_json::from_str(&ffprobe(
-        &[
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=codec_name,profile,width,height,pix_fmt,color_space,color_range,nb_read_frames:format=duration",
-            "-of",
-            "json",
-        ],
-        &mp4,
-    ))
-    .unwrap();
-    let stream = &probe["streams"][0];
-    assert_eq!(stream["codec_name"], "h264", "{probe}");
-    assert_eq!(stream["profile"], "High", "{probe}");
-    assert_eq!(
-        (stream["width"].clone(), stream["height"].clone()),
-        (640.into(), 360.into())
-    );
-    assert_eq!(stream["pix_fmt"], "yuv420p", "{probe}");
-    assert_eq!(
-        (stream["color_space"].clone(), stream["color_range"].clone()),
-        ("bt709".into(), "tv".into())
-    );
-    assert_eq!(stream["nb_read_frames"], expected_frames.to_string());
-    let duration: f64 = probe["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        (duration - expected_ms as f64 / 1000.0).abs() <= 1.0 / FPS as f64,
-        "ffprobe says the MP4 lasts {duration} s for {expected_ms} ms of scenes"
-    );
-    let vtt = std::fs::read_to_string(video.with_file_name("final.vtt")).unwrap();
-    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
-    assert_eq!(vtt.matches(" --> ").count(), 5, "{vtt}");
-    assert!(video.with_file_name("poster.png").is_file());
 
     // Same script, same configuration: the same bytes, the video included.
     let again = home.project("Lighthouse", SCRIPT);
@@ -302,4 +237,20 @@ fn the_demo_command_prints_where_the_video_is_and_reuses_its_work_the_second_tim
         "{}",
         second.stdout
     );
+}
+
+/// H.264 High, 640×360, yuv420p, BT.709 primaries, transfer and matrix, limited range.
+fn assert_h264_640x360_bt709(stream: &serde_json::Value) {
+    assert_eq!(stream["codec_name"], "h264", "{stream}");
+    assert_eq!(stream["profile"], "High", "{stream}");
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{stream}"
+    );
+    assert_eq!(stream["pix_fmt"], "yuv420p", "{stream}");
+    for key in ["color_space", "color_primaries", "color_transfer"] {
+        assert_eq!(stream[key], "bt709", "{key}: {stream}");
+    }
+    assert_eq!(stream["color_range"], "tv", "{stream}");
 }

@@ -8,8 +8,8 @@
 //! - [`STORYBOARD`] / [`STORYBOARD_PATH`]: the `storyboard` stage.
 //! - [`KEYFRAMES`] / [`KEYFRAMES_PATH`]: the `keyframes` stage (a start and an end keyframe
 //!   image per scene).
-//! - [`CLIPS`] / [`CLIPS_PATH`]: the `clips` stage (an animated PNG clip per scene, from its
-//!   keyframes).
+//! - [`CLIPS`] / [`CLIPS_PATH`]: the `clips` stage (an H.264 or AV1 MP4 clip per scene, from
+//!   its keyframes).
 //! - [`ASSEMBLE`] / [`ASSEMBLE_PATH`]: the `assemble` stage (the clips joined into the final
 //!   video, a contact sheet and a manifest).
 //! - [`FAULTY_STAGE_PATH`]: the `faulty-stage` test plugin (fails, traps, loops, hoards memory
@@ -17,6 +17,8 @@
 //! - [`OTHER_WORLD_PATH`]: the `other-world` test plugin, a component of another world.
 //! - [`BENCH_STAGE_PATH`]: the `bench-stage` plugin `vidpipe-bench` measures against native
 //!   code (rows, batches of rows, artifact writes and reads, a no-op).
+//! - [`ENCODE_BENCH_PATH`]: the `encode-bench` plugin `vidpipe-bench` times the video encoders
+//!   in (the demo's frames, only the encoder on the clock).
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
@@ -43,6 +45,7 @@ mod tests {
             CLIPS_PATH,
             ASSEMBLE_PATH,
             BENCH_STAGE_PATH,
+            ENCODE_BENCH_PATH,
             FAULTY_STAGE_PATH,
             OTHER_WORLD_PATH,
         ] {

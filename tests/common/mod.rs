@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a temp home and the real `vidpipe` binary.
 #![allow(dead_code, clippy::unwrap_used, missing_docs)]
 
+pub mod video;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

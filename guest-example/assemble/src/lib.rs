@@ -3,29 +3,26 @@
 //!
 //! It writes these `output` artifacts:
 //!
-//! - `final.mp4`: every clip's frames, in scene order, encoded as H.264 (High profile, BT.709
-//!   limited range, constant `qp`) in a fast-start MP4, inside the sandbox; with `final.vtt`,
-//!   its WebVTT captions (a cue per scene, with its title), and `poster.png`, the first scene's
-//!   start keyframe. See `vidpipe_render::Mp4Encoder`.
-//! - `final.png`: every scene's clip, in scene order, in one animated PNG. The clips are
-//!   joined by copying their compressed frames ([`vidpipe_render::ApngJoiner`]), not by
-//!   decoding and re-encoding them, so joining costs about as much as copying the bytes, and
-//!   the stage streams: it reads each clip in ranged reads of at most 1 MiB and writes the
-//!   video in chunks of 256 KiB, never holding a whole clip.
+//! - `final.mp4`: every scene's clip, in scene order, in one fast-start MP4 (H.264, or AV1 if the clips are). The clips'
+//!   coded pictures are copied, not decoded and re-encoded ([`vidpipe_render::join_clips`]), so
+//!   joining costs about as much as copying the bytes; clips that could not be joined that way
+//!   (another size, frame rate or encoder setting than the first) fail the stage, naming the
+//!   scene. With it come `final.vtt`, its WebVTT captions (a cue per scene, with its title, timed
+//!   by the clips' frames), and `poster.png`, the first scene's start keyframe.
 //! - `contact-sheet.png`: each scene's number and title above its start and end keyframes,
 //!   shrunk to `thumbnail-width` pixels.
-//! - `manifest.json`: the project, the video (size, frames, duration, SHA-256), the contact
-//!   sheet, and each scene with the keyframes and clip it was made from.
+//! - `manifest.json`: the project, the video (codec, size, frames, frame rate, duration, bytes,
+//!   SHA-256), the captions, the poster, the contact sheet, and each scene with the keyframes
+//!   and clip it was made from.
 //!
 //! Every scene needs a start and an end keyframe and exactly one clip, and the clips must all
-//! have the same size; otherwise the stage fails before writing anything, naming the scene.
+//! join; otherwise the stage fails before writing anything, naming the scene.
 //! (Keyframes of another size than the first are stretched to its shape in the contact sheet.)
 //!
 //! Configuration (unknown keys are rejected):
 //!
 //! | key | value | default |
 //! | --- | --- | --- |
-//! | `qp` | the H.264 quantiser of `final.mp4`, 0 (best, biggest) to 51 | `28` |
 //! | `thumbnail-width` | width of a contact-sheet thumbnail in pixels, 32 to 1024 | `320` |
 //!
 //! The logic lives in plain Rust ([`stage`]), unit-tested natively; the WIT bindings below only

@@ -1,10 +1,11 @@
-//! The browser-playable outputs: the H.264 MP4 encoded from the clips' frames, its WebVTT
-//! captions (a cue per scene, with its title), and its poster (the first keyframe).
+//! The browser-playable outputs: the MP4 (H.264 or AV1) joined from the clips' MP4s without
+//! re-encoding, its WebVTT captions (a cue per scene, with its title), and its poster (the
+//! first keyframe).
 
 use std::io::Read;
 
 use serde_json::json;
-use vidpipe_render::{Mp4Encoder, RenderError, decode_apng_frames};
+use vidpipe_render::{Codec, Mp4Clip, RenderError, join_clips, read_clip};
 use vidpipe_stage_kit::io::RangedReader;
 use vidpipe_stage_kit::{ErrorCode, StageError};
 
@@ -16,12 +17,8 @@ pub const MP4_NAME: &str = "final.mp4";
 pub const CAPTIONS_NAME: &str = "final.vtt";
 /// The `output` artifact holding the poster.
 pub const POSTER_NAME: &str = "poster.png";
-/// The largest clip the stage reads into memory to decode its frames.
+/// The largest clip the stage reads into memory to join it.
 pub const MAX_CLIP_BYTES: u64 = 256 * 1024 * 1024;
-
-fn io(error: RenderError) -> StageError {
-    StageError::new(ErrorCode::Io, error.to_string())
-}
 
 /// Reads an artifact whole, up to `max` bytes.
 fn read_all<H: Host>(
@@ -48,32 +45,47 @@ fn read_all<H: Host>(
     Ok(bytes)
 }
 
-/// Encodes every clip's frames, in scene order, into [`MP4_NAME`] at `fps` and `qp`.
-pub fn write_mp4<H: Host>(
+/// Reads every scene's clip, checking that each can follow the first without re-encoding;
+/// records each clip's frame count and rate (from the MP4 itself) in `work`. Fails, naming the
+/// scene, before anything is written.
+pub fn read_clips<H: Host>(
     host: &mut H,
-    work: &[Work],
-    (width, height, fps): (u32, u32, u32),
-    qp: u8,
-) -> Result<Published, StageError> {
-    let mut encoder = Mp4Encoder::new(width, height, fps, qp).map_err(io)?;
-    for item in work {
-        let clip = &item.clip;
-        let bytes = read_all(host, clip.kind, &clip.name, MAX_CLIP_BYTES)?;
-        let (_, (num, den)) =
-            decode_apng_frames(&bytes, |frame| encoder.push(frame)).map_err(|e| {
-                StageError::invalid_input(format!(
-                    "the clip of scene {} cannot be encoded: {e}",
-                    item.scene.index
-                ))
-            })?;
-        if u32::from(num) * fps != u32::from(den) {
+    work: &mut [Work],
+    steps: u64,
+) -> Result<Vec<Mp4Clip>, StageError> {
+    let mut clips: Vec<Mp4Clip> = Vec::with_capacity(work.len());
+    for (item, done) in work.iter_mut().zip(1u64..) {
+        let scene = item.scene.index;
+        let name = format!("{}/{}", item.clip.kind.as_str(), item.clip.name);
+        let bytes = read_all(host, item.clip.kind, &item.clip.name, MAX_CLIP_BYTES)
+            .map_err(|e| e.context(&format!("scene {scene}: reading {name}")))?;
+        let clip = read_clip(&bytes).map_err(|e| {
+            StageError::invalid_input(format!(
+                "scene {scene}: {name} is not an H.264 or AV1 MP4 the stage can join ({e}); run \
+                 the clips stage again"
+            ))
+        })?;
+        if let Some(differs) = clips.first().and_then(|first| clip.mismatch(first)) {
             return Err(StageError::invalid_input(format!(
-                "the clip of scene {} shows a frame for {num}/{den} s, not 1/{fps} s like the first",
-                item.scene.index
+                "the clip of scene {scene} {differs}; run the clips stage again"
             )));
         }
+        item.frames = clip.frames();
+        item.clip.frame_rate = clip.fps();
+        host.progress(
+            done,
+            steps,
+            &format!("scene {scene}: {} frames read", item.frames),
+        );
+        clips.push(clip);
     }
-    let mp4 = encoder.finish().map_err(io)?;
+    Ok(clips)
+}
+
+/// Joins the clips, in scene order, into [`MP4_NAME`], copying their coded pictures.
+pub fn write_video<H: Host>(host: &mut H, clips: &[Mp4Clip]) -> Result<Published, StageError> {
+    let mp4 = join_clips(clips)
+        .map_err(|e| StageError::invalid_input(format!("cannot join the clips: {e}")))?;
     write_output(host, MP4_NAME, |out| {
         out.write_all(&mp4)
             .map_err(|e| RenderError::Encode(e.to_string()))
@@ -131,27 +143,38 @@ pub fn write_poster<H: Host>(host: &mut H, first: &Keyframe) -> Result<Published
     })
 }
 
-/// Adds the MP4, its captions and its poster to the manifest.
-pub fn describe(
-    manifest: &mut serde_json::Value,
-    (mp4, vtt, poster): (&Published, &Published, Option<&Published>),
-    (width, height, total_frames, duration_ms): (u32, u32, u32, u64),
-    (fps, qp, cues): (u32, u8, usize),
-) {
-    manifest["mp4"] = json!({
+/// The manifest's entry for the video.
+pub fn describe_video(
+    video: &Published,
+    codec: Codec,
+    (width, height, frames, duration_ms): (u32, u32, u32, u64),
+    fps: u32,
+) -> serde_json::Value {
+    json!({
         "artifact": format!("output/{}", MP4_NAME),
-        "codec": "h264",
-        "profile": "high",
+        "format": "mp4",
+        "codec": codec.name(),
+        "profile": match codec {
+            Codec::H264 => "high",
+            Codec::Av1 => "main",
+        },
         "colour": "bt709 limited range",
-        "qp": qp,
         "width": width,
         "height": height,
-        "frames": total_frames,
+        "frames": frames,
         "frame_rate": fps,
         "duration_ms": duration_ms,
-        "bytes": mp4.size,
-        "sha256": mp4.sha256,
-    });
+        "bytes": video.size,
+        "sha256": video.sha256,
+    })
+}
+
+/// Adds the captions and the poster to the manifest.
+pub fn describe_extras(
+    manifest: &mut serde_json::Value,
+    (vtt, cues): (&Published, usize),
+    poster: Option<&Published>,
+) {
     manifest["captions"] = json!({
         "artifact": format!("output/{}", CAPTIONS_NAME),
         "format": "webvtt",

@@ -1,29 +1,26 @@
 //! The assemble stage itself, written against the [`Host`] trait so it runs natively in tests
 //! as well as inside the component.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Read;
 
 use serde_json::json;
 
 use vidpipe_render::{
-    ApngJoiner, DEFAULT_QP, Image, Position, RenderError, SheetRow, contact_sheet, decode_png,
-    encode_png, read_apng_header, shrink,
+    Codec, Image, Position, RenderError, SheetRow, contact_sheet, decode_png, encode_png, shrink,
 };
 
 use crate::media;
+pub use crate::media::MP4_NAME as VIDEO_NAME;
 use vidpipe_stage_kit::config::Pairs;
 use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
 use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
 
 /// The configuration keys the stage understands, sorted.
-pub const KNOWN_KEYS: [&str; 2] = ["qp", "thumbnail-width"];
+pub const KNOWN_KEYS: [&str; 1] = ["thumbnail-width"];
 /// The width of a contact-sheet thumbnail when `thumbnail-width` is not given.
 pub const DEFAULT_THUMBNAIL_WIDTH: u32 = 320;
 
-/// The `output` artifact holding the final video.
-pub const VIDEO_NAME: &str = "final.png";
 /// The `output` artifact holding the contact sheet.
 pub const SHEET_NAME: &str = "contact-sheet.png";
 /// The `output` artifact holding the manifest.
@@ -133,14 +130,15 @@ pub(crate) struct Work {
     pub(crate) start: Keyframe,
     end: Keyframe,
     pub(crate) clip: Clip,
-    /// The clip's frame count, from its header.
+    /// The clip's frame count, from its MP4.
     pub(crate) frames: u32,
 }
 
 /// Runs the assemble stage: joins every scene's clip, in scene order, into the `output`
-/// artifact [`VIDEO_NAME`] (an animated PNG, remuxed without re-encoding), draws the contact
-/// sheet [`SHEET_NAME`] from the keyframes and writes [`MANIFEST_NAME`], a JSON description of
-/// all three and of what they were made from. Returns a one-line summary.
+/// artifact [`VIDEO_NAME`] (an MP4 joined without re-encoding), writes its captions and
+/// poster, draws the contact sheet [`SHEET_NAME`] from the keyframes and writes
+/// [`MANIFEST_NAME`], a JSON description of all of them and of what they were made from.
+/// Returns a one-line summary.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
     let config = Pairs::parse(config, &KNOWN_KEYS)?;
     let thumb_width = config.u32_in(
@@ -149,63 +147,32 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         DEFAULT_THUMBNAIL_WIDTH,
         "pixels",
     )?;
-    let qp = config.u32_in("qp", 0..=51, u32::from(DEFAULT_QP), "")? as u8;
     let project = host
         .project_name()
         .map_err(|e| e.context("reading the project"))?;
     let mut work = gather(host)?;
+    let steps = work.len() as u64 + 2;
 
-    // Read every clip's header first: the video's header announces the total frame count, and
-    // a clip of the wrong size should fail the stage before anything is written.
-    let mut size = None;
-    for item in &mut work {
-        let clip = &item.clip;
-        let header = {
-            let mut reader = RangedReader::new(4096, |offset, length| {
-                host.read(clip.kind, &clip.name, offset, length)
-            });
-            read_apng_header(&mut reader).map_err(|e| {
-                let failure = reader.take_failure();
-                clip_error(
-                    failure,
-                    e,
-                    clip,
-                    "is not an animated PNG the stage can join",
-                )
-            })?
-        };
-        let this = (header.width, header.height);
-        match size {
-            None => size = Some(this),
-            Some(size) if size != this => {
-                return Err(StageError::invalid_input(format!(
-                    "the clip of scene {} is {}x{} but the first clip is {}x{}; run the clips \
-                     stage again",
-                    item.scene.index, this.0, this.1, size.0, size.1
-                )));
-            }
-            Some(_) => {}
-        }
-        item.frames = header.frames;
-    }
-    let (width, height) = size.unwrap_or((0, 0));
+    // Read every clip first: one that cannot be joined fails the stage before anything is
+    // written.
+    let clips = media::read_clips(host, &mut work, steps)?;
+    let (width, height) = clips.first().map_or((0, 0), |c| c.size());
+    let fps = clips.first().map_or(12, |c| c.fps());
+    let codec = clips.first().map_or(Codec::H264, |c| c.codec());
     let total_frames: u64 = work.iter().map(|w| u64::from(w.frames)).sum();
     let total_frames = u32::try_from(total_frames)
         .map_err(|_| StageError::new(ErrorCode::LimitExceeded, "the clips hold too many frames"))?;
-    // Each clip lasts its frames at its own rate; sum exactly, round once.
     let duration_ms = exact_duration_ms(&work);
-    let steps = work.len() as u64 + 2;
     host.log(
         Level::Info,
         &format!(
-            "joining {} clip(s), {total_frames} frames of {width}x{height}",
+            "joining {} {codec} clip(s), {total_frames} frames of {width}x{height} at {fps} fps",
             work.len()
         ),
     );
 
-    let video = write_video(host, &work, width, height, total_frames, steps)?;
-    let fps = work.first().map_or(12, |w| w.clip.frame_rate);
-    let mp4 = media::write_mp4(host, &work, (width, height, fps), qp)?;
+    let video = media::write_video(host, &clips)?;
+    drop(clips);
     let captions = media::captions(&work, fps);
     let vtt = write_output(host, media::CAPTIONS_NAME, |out| {
         out.write_all(captions.as_bytes())
@@ -215,28 +182,27 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         Some(first) => Some(media::write_poster(host, &first.start)?),
         None => None,
     };
+    host.progress(steps - 1, steps, "video, captions and poster written");
     let sheet_size;
     let sheet = {
         let sheet = draw_sheet(host, &project, &work, thumb_width, duration_ms)?;
         sheet_size = (sheet.width(), sheet.height());
         write_output(host, SHEET_NAME, |out| encode_png(&sheet, out))?
     };
-    host.progress(steps - 1, steps, "contact sheet drawn");
 
     let mut manifest = manifest(
         &project,
         &work,
-        &video,
-        (width, height, total_frames, duration_ms),
+        media::describe_video(
+            &video,
+            codec,
+            (width, height, total_frames, duration_ms),
+            fps,
+        ),
         &sheet,
         sheet_size,
     );
-    media::describe(
-        &mut manifest,
-        (&mp4, &vtt, poster.as_ref()),
-        (width, height, total_frames, duration_ms),
-        (fps, qp, work.len()),
-    );
+    media::describe_extras(&mut manifest, (&vtt, work.len()), poster.as_ref());
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| StageError::new(ErrorCode::Io, format!("cannot write the manifest: {e}")))?;
     text.push('\n');
@@ -244,16 +210,13 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         std::io::Write::write_all(out, text.as_bytes())
             .map_err(|e| RenderError::Encode(e.to_string()))
     })?;
-    host.progress(steps, steps, "manifest written");
+    host.progress(steps, steps, "contact sheet and manifest written");
 
     Ok(format!(
-        "output/{} ({total_frames} frames of {width}x{height}, {}.{} s, {} bytes), \
-         output/{VIDEO_NAME} ({} bytes), output/{}, output/{}, output/{SHEET_NAME}, \
-         output/{MANIFEST_NAME}",
-        media::MP4_NAME,
+        "output/{VIDEO_NAME} ({total_frames} frames of {width}x{height}, {}.{} s, {} bytes), \
+         output/{}, output/{}, output/{SHEET_NAME}, output/{MANIFEST_NAME}",
         duration_ms / 1000,
         duration_ms % 1000 / 100,
-        mp4.size,
         video.size,
         media::CAPTIONS_NAME,
         media::POSTER_NAME,
@@ -326,23 +289,6 @@ fn gather<H: Host>(host: &mut H) -> Result<Vec<Work>, StageError> {
     Ok(work)
 }
 
-/// The error for a clip that could not be read or joined: the host's own error if a read
-/// failed, else `invalid-input` naming the clip.
-fn clip_error(
-    failure: Option<StageError>,
-    error: RenderError,
-    clip: &Clip,
-    what: &str,
-) -> StageError {
-    let name = format!("{}/{}", clip.kind.as_str(), clip.name);
-    match failure {
-        Some(failure) => failure.context(&format!("reading {name}")),
-        None => {
-            StageError::invalid_input(format!("{name} {what}: {error}; run the clips stage again"))
-        }
-    }
-}
-
 /// The length of the video in milliseconds: every clip's frames at its rate, summed exactly
 /// and rounded once; if the rates are so many and so odd that the exact sum would overflow,
 /// each clip is rounded on its own instead.
@@ -375,62 +321,6 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
         (a, b) = (b, a % b);
     }
     a
-}
-
-/// Streams every clip, in order, through the joiner into the `output` artifact
-/// [`VIDEO_NAME`].
-fn write_video<H: Host>(
-    host: &mut H,
-    work: &[Work],
-    width: u32,
-    height: u32,
-    total_frames: u32,
-    steps: u64,
-) -> Result<Published, StageError> {
-    let writing = |e: StageError| e.context(&format!("writing output/{VIDEO_NAME}"));
-    let mut writer = host.create_output(VIDEO_NAME).map_err(writing)?;
-    // The joiner writes while it reads, so the reads and the writes share the host.
-    let shared = RefCell::new(&mut *host);
-    let sink = ChunkedWriter::new(WRITE_CHUNK_BYTES, |chunk: &[u8]| {
-        shared.borrow_mut().write(&mut writer, chunk)
-    });
-    let mut joiner =
-        ApngJoiner::new(sink, width, height, total_frames).map_err(|e| writing(io(e)))?;
-    for (item, done) in work.iter().zip(1u64..) {
-        let clip = &item.clip;
-        let mut reader = RangedReader::new(READ_BYTES, |offset, length| {
-            shared
-                .borrow_mut()
-                .read(clip.kind, &clip.name, offset, length)
-        });
-        if let Err(e) = joiner.append(&mut reader) {
-            return Err(match e {
-                // The joiner's own output failed: the sink holds the host's error.
-                RenderError::Encode(_) => {
-                    drop(reader);
-                    writing(stage_error(joiner.into_inner().take_failure(), e))
-                }
-                e => clip_error(reader.take_failure(), e, clip, "cannot be joined")
-                    .context(&format!("scene {}", item.scene.index)),
-            });
-        }
-        drop(reader);
-        shared.borrow_mut().progress(
-            done,
-            steps,
-            &format!("scene {}: {} frames joined", item.scene.index, item.frames),
-        );
-    }
-    let mut sink = joiner.finish().map_err(|e| writing(io(e)))?;
-    if let Some(failure) = sink.take_failure() {
-        return Err(writing(failure));
-    }
-    sink.finish().map_err(writing)?;
-    host.finish(writer).map_err(writing)
-}
-
-fn io(error: RenderError) -> StageError {
-    StageError::new(ErrorCode::Io, error.to_string())
 }
 
 /// Writes the `output` artifact `name` with `encode`, in chunks.
@@ -544,8 +434,7 @@ fn keyframe_aspect<H: Host>(host: &mut H, keyframe: &Keyframe) -> Result<(u32, u
 fn manifest(
     project: &str,
     work: &[Work],
-    video: &Published,
-    (width, height, frames, duration_ms): (u32, u32, u32, u64),
+    video: serde_json::Value,
     sheet: &Published,
     (sheet_width, sheet_height): (u32, u32),
 ) -> serde_json::Value {
@@ -570,16 +459,7 @@ fn manifest(
         .collect();
     json!({
         "project": project,
-        "video": {
-            "artifact": format!("output/{VIDEO_NAME}"),
-            "format": "apng",
-            "width": width,
-            "height": height,
-            "frames": frames,
-            "duration_ms": duration_ms,
-            "bytes": video.size,
-            "sha256": video.sha256,
-        },
+        "video": video,
         "contact_sheet": {
             "artifact": format!("output/{SHEET_NAME}"),
             "width": sheet_width,

@@ -1,20 +1,27 @@
-//! The `clips` stage: turns each scene's start and end keyframes into an animated PNG clip.
+//! The `clips` stage: turns each scene's start and end keyframes into an MP4 clip (H.264 or AV1).
 //!
 //! For every scene of the project (all of them, page by page) it reads the images of the
 //! scene's start and end keyframes — written by the keyframes stage — in ranged reads of at
 //! most 1 MiB, decodes them, and renders `round(duration × fps)` frames (at least one) that
 //! cross-fade from one to the other while the camera slowly zooms in
-//! ([`vidpipe_render::frame`]). The frames are streamed, one at a time, into an animated PNG
-//! (APNG) published as the `clip` artifact `scene-NNN.png` — a PNG file, so browsers open and
-//! play it — and the scene's video clip row is pointed at it (created if the scene has none),
-//! with the clip's real length and frame rate. A scene lacking either keyframe fails the stage
-//! before anything is rendered.
+//! ([`vidpipe_render::frame`]). The frames are encoded, one at a time, as they are rendered,
+//! into H.264 (High profile) or AV1 (main profile), BT.709 limited range at a constant `qp`, in
+//! a fast-start MP4 ([`vidpipe_render::Mp4Encoder`]) published as the `clip` artifact
+//! `scene-NNN.mp4` — a file browsers play — and the scene's video clip row is pointed at it (created if the scene
+//! has none), with the clip's real length and frame rate. A scene lacking either keyframe fails
+//! the stage before anything is rendered.
+//!
+//! Every clip starts with a sync picture and all are coded with the same parameter sets, so
+//! the assemble stage joins them into the final video by copying their pictures, without
+//! re-encoding ([`vidpipe_render::join_clips`]).
 //!
 //! Configuration (unknown keys are rejected):
 //!
 //! | key | value | default |
 //! | --- | --- | --- |
+//! | `codec` | `h264` (plays everywhere) or `av1` (royalty-free, smaller, much slower) | `h264` |
 //! | `fps` | frames per second, 1 to 60 | `12` |
+//! | `qp` | the constant quantiser, 0 (best, biggest) to 51 for H.264, to 255 for AV1 | `28` for H.264, `100` for AV1 |
 //!
 //! The logic lives in plain Rust modules ([`config`], [`stage`]) that are unit-tested natively;
 //! the WIT bindings below only translate types. The same keyframes and configuration give the

@@ -1,9 +1,9 @@
 //! The clips stage itself, written against the [`Host`] trait so it runs natively in tests as
 //! well as inside the component.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
-use vidpipe_render::{ApngEncoder, Image, Motion, Position, RenderError, decode_png, frame};
+use vidpipe_render::{Image, Motion, Mp4Encoder, Position, RenderError, decode_png, frame};
 use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
 use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
 
@@ -108,10 +108,9 @@ pub trait Host {
     fn progress(&mut self, done: u64, total: u64, message: &str);
 }
 
-/// The artifact name of a scene's clip: `scene-007.png`. An APNG is a PNG file, and naming it
-/// so lets browsers and image viewers open it (and play it).
+/// The artifact name of a scene's clip: `scene-007.mp4`.
 pub fn artifact_name(index: u32) -> String {
-    format!("scene-{index:03}.png")
+    format!("scene-{index:03}.mp4")
 }
 
 /// How many frames a scene of `duration_ms` gets at `fps`: the duration times the rate,
@@ -136,8 +135,8 @@ struct Work {
 }
 
 /// Runs the clips stage: parses `config`, checks that every scene has a start and an end
-/// keyframe, then for each scene reads and decodes them, renders the in-between frames, streams
-/// them into an animated PNG `clip` artifact, points the scene's video clip row at it (creating
+/// keyframe, then for each scene reads and decodes them, renders the in-between frames, encodes
+/// them into an MP4 `clip` artifact (H.264 or AV1), points the scene's video clip row at it (creating
 /// the row if needed) and returns a one-line summary.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
     let config = Config::parse(config)?;
@@ -178,15 +177,15 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     host.log(
         Level::Info,
         &format!(
-            "rendering {total} clip(s), {total_frames} frames at {} fps",
-            config.fps
+            "rendering {total} clip(s), {total_frames} frames at {} fps, {} at quantiser {}",
+            config.fps, config.codec, config.qp
         ),
     );
     let mut total_ms = 0u64;
     for (item, done) in work.iter().zip(1u64..) {
         let scene = &item.scene;
         let name = artifact_name(scene.index);
-        let row = render_clip(host, item, &name, config.fps)
+        let row = render_clip(host, item, &name, config)
             .map_err(|e| e.context(&format!("scene {}", scene.index)))?;
         total_ms += u64::from(row.duration_ms);
         upsert_clip(host, &scene.id, &row)
@@ -213,8 +212,9 @@ fn render_clip<H: Host>(
     host: &mut H,
     item: &Work,
     name: &str,
-    fps: u32,
+    config: Config,
 ) -> Result<ClipRow, StageError> {
+    let fps = config.fps;
     let start = read_image(host, &item.start)?;
     let end = read_image(host, &item.end)?;
     let (width, height) = (start.width(), start.height());
@@ -234,12 +234,21 @@ fn render_clip<H: Host>(
     let motion = Motion::for_scene(&item.scene.title, &item.scene.description);
     let writing = |e: StageError| e.context(&format!("writing clip/{name}"));
 
+    let mp4 = encode_clip(&start, &end, frames, config, &motion).map_err(|e| match e {
+        // Keyframes the codec cannot take (odd sides, say) are the input's fault.
+        RenderError::InvalidSize(_) => StageError::invalid_input(format!(
+            "its keyframes cannot be encoded as {} ({e}); run the keyframes stage with an \
+             even width and height",
+            config.codec
+        )),
+        e => StageError::new(ErrorCode::Io, format!("encoding clip/{name}: {e}")),
+    })?;
     let mut writer = host.create_clip_artifact(name).map_err(writing)?;
     let mut sink = ChunkedWriter::new(MAX_CHUNK_BYTES, |chunk: &[u8]| {
         host.write(&mut writer, chunk)
     });
-    if let Err(e) = encode_clip(&mut sink, &start, &end, frames, fps, &motion) {
-        // The host's own error says more (and has the right code) than the encoder's I/O error.
+    if let Err(e) = std::io::Write::write_all(&mut sink, &mp4) {
+        // The host's own error says more (and has the right code) than the writer's I/O error.
         return Err(writing(stage_error(sink.take_failure(), e)));
     }
     let bytes = sink.finish().map_err(writing)?;
@@ -258,27 +267,33 @@ fn render_clip<H: Host>(
     })
 }
 
-/// Renders `frames` in-between frames from `start` to `end` into an APNG at `fps`, written to
-/// `out`.
+/// Renders `frames` in-between frames from `start` to `end` and encodes them into an MP4 in
+/// the configured codec, at the configured rate and quantiser.
 ///
-/// Frames are rendered and compressed one at a time: memory holds the two keyframes, one frame
-/// and the encoder's buffers, however long the scene.
+/// Frames are rendered and encoded one at a time: memory holds the two keyframes, one frame,
+/// the encoder's lookahead and the coded pictures (a few kilobytes each), however long the
+/// scene.
 fn encode_clip(
-    out: &mut impl Write,
     start: &Image,
     end: &Image,
     frames: u32,
-    fps: u32,
+    config: Config,
     motion: &Motion,
-) -> Result<(), RenderError> {
-    let mut encoder = ApngEncoder::new(out, start.width(), start.height(), frames, fps)?;
+) -> Result<Vec<u8>, RenderError> {
+    let mut encoder = Mp4Encoder::with_codec(
+        config.codec,
+        start.width(),
+        start.height(),
+        config.fps,
+        config.qp,
+    )?;
     for i in 0..frames {
         let t = if frames > 1 {
             i as f32 / (frames - 1) as f32
         } else {
             0.0
         };
-        encoder.write_frame(&frame(start, end, t, motion)?)?;
+        encoder.push(&frame(start, end, t, motion)?)?;
     }
     encoder.finish()
 }

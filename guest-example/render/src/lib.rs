@@ -2,7 +2,8 @@
 //! deterministically.
 //!
 //! The keyframes stage turns each scene's words into two stills ([`keyframe`]), the clips stage
-//! blends them into an animation ([`frame`], [`ApngEncoder`]). Everything here is plain Rust that
+//! blends them into a video ([`frame`], [`Mp4Encoder`]) and the assemble stage joins the clips
+//! ([`join_clips`]). Everything here is plain Rust that
 //! builds natively and for `wasm32-wasip2`, and touches no clock, randomness or environment:
 //! the same input always gives the same bytes, on every platform. To keep that promise across
 //! platforms the drawing code uses only IEEE-exact float operations (`+ - * /`, `sqrt`,
@@ -15,10 +16,12 @@
 //!   in `fonts/` with its licence) on a dark translucent band. The start and end keyframes of a
 //!   scene differ: the sun moves, the camera drifts, the light changes.
 //! - [`frame`]: one in-between frame, a cross-fade plus a gentle zoom with bilinear sampling.
-//! - [`encode_png`], [`decode_png`] and [`ApngEncoder`]: RGB8 PNG and animated PNG through the
-//!   `png` crate, written to any [`std::io::Write`] so a stage can stream them in chunks.
-//! - [`ApngJoiner`]: clips joined into one animated PNG by copying their compressed frames
-//!   (a remux, no re-encoding), streaming from [`std::io::Read`] to [`std::io::Write`].
+//! - [`encode_png`] and [`decode_png`]: RGB8 PNG through the `png` crate, written to any
+//!   [`std::io::Write`] so a stage can stream them in chunks.
+//! - [`Mp4Encoder`]: frames to H.264 (High profile) or AV1 (main profile), BT.709, in a
+//!   fast-start MP4, in pure Rust.
+//! - [`read_clip`] and [`join_clips`]: MP4 clips joined into one by copying their coded
+//!   pictures (no re-encoding), after checking that they share their parameter sets.
 //! - [`contact_sheet`]: every scene's keyframes, shrunk, in a grid with their titles.
 
 mod canvas;
@@ -26,7 +29,6 @@ mod codec;
 mod motion;
 mod mp4;
 mod palette;
-mod remux;
 mod scene;
 mod sheet;
 mod text;
@@ -34,11 +36,12 @@ mod util;
 
 use std::fmt;
 
-pub use codec::{ApngEncoder, decode_apng_frames, decode_png, encode_png};
+pub use codec::{PNG_SIGNATURE, decode_png, encode_png};
 pub use motion::{Motion, frame};
-pub use mp4::{DEFAULT_QP, Mp4Encoder};
+pub use mp4::{
+    Codec, DEFAULT_AV1_QUANTIZER, DEFAULT_QP, Mp4Clip, Mp4Encoder, join_clips, read_clip,
+};
 pub use palette::{Palette, palette};
-pub use remux::{ApngHeader, ApngJoiner, PNG_SIGNATURE, read_apng_header};
 pub use scene::{Position, keyframe, scenery};
 pub use sheet::{SheetRow, contact_sheet, shrink};
 pub use text::caption_band;
@@ -138,9 +141,9 @@ fn byte_len(width: u32, height: u32) -> Result<usize, RenderError> {
 pub enum RenderError {
     /// An image size, frame count or frame rate is out of range, or images do not match.
     InvalidSize(String),
-    /// The PNG encoder failed, usually because the underlying writer failed.
+    /// An encoder (PNG, H.264, AV1 or MP4) failed, usually because the underlying writer failed.
     Encode(String),
-    /// The bytes are not a PNG this crate can read.
+    /// The bytes are not a PNG or MP4 this crate can read.
     Decode(String),
 }
 
@@ -148,8 +151,8 @@ impl fmt::Display for RenderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidSize(message) => write!(f, "invalid size: {message}"),
-            Self::Encode(message) => write!(f, "cannot encode PNG: {message}"),
-            Self::Decode(message) => write!(f, "cannot decode PNG: {message}"),
+            Self::Encode(message) => write!(f, "cannot encode: {message}"),
+            Self::Decode(message) => write!(f, "cannot decode: {message}"),
         }
     }
 }

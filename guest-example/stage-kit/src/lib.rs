@@ -108,7 +108,7 @@ pub enum ArtifactKind {
 }
 
 impl ArtifactKind {
-    /// The folder's name, as in `clip/scene-000.png`.
+    /// The folder's name, as in `clip/scene-000.mp4`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Keyframe => "keyframe",

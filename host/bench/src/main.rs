@@ -22,9 +22,11 @@
 //! | `storage` | rows and commits against raw rusqlite and the fsync floor, the write-lock hold of the largest legal commit, publishing many artifacts |
 //! | `sandbox` | artifact traffic, streaming memory, stage start, the compile cache |
 //! | `demo` | the demo's stages in Wasm against the same rendering built natively |
+//! | `encode` | the H.264 and AV1 encoders in Wasm against the same encoders built natively |
 //! | `harness`, `raw`, `report`, `plot` | what they stand on, and the report |
 
 mod demo;
+mod encode;
 mod harness;
 mod plot;
 mod raw;
@@ -72,6 +74,10 @@ pub(crate) struct Args {
     /// print them, writing no report.
     #[arg(long, value_name = "N")]
     only_rows: Option<u32>,
+    /// Only time the H.264 and AV1 encoders (plugin and native, N alternating rounds) on the
+    /// demo's frames and print them, writing no report.
+    #[arg(long, value_name = "N")]
+    only_encode: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -160,6 +166,13 @@ fn only(b: &mut Bench, args: &Args, scratch: &Path) -> Result<bool> {
             tuned.median,
             plugin.median / tuned.median
         );
+        return Ok(true);
+    }
+    if let Some(rounds) = args.only_encode {
+        let project = demo::keyframed_project(b)?;
+        for row in encode::rows(b, &project, rounds)? {
+            row.print();
+        }
         return Ok(true);
     }
     if let Some(count) = args.only_commits {

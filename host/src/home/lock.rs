@@ -153,14 +153,19 @@ impl Home {
 
     /// [`Home::try_lock`], trying again for up to [`LOCK_GRACE`]: another process may hold
     /// the lock only for a moment (finishing a run), and for as long as a live process says it
-    /// is recovering the project (which can take longer: moving many files into place).
+    /// is recovering the project (which can take longer: moving many files into place). The
+    /// grace period starts again whenever that marker is seen, so a recovery that removes its
+    /// marker a moment before it lets go of the lock is waited for too.
     fn try_lock_for_a_while(&self, project_id: &str) -> Result<Option<ProjectLock>, HomeError> {
-        let started = std::time::Instant::now();
+        let mut deadline = std::time::Instant::now() + LOCK_GRACE;
         loop {
             if let Some(lock) = self.try_lock(project_id)? {
                 return Ok(Some(lock));
             }
-            if started.elapsed() >= LOCK_GRACE && !self.being_recovered(project_id)? {
+            let now = std::time::Instant::now();
+            if self.being_recovered(project_id)? {
+                deadline = now + LOCK_GRACE;
+            } else if now >= deadline {
                 return Ok(None);
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

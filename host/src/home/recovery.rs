@@ -393,6 +393,9 @@ mod tests {
         let release = std::thread::spawn(move || {
             std::thread::sleep(LOCK_GRACE * 2);
             let _ = std::fs::remove_file(&marker);
+            // A recovering process removes its marker a moment before it lets go of the lock
+            // (here a long moment): whoever waits must not call the project busy in between.
+            std::thread::sleep(LOCK_GRACE / 4);
             drop(held);
         });
         let started = std::time::Instant::now();

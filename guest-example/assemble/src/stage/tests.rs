@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use vidpipe_render::{ApngEncoder, Motion, frame, keyframe};
+use vidpipe_render::{Codec, Motion, Mp4Encoder, frame, keyframe, read_clip};
 
 use super::*;
 
@@ -46,7 +46,7 @@ impl FakeHost {
                 });
                 images.push(image);
             }
-            let name = format!("scene-{index:03}.png");
+            let name = format!("scene-{index:03}.mp4");
             host.files
                 .insert(("clip", name.clone()), clip(&images[0], &images[1], count));
             host.clips.push(Clip {
@@ -66,15 +66,22 @@ impl FakeHost {
 }
 
 fn clip(start: &Image, end: &Image, frames: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut encoder = ApngEncoder::new(&mut out, 64, 36, frames, 12).expect("valid");
+    clip_at(start, end, frames, 12, 28)
+}
+
+fn clip_at(start: &Image, end: &Image, frames: u32, fps: u32, qp: u8) -> Vec<u8> {
+    clip_in(Codec::H264, start, end, frames, (fps, qp))
+}
+
+fn clip_in(codec: Codec, start: &Image, end: &Image, frames: u32, (fps, qp): (u32, u8)) -> Vec<u8> {
+    let (w, h) = (start.width(), start.height());
+    let mut encoder = Mp4Encoder::with_codec(codec, w, h, fps, qp).expect("valid");
     for i in 0..frames {
         let t = i as f32 / frames.max(2) as f32;
         let image = frame(start, end, t, &Motion::default()).expect("frame");
-        encoder.write_frame(&image).expect("fits");
+        encoder.push(&image).expect("fits");
     }
-    encoder.finish().expect("complete");
-    out
+    encoder.finish().expect("complete")
 }
 
 fn page<T: Clone>(items: &[T], cursor: Option<&str>, limit: u32) -> Page<T> {
@@ -158,23 +165,12 @@ impl Host for FakeHost {
     }
 }
 
-/// Every frame of an APNG as decoded by the `png` crate.
-fn frames_of(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .expect("a PNG");
-    let count = reader
-        .info()
-        .animation_control()
-        .expect("animated")
-        .num_frames;
-    let size = reader.output_buffer_size().expect("small");
-    (0..count)
-        .map(|_| {
-            let mut buffer = vec![0; size];
-            reader.next_frame(&mut buffer).expect("frame");
-            buffer
-        })
+/// Every coded picture of an MP4, in order.
+fn pictures_of(bytes: &[u8]) -> Vec<(Vec<u8>, bool)> {
+    read_clip(bytes)
+        .expect("an H.264 MP4")
+        .pictures()
+        .map(|(data, sync)| (data.to_vec(), sync))
         .collect()
 }
 
@@ -183,19 +179,22 @@ fn run_on(host: &mut FakeHost, config: &[(&str, &str)]) -> Result<String, StageE
 }
 
 #[test]
-fn the_video_holds_every_clip_frame_in_scene_order() {
+fn the_video_holds_every_clip_picture_in_scene_order_without_re_encoding() {
     let mut host = FakeHost::with_scenes(&[5, 1, 7]);
     let summary = run_on(&mut host, &[]).expect("assembles");
     let mut expected = Vec::new();
     for index in 0..3 {
-        expected.extend(frames_of(
-            &host.files[&("clip", format!("scene-{index:03}.png"))],
+        expected.extend(pictures_of(
+            &host.files[&("clip", format!("scene-{index:03}.mp4"))],
         ));
     }
-    assert_eq!(frames_of(host.output(VIDEO_NAME)), expected);
+    assert_eq!(pictures_of(host.output(VIDEO_NAME)), expected);
     assert!(
         summary.starts_with("output/final.mp4 (13 frames of 64x36, 1.0 s,")
-            && summary.contains("output/final.png"),
+            && summary.ends_with(
+                "output/final.vtt, output/poster.png, output/contact-sheet.png, \
+                 output/manifest.json"
+            ),
         "{summary}"
     );
     assert_eq!(host.progress.last(), Some(&(5, 5)));
@@ -215,6 +214,9 @@ fn the_contact_sheet_and_manifest_describe_the_video() {
     assert_eq!(manifest["video"]["frames"], 6);
     assert_eq!(manifest["video"]["duration_ms"], 500);
     assert_eq!(manifest["video"]["width"], 64);
+    assert_eq!(manifest["video"]["artifact"], "output/final.mp4");
+    assert_eq!(manifest["video"]["codec"], "h264");
+    assert_eq!(manifest["video"]["frame_rate"], 12);
     assert_eq!(
         manifest["video"]["bytes"],
         host.output(VIDEO_NAME).len() as u64
@@ -222,7 +224,7 @@ fn the_contact_sheet_and_manifest_describe_the_video() {
     assert_eq!(manifest["contact_sheet"]["width"], sheet.width());
     assert_eq!(
         manifest["scenes"][1]["clip"]["artifact"],
-        "clip/scene-001.png"
+        "clip/scene-001.mp4"
     );
     assert_eq!(
         manifest["scenes"][0]["keyframes"]["end"],
@@ -260,28 +262,54 @@ fn a_scene_without_a_clip_fails_before_anything_is_written() {
 }
 
 #[test]
-fn clips_of_different_sizes_or_corrupt_clips_are_refused_naming_the_clip() {
-    let mut host = FakeHost::with_scenes(&[2, 2]);
+fn clips_that_cannot_be_joined_or_are_corrupt_are_refused_naming_the_scene() {
     let small = Image::new(32, 18).expect("valid");
-    let mut bytes = Vec::new();
-    let mut encoder = ApngEncoder::new(&mut bytes, 32, 18, 1, 12).expect("valid");
-    encoder.write_frame(&small).expect("fits");
-    encoder.finish().expect("done");
-    host.files
-        .insert(("clip", "scene-001.png".to_owned()), bytes);
-    let error = run_on(&mut host, &[]).expect_err("sizes differ");
-    assert!(error.message.contains("32x18"), "{error}");
-    assert!(host.published.is_empty());
+    let start = keyframe("Scene 1", "sea", Position::Start, 64, 36).expect("kf");
+    for (bytes, says) in [
+        (
+            clip(&small, &small, 1),
+            "is 32x18, not 64x36 like the first clip",
+        ),
+        (
+            clip_at(&start, &start, 2, 24, 28),
+            "is 24 fps, not 12 like the first clip",
+        ),
+        (
+            clip_at(&start, &start, 2, 12, 20),
+            "encoded with other settings",
+        ),
+        (
+            clip_in(Codec::Av1, &start, &start, 2, (12, 100)),
+            "is AV1, not H.264",
+        ),
+        (
+            b"not an mp4".to_vec(),
+            "clip/scene-001.mp4 is not an H.264 or AV1 MP4",
+        ),
+    ] {
+        let mut host = FakeHost::with_scenes(&[2, 2]);
+        host.files
+            .insert(("clip", "scene-001.mp4".to_owned()), bytes);
+        let error = run_on(&mut host, &[]).expect_err("refused");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert!(error.message.contains("scene 1"), "{error}");
+        assert!(error.message.contains(says), "{error}");
+        assert!(
+            error.message.contains("run the clips stage again"),
+            "{error}"
+        );
+        assert!(host.published.is_empty(), "nothing is written");
+    }
 
+    // A clip cut short: its pictures run past the end of the file.
     let mut host = FakeHost::with_scenes(&[3, 2]);
-    let key = ("clip", "scene-000.png".to_owned());
+    let key = ("clip", "scene-000.mp4".to_owned());
     let clip = host.files.get_mut(&key).expect("exists");
-    let at = clip.len() - 40;
-    clip[at] ^= 0xff;
+    clip.truncate(clip.len() - 40);
     let error = run_on(&mut host, &[]).expect_err("corrupt");
     assert_eq!(error.code, ErrorCode::InvalidInput);
-    assert!(error.message.contains("clip/scene-000.png"), "{error}");
-    assert!(error.message.contains("CRC"), "{error}");
+    assert!(error.message.contains("clip/scene-000.mp4"), "{error}");
+    assert!(host.published.is_empty());
 }
 
 #[test]
@@ -290,22 +318,30 @@ fn a_failing_write_fails_the_stage_with_the_hosts_error() {
     host.fail_writes = true;
     let error = run_on(&mut host, &[]).expect_err("quota");
     assert_eq!(error.code, ErrorCode::LimitExceeded);
-    assert!(error.message.contains("output/final.png"), "{error}");
+    assert!(error.message.contains("output/final.mp4"), "{error}");
     assert!(error.message.contains("quota reached"), "{error}");
 }
 
 #[test]
 fn a_missing_clip_file_reports_the_hosts_not_found() {
     let mut host = FakeHost::with_scenes(&[2]);
-    host.files.remove(&("clip", "scene-000.png".to_owned()));
+    host.files.remove(&("clip", "scene-000.mp4".to_owned()));
     let error = run_on(&mut host, &[]).expect_err("missing");
     assert_eq!(error.code, ErrorCode::NotFound);
+    assert!(
+        error
+            .message
+            .starts_with("scene 0: reading clip/scene-000.mp4"),
+        "{error}"
+    );
 }
 
 #[test]
 fn unknown_or_out_of_range_config_is_refused() {
     let mut host = FakeHost::with_scenes(&[1]);
     assert!(run_on(&mut host, &[("fps", "12")]).is_err());
+    // The quantiser is the clips stage's: assembling copies the clips' pictures.
+    assert!(run_on(&mut host, &[("qp", "28")]).is_err());
     assert!(run_on(&mut host, &[("thumbnail-width", "8")]).is_err());
     assert!(host.published.is_empty());
 }
@@ -382,7 +418,26 @@ fn the_mp4_captions_and_poster_are_written_beside_the_video() {
     assert_eq!(host.output(crate::POSTER_NAME), &first[..]);
     let manifest: serde_json::Value =
         serde_json::from_slice(host.output(MANIFEST_NAME)).expect("json");
-    assert_eq!(manifest["mp4"]["frames"], 13);
-    assert_eq!(manifest["mp4"]["bytes"], mp4.len());
+    assert_eq!(manifest["video"]["frames"], 13);
+    assert_eq!(manifest["video"]["bytes"], mp4.len());
     assert_eq!(manifest["captions"]["cues"], 3);
+}
+
+#[test]
+fn av1_clips_join_into_an_av1_video() {
+    let mut host = FakeHost::with_scenes(&[3, 2]);
+    for (index, frames) in [(0u32, 3u32), (1, 2)] {
+        let start =
+            keyframe(&format!("Scene {index}"), "sea", Position::Start, 64, 36).expect("kf");
+        let bytes = clip_in(Codec::Av1, &start, &start, frames, (12, 100));
+        host.files
+            .insert(("clip", format!("scene-{index:03}.mp4")), bytes);
+    }
+    run_on(&mut host, &[]).expect("assembles");
+    let video = read_clip(host.output(VIDEO_NAME)).expect("an MP4");
+    assert_eq!((video.codec(), video.frames()), (Codec::Av1, 5));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(host.output(MANIFEST_NAME)).expect("json");
+    assert_eq!(manifest["video"]["codec"], "av1");
+    assert_eq!(manifest["video"]["profile"], "main");
 }

@@ -1,7 +1,5 @@
 use std::collections::BTreeMap;
-use std::io::Cursor;
-
-use vidpipe_render::{encode_png, keyframe};
+use vidpipe_render::{Image, encode_png, keyframe, read_clip};
 
 use super::*;
 use vidpipe_stage_kit::config::owned;
@@ -177,24 +175,23 @@ impl Host for FakeHost {
     }
 }
 
-/// The frame count and the delay of every frame of an APNG.
-fn animation(bytes: &[u8]) -> (u32, Vec<(u16, u16)>, (u32, u32)) {
-    let mut reader = png::Decoder::new(Cursor::new(bytes))
-        .read_info()
-        .expect("a PNG");
-    let frames = reader
-        .info()
-        .animation_control
-        .expect("an animated PNG")
-        .num_frames;
-    let size = (reader.info().width, reader.info().height);
-    let mut buffer = vec![0; reader.output_buffer_size().expect("small")];
-    let mut delays = Vec::new();
-    while reader.next_frame(&mut buffer).is_ok() {
-        let fctl = reader.info().frame_control.expect("frame control");
-        delays.push((fctl.delay_num, fctl.delay_den));
-    }
-    (frames, delays, size)
+/// The frame count, frame rate and size of an MP4 clip.
+fn video(bytes: &[u8]) -> (u32, u32, (u32, u32)) {
+    let clip = read_clip(bytes).expect("an H.264 MP4");
+    assert_eq!(clip.codec(), vidpipe_render::Codec::H264);
+    (clip.frames(), clip.fps(), clip.size())
+}
+
+#[test]
+fn clips_are_av1_when_asked() {
+    let mut host = FakeHost::with_scenes(2, 500);
+    run(&mut host, &owned(&[("codec", "av1")])).expect("the stage succeeds");
+    let clip = read_clip(&host.files["scene-001.mp4"]).expect("an AV1 MP4");
+    assert_eq!(clip.codec(), vidpipe_render::Codec::Av1);
+    assert_eq!((clip.frames(), clip.fps(), clip.size()), (6, 12, (64, 36)));
+    let first = host.files.clone();
+    run(&mut host, &owned(&[("codec", "av1")])).expect("again");
+    assert!(host.files == first, "AV1 encoding is deterministic too");
 }
 
 #[test]
@@ -213,16 +210,13 @@ fn the_frame_count_is_the_rounded_duration_times_the_rate_and_at_least_one() {
 }
 
 #[test]
-fn every_scene_gets_an_animated_png_clip_and_a_clip_row() {
+fn every_scene_gets_an_mp4_clip_and_a_clip_row() {
     let mut host = FakeHost::with_scenes(3, 500);
     let summary = run(&mut host, &[]).expect("the stage succeeds");
     assert_eq!(summary, "3 clips, 18 frames at 12 fps, 1.5 s total");
     for index in 0..3 {
-        let bytes = &host.files[&format!("scene-{index:03}.png")];
-        let (frames, delays, size) = animation(bytes);
-        assert_eq!(frames, 6);
-        assert_eq!(delays, vec![(1, 12); 6]);
-        assert_eq!(size, (64, 36));
+        let bytes = &host.files[&format!("scene-{index:03}.mp4")];
+        assert_eq!(video(bytes), (6, 12, (64, 36)));
     }
     assert_eq!(host.created, 3);
     let (scene, row) = &host.clips["clip-2"];
@@ -230,7 +224,7 @@ fn every_scene_gets_an_animated_png_clip_and_a_clip_row() {
     assert_eq!(
         row,
         &ClipRow {
-            video: "scene-001.png".to_owned(),
+            video: "scene-001.mp4".to_owned(),
             duration_ms: 500,
             frame_rate: 12
         }
@@ -239,12 +233,39 @@ fn every_scene_gets_an_animated_png_clip_and_a_clip_row() {
 }
 
 #[test]
-fn the_first_frame_of_a_clip_is_the_start_keyframe() {
+fn a_lower_qp_gives_a_bigger_clip_of_the_same_frames() {
     let mut host = FakeHost::with_scenes(1, 1_000);
-    run(&mut host, &owned(&[("fps", "5")])).expect("the stage succeeds");
-    let first = decode_png(&host.files["scene-000.png"]).expect("decodes");
-    let start = decode_png(&host.files["scene-000-start.png"]).expect("decodes");
-    assert!(first == start);
+    run(&mut host, &owned(&[("qp", "40")])).expect("the stage succeeds");
+    let coarse = host.files["scene-000.mp4"].clone();
+    run(&mut host, &owned(&[("qp", "10")])).expect("the stage succeeds");
+    let fine = &host.files["scene-000.mp4"];
+    assert!(
+        fine.len() > coarse.len() * 2,
+        "{} vs {}",
+        fine.len(),
+        coarse.len()
+    );
+    assert_eq!(video(fine), video(&coarse));
+}
+
+#[test]
+fn keyframes_of_a_size_h264_cannot_take_are_invalid_input_naming_the_scene() {
+    let mut host = FakeHost::with_scenes(2, 500);
+    let odd = Image::new(65, 36).expect("an image");
+    let mut bytes = Vec::new();
+    encode_png(&odd, &mut bytes).expect("encodes");
+    for end in ["start", "end"] {
+        host.files
+            .insert(format!("scene-001-{end}.png"), bytes.clone());
+    }
+    let error = run(&mut host, &[]).expect_err("refused");
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert!(error.message.starts_with("scene 1: "), "{}", error.message);
+    assert!(
+        error.message.contains("even sides, not 65x36"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -276,13 +297,14 @@ fn keyframes_are_read_in_ranges_of_at_most_1_mib_even_when_the_host_returns_less
 
 #[test]
 fn clips_are_written_in_chunks_of_at_most_64_kib() {
-    let mut host = FakeHost::with_scenes(1, 4_000);
-    run(&mut host, &owned(&[("fps", "30")])).expect("the stage succeeds");
-    let clip = &host.files["scene-000.png"];
+    let mut host = FakeHost::with_scenes(1, 12_000);
+    // Long and at the finest quantiser, so the clip is bigger than a chunk.
+    run(&mut host, &owned(&[("fps", "30"), ("qp", "0")])).expect("the stage succeeds");
+    let clip = &host.files["scene-000.mp4"];
     assert!(clip.len() > MAX_CHUNK_BYTES, "{} bytes", clip.len());
     assert!(host.chunks.iter().all(|&len| len <= MAX_CHUNK_BYTES));
     assert_eq!(host.chunks.iter().sum::<usize>(), clip.len());
-    assert_eq!(animation(clip).0, 120);
+    assert_eq!(video(clip).0, 360);
 }
 
 #[test]
@@ -345,6 +367,6 @@ fn a_failed_write_keeps_the_host_code_and_names_the_clip() {
     assert_eq!(error.code, ErrorCode::LimitExceeded);
     assert_eq!(
         error.message,
-        "scene 0: writing clip/scene-000.png: project quota reached"
+        "scene 0: writing clip/scene-000.mp4: project quota reached"
     );
 }

@@ -61,22 +61,18 @@ pub fn exec(globals: &Globals) -> Result<(), Failure> {
         detail.keyframes.len()
     );
     say!(
-        "  clips       {} ({} animated PNGs)",
+        "  clips       {} ({} H.264 MP4s, one per scene)",
         folder.join("clips").display(),
         detail.video_clips.len()
     );
     say!(
-        "  mp4         {} (H.264, encoded inside the sandbox; plays in a browser or any player)",
+        "  video       {} (H.264 MP4, encoded inside the sandbox; plays in a browser or any player)",
         output.join("final.mp4").display()
     );
     say!(
         "  captions    {} (WebVTT, a cue per scene), poster {}",
         output.join("final.vtt").display(),
         output.join("poster.png").display()
-    );
-    say!(
-        "  video       {} (animated PNG; open it in a web browser, or `ffplay` it)",
-        output.join("final.png").display()
     );
     say!(
         "  contact     {}",
