@@ -192,6 +192,7 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         hex::encode(sha2::Sha256::digest(&video_bytes))
     );
     assert_eq!(manifest["captions"]["cues"], 5);
+    assert_eq!(manifest["captions"]["duration_ms"], expected_ms);
     assert_eq!(manifest["captions"]["bytes"], vtt.len());
     let poster_bytes = std::fs::read(&poster).unwrap();
     assert_eq!(

@@ -169,16 +169,17 @@ pub fn describe_video(
     })
 }
 
-/// Adds the captions and the poster to the manifest.
+/// Adds the captions (which span the video's `duration_ms`) and the poster to the manifest.
 pub fn describe_extras(
     manifest: &mut serde_json::Value,
-    (vtt, cues): (&Published, usize),
+    (vtt, cues, duration_ms): (&Published, usize, u64),
     poster: Option<&Published>,
 ) {
     manifest["captions"] = json!({
         "artifact": format!("output/{}", CAPTIONS_NAME),
         "format": "webvtt",
         "cues": cues,
+        "duration_ms": duration_ms,
         "bytes": vtt.size,
         "sha256": vtt.sha256,
     });

@@ -202,7 +202,11 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         &sheet,
         sheet_size,
     );
-    media::describe_extras(&mut manifest, (&vtt, work.len()), poster.as_ref());
+    media::describe_extras(
+        &mut manifest,
+        (&vtt, work.len(), duration_ms),
+        poster.as_ref(),
+    );
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| StageError::new(ErrorCode::Io, format!("cannot write the manifest: {e}")))?;
     text.push('\n');

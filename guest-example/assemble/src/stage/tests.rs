@@ -421,6 +421,7 @@ fn the_mp4_captions_and_poster_are_written_beside_the_video() {
     assert_eq!(manifest["video"]["frames"], 13);
     assert_eq!(manifest["video"]["bytes"], mp4.len());
     assert_eq!(manifest["captions"]["cues"], 3);
+    assert_eq!(manifest["captions"]["duration_ms"], 1083);
 }
 
 #[test]
