@@ -389,3 +389,36 @@ fn a_stage_stopped_by_its_deadline_leaves_none_of_its_finished_artifacts_behind(
     );
     assert!(home.show(&id)["keyframes"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn clips_that_are_not_videos_fail_the_assemble_stage_naming_the_scene_and_change_no_file() {
+    let home = TestHome::new();
+    let id = home.project("Hostile clips", SCRIPT);
+    // The bulk plugin records 2 MiB of patterned bytes per scene as its clip: what a broken or
+    // hostile clips stage could leave for the assemble stage to read.
+    let m = manifest(&home, "bulk.toml", &bulk_manifest(1000, 0, 2 << 20, 0));
+    home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    let files = home.files(&id);
+    let run = home.vidpipe(&["stage", "run", plugins::ASSEMBLE_PATH, "--project", &id]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("vidpipe: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {}", run.stderr);
+    for says in [
+        "invalid-input",
+        "scene 0",
+        "is not an H.264 or AV1 MP4",
+        "run the clips stage again",
+    ] {
+        assert!(errors[0].contains(says), "{says}: {}", errors[0]);
+    }
+    assert!(
+        !run.stderr.contains("trap"),
+        "a clean error, not a trap: {}",
+        run.stderr
+    );
+    assert_eq!(home.files(&id), files, "no output was written");
+}

@@ -161,7 +161,6 @@ pub fn read_clip(bytes: &[u8]) -> Result<Mp4Clip, RenderError> {
             .zip(usize::try_from(end).ok())
             .and_then(|(start, end)| bytes.get(start..end))
             .ok_or_else(|| decode_error(format!("sample {i} lies outside the file")))?;
-
         let sample = match codec {
             Codec::H264 => {
                 let sample = to_annex_b(data, length_size).ok_or_else(|| {
