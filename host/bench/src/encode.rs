@@ -95,16 +95,26 @@ fn plugin_encode(
     ))
 }
 
-/// One row per codec: the encoder's time in Wasm against native, over `rounds` alternating
-/// rounds.
-pub(crate) fn rows(b: &mut Bench, project: &str, rounds: usize) -> Result<Vec<Row>> {
+/// One row per codec of `codecs`: the encoder's time in Wasm against native, over `rounds`
+/// alternating rounds (at most 3 for AV1, which is slow).
+pub(crate) fn rows(
+    b: &mut Bench,
+    project: &str,
+    rounds: usize,
+    codecs: &[Codec],
+) -> Result<Vec<Row>> {
     let fps = 12;
     let (scene_config, native_scenes) = scenes(b, project, fps)?;
     let bytes = std::fs::read(vidpipe_example_plugins::ENCODE_BENCH_PATH)
         .context("the encode-bench plugin")?;
     let plugin = b.runtime.load("encode-bench", &bytes)?;
     let mut out = Vec::new();
-    for (codec, rounds) in [(Codec::H264, rounds), (Codec::Av1, rounds.min(3))] {
+    for &codec in codecs {
+        let rounds = if codec == Codec::Av1 {
+            rounds.min(3)
+        } else {
+            rounds
+        };
         let qp = codec.default_quantizer();
         let mut config = scene_config.clone();
         config.extend([

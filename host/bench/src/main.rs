@@ -42,9 +42,10 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use vidpipe_host::home::Home;
 use vidpipe_host::runtime::Runtime;
+use vidpipe_render::Codec;
 
 use harness::Bench;
-use raw::{fsync_floor, percentile};
+use raw::percentile;
 use report::Row;
 
 /// Measures the sandbox against native code and writes BENCHMARKS.md.
@@ -78,6 +79,9 @@ pub(crate) struct Args {
     /// demo's frames and print them, writing no report.
     #[arg(long, value_name = "N")]
     only_encode: Option<usize>,
+    /// With `--only-encode`: time only this codec (`h264` or `av1`).
+    #[arg(long, value_name = "CODEC", requires = "only_encode")]
+    codec: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -170,14 +174,21 @@ fn only(b: &mut Bench, args: &Args, scratch: &Path) -> Result<bool> {
     }
     if let Some(rounds) = args.only_encode {
         let project = demo::keyframed_project(b)?;
-        for row in encode::rows(b, &project, rounds)? {
+        let codecs = match args.codec.as_deref() {
+            None => vec![Codec::H264, Codec::Av1],
+            Some(name) => vec![
+                Codec::from_name(name)
+                    .with_context(|| format!("--codec: {name:?} is not a codec (h264 or av1)"))?,
+            ],
+        };
+        for row in encode::rows(b, &project, rounds, &codecs)? {
             row.print();
         }
         return Ok(true);
     }
     if let Some(count) = args.only_commits {
-        let (plugin, native) = b.commits(count)?;
-        let floor = percentile(&fsync_floor(&scratch.join("home"), count)?, 0.5);
+        let [plugin, native, floor] = b.commits(count, &scratch.join("home"))?;
+        let floor = percentile(&floor, 0.5);
         let p50 = percentile(&plugin, 0.5);
         println!(
             "commits: plugin p50 {:.0} µs ({:.2}× the fsync floor of {:.0} µs), native p50 {:.0} µs over {count}",

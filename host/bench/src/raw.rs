@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -67,23 +67,37 @@ pub fn rows(dir: &Path, rows: u32, setup: Setup) -> Result<f64> {
     Ok(f64::from(rows) / seconds)
 }
 
-/// The time of appending 64 bytes to a file and `fdatasync`ing it, per operation, `count`
-/// times: the floor a durable commit cannot beat on this disk.
-pub(crate) fn fsync_floor(dir: &Path, count: usize) -> Result<Vec<f64>> {
-    let path = dir.join("fsync-floor.bin");
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
-        let start = Instant::now();
-        file.write_all(&[7u8; 64])?;
-        file.sync_data()?;
-        samples.push(start.elapsed().as_secs_f64());
+/// The floor a durable commit cannot beat on this disk: appending 64 bytes to a file and
+/// `fdatasync`ing it. Sampled one operation at a time, so that a benchmark can alternate it
+/// with what it measures and both see the disk in the same state.
+pub(crate) struct FsyncFloor {
+    file: fs::File,
+    path: PathBuf,
+}
+
+impl FsyncFloor {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join("fsync-floor.bin");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(FsyncFloor { file, path })
     }
-    fs::remove_file(&path)?;
-    Ok(samples)
+
+    /// The seconds of one append and `fdatasync`.
+    pub(crate) fn sample(&mut self) -> Result<f64> {
+        let start = Instant::now();
+        self.file.write_all(&[7u8; 64])?;
+        self.file.sync_data()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for FsyncFloor {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {

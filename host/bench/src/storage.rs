@@ -13,7 +13,7 @@ use vidpipe_host::runner;
 use vidpipe_host::runtime::Limits;
 
 use crate::harness::{Bench, order, request, store};
-use crate::raw::{self, fsync_floor, percentile};
+use crate::raw::{self, FsyncFloor, percentile};
 use crate::report::{Row, Stats};
 
 impl Bench {
@@ -59,11 +59,14 @@ impl Bench {
     }
 
     /// Single-row durable commits: one stage run per commit, each writing one scene, plugin
-    /// against native, timed per run.
-    pub fn commits(&mut self, count: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-        let (mut plugin, mut native) = (Vec::new(), Vec::new());
+    /// against native, timed per run, and the disk's floor (an append and `fdatasync` in
+    /// `dir`) sampled between them, so that all three see the disk in the same state.
+    pub fn commits(&mut self, count: usize, dir: &Path) -> Result<[Vec<f64>; 3]> {
+        let (mut plugin, mut native, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+        let mut disk = FsyncFloor::open(dir)?;
         let project = self.project("commits")?;
         for i in 0..count {
+            floor.push(disk.sample()?);
             for side in order(i) {
                 // Scene indexes are unique per project: the plugin takes the even ones.
                 let index = u32::try_from(2 * i + usize::from(side)).unwrap_or(u32::MAX);
@@ -84,7 +87,7 @@ impl Bench {
                 }
             }
         }
-        Ok((plugin, native))
+        Ok([plugin, native, floor])
     }
 }
 
@@ -159,8 +162,7 @@ pub(crate) fn rows(b: &mut Bench, scratch: &Path) -> Result<Vec<Row>> {
 
     // Commits: whole one-row stage runs, against the disk's floor measured alongside.
     let count = if quick { 100 } else { 1000 };
-    let (plugin, native) = b.commits(count)?;
-    let floor = fsync_floor(&scratch.join("home"), count)?;
+    let [plugin, native, floor] = b.commits(count, &scratch.join("home"))?;
     let (p50, n50, f50) = (
         percentile(&plugin, 0.5),
         percentile(&native, 0.5),
@@ -177,7 +179,7 @@ pub(crate) fn rows(b: &mut Bench, scratch: &Path) -> Result<Vec<Row>> {
         goal: "p50 ≤ 2.5× the append+fdatasync floor".into(),
         met: ratio <= 2.5,
         note: format!(
-            "the ratio is the plugin's p50 over the floor's, appending 64 bytes to a file and `fdatasync`ing it, measured in the same run: p50 {:.0} µs. A stage run is its start record (written at synchronous=NORMAL, made durable by the run's end), the guest's one row, and the commit (one WAL fsync); native p50 {:.0} µs ({:.2}× the floor)",
+            "the ratio is the plugin's p50 over the floor's, appending 64 bytes to a file and `fdatasync`ing it, sampled between the stage runs: p50 {:.0} µs. A stage run is its start record (written at synchronous=NORMAL, made durable by the run's end), the guest's one row, and the commit (one WAL fsync); native p50 {:.0} µs ({:.2}× the floor)",
             f50 * 1e6,
             n50 * 1e6,
             n50 / f50
