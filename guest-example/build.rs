@@ -24,7 +24,7 @@ struct Plugin {
     embed: bool,
 }
 
-const PLUGINS: [Plugin; 11] = [
+const PLUGINS: [Plugin; 12] = [
     Plugin {
         package: "storyboard",
         what: "the example `storyboard` stage",
@@ -67,7 +67,12 @@ const PLUGINS: [Plugin; 11] = [
     },
     Plugin {
         package: "future-version",
-        what: "the `future-version` test plugin, built against vidpipe:plugin@0.2.0",
+        what: "the `future-version` test plugin, built against vidpipe:plugin@0.3.0",
+        embed: false,
+    },
+    Plugin {
+        package: "v0-1-stage",
+        what: "the `v0-1-stage` test plugin, built against the frozen vidpipe:plugin@0.1.0",
         embed: false,
     },
     Plugin {

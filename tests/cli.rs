@@ -21,7 +21,7 @@ fn init_is_idempotent_and_leaves_a_wal_database_without_foreign_key_errors() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[test]
@@ -304,7 +304,7 @@ fn garbage_core_modules_and_components_of_another_world_are_refused_with_exit_2(
         (plugins::OTHER_WORLD_PATH, "does not export"),
         (
             plugins::FUTURE_VERSION_PATH,
-            "@0.2.0, but this host implements vidpipe:plugin@0.1.0 only",
+            "@0.3.0, but this host implements vidpipe:plugin@0.1.0 and @0.2.0 only",
         ),
         (home.dir.path().to_str().unwrap(), "is a directory"),
     ];
@@ -350,7 +350,7 @@ fn plugin_inspect_shows_the_target_version_and_only_wasi_and_vidpipe_imports() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
         report["targets"],
-        serde_json::json!(["vidpipe:plugin@0.1.0"])
+        serde_json::json!(["vidpipe:plugin@0.2.0"])
     );
     assert_eq!(report["runnable"], true);
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
@@ -361,9 +361,9 @@ fn plugin_inspect_shows_the_target_version_and_only_wasi_and_vidpipe_imports() {
         .map(|v| v.as_str().unwrap())
         .collect();
     for wanted in [
-        "vidpipe:plugin/db@0.1.0",
-        "vidpipe:plugin/artifacts@0.1.0",
-        "vidpipe:plugin/log@0.1.0",
+        "vidpipe:plugin/db@0.2.0",
+        "vidpipe:plugin/artifacts@0.2.0",
+        "vidpipe:plugin/log@0.2.0",
     ] {
         assert!(imports.contains(&wanted), "{wanted} in {imports:?}");
     }

@@ -32,7 +32,7 @@ fn stage_statuses(home: &TestHome, id: &str) -> Vec<(String, String)> {
 fn a_pipeline_runs_its_stages_in_order_and_a_second_run_skips_them_all() {
     let home = TestHome::new();
     let id = home.project("Fox", SCRIPT);
-    // No extra scenes: the storyboard, rerun by --force, refuses to leave scenes it did not write.
+    // No extra scenes: the storyboard, rerun by --force, would delete the scenes it did not write.
     let m = manifest(&home, "bulk.toml", &bulk_manifest(1000, 0, 2000, 0));
     let first = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
     assert!(

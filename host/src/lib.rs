@@ -44,4 +44,4 @@ pub mod runner;
 pub mod runtime;
 pub mod text;
 
-pub use capabilities::bindings::PACKAGE as WIT_PACKAGE;
+pub use capabilities::bindings::Contract;

@@ -81,7 +81,12 @@ impl stage::Host for WitHost {
                 .into_iter()
                 .map(|scene| stage::ExistingScene {
                     id: scene.id,
-                    index: scene.index,
+                    scene: render::Scene {
+                        index: scene.index,
+                        title: scene.title,
+                        description: scene.description,
+                        duration_ms: scene.duration_ms,
+                    },
                 })
                 .collect(),
             next_cursor: page.next_cursor,
@@ -110,6 +115,10 @@ impl stage::Host for WitHost {
         )
         .map(drop)
         .map_err(from_wit_error)
+    }
+
+    fn delete_scene(&mut self, id: &str) -> Result<(), StageError> {
+        db::delete_scene(id).map_err(from_wit_error)
     }
 
     fn create_output(&mut self, name: &str) -> Result<Self::Writer, StageError> {

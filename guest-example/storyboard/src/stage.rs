@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use vidpipe_stage_kit::{ErrorCode, Level, Page, StageError, collect_pages};
+use vidpipe_stage_kit::{Level, Page, StageError, collect_pages};
 
 use crate::config::Config;
 use crate::render::{Scene, render, seconds_text, total_duration_ms};
@@ -30,8 +30,8 @@ pub struct Project {
 pub struct ExistingScene {
     /// Its id.
     pub id: String,
-    /// Its index.
-    pub index: u32,
+    /// Its index and content.
+    pub scene: Scene,
 }
 
 /// The host calls the stage makes, in plain Rust types.
@@ -51,6 +51,8 @@ pub trait Host {
     fn create_scene(&mut self, scene: &Scene) -> Result<(), StageError>;
     /// Overwrites the title, description and duration of the scene with id `id`.
     fn update_scene(&mut self, id: &str, scene: &Scene) -> Result<(), StageError>;
+    /// Deletes the scene with id `id`, with its keyframes and clip.
+    fn delete_scene(&mut self, id: &str) -> Result<(), StageError>;
     /// Starts writing the `output` artifact `name`.
     fn create_output(&mut self, name: &str) -> Result<Self::Writer, StageError>;
     /// Appends `chunk` to the artifact.
@@ -64,8 +66,12 @@ pub trait Host {
 }
 
 /// Runs the storyboard stage: parses `config`, turns the project's script into scenes, writes
-/// them to the database (updating scenes whose index already exists), publishes the storyboard
-/// document and returns a one-line summary.
+/// them to the database, publishes the storyboard document and returns a one-line summary.
+///
+/// Scenes are matched by position: the scene at an index the script still has is updated in
+/// place if its text or duration changed and left alone (not even rewritten) if not, so that
+/// later stages see exactly which scenes an edit touched; scenes past the end of the script
+/// are deleted, with their keyframes and clips.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
     let config = Config::parse(config)?;
     let project = host
@@ -107,27 +113,13 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     );
 
     let existing = existing_scenes(host)?;
-    // Scenes past the end of the script would silently survive with stale content; the stage
-    // cannot delete scenes, so it refuses instead.
-    if let Some((&index, _)) = existing.range(count as u32..).next() {
-        return Err(StageError::new(
-            ErrorCode::Conflict,
-            format!(
-                "the project already has {} scene(s), including index {index}, but the script \
-                 yields only {count} (indices 0 to {}); the storyboard stage does not delete \
-                 scenes",
-                existing.len(),
-                count - 1
-            ),
-        ));
-    }
-
     let total = count as u64;
-    let (mut created, mut updated) = (0usize, 0usize);
+    let (mut created, mut updated, mut unchanged) = (0usize, 0usize, 0usize);
     for (scene, done) in scenes.iter().zip(1u64..) {
         match existing.get(&scene.index) {
-            Some(id) => {
-                host.update_scene(id, scene)
+            Some(old) if old.scene == *scene => unchanged += 1,
+            Some(old) => {
+                host.update_scene(&old.id, scene)
                     .map_err(|e| e.context(&format!("updating scene {}", scene.index)))?;
                 updated += 1;
                 host.log(
@@ -151,6 +143,17 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
             &format!("scene {done} of {total}: {}", scene.title),
         );
     }
+    // Scenes past the end of the script: the paragraphs they came from are gone.
+    let mut deleted = 0usize;
+    for (index, old) in existing.range(count as u32..) {
+        host.delete_scene(&old.id)
+            .map_err(|e| e.context(&format!("deleting scene {index}")))?;
+        deleted += 1;
+        host.log(
+            Level::Debug,
+            &format!("deleted scene {index}: {}", old.scene.title),
+        );
+    }
 
     let document = render(config.format, &project.name, &scenes);
     publish(host, &config.output, document.as_bytes())?;
@@ -159,7 +162,7 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     host.log(
         Level::Info,
         &format!(
-            "{created} scene(s) created, {updated} updated; wrote output/{} ({} bytes)",
+            "{created} scene(s) created, {updated} updated, {unchanged} unchanged, {deleted} deleted; wrote output/{} ({} bytes)",
             config.output,
             document.len()
         ),
@@ -172,13 +175,13 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     ))
 }
 
-/// Every existing scene's id by index, following the cursor through all pages.
-fn existing_scenes<H: Host>(host: &mut H) -> Result<BTreeMap<u32, String>, StageError> {
+/// Every existing scene by index, following the cursor through all pages.
+fn existing_scenes<H: Host>(host: &mut H) -> Result<BTreeMap<u32, ExistingScene>, StageError> {
     let scenes = collect_pages(|cursor| host.list_scenes(cursor, SCENE_PAGE_LIMIT))
         .map_err(|e| e.context("listing the project's scenes"))?;
     Ok(scenes
         .into_iter()
-        .map(|scene| (scene.index, scene.id))
+        .map(|existing| (existing.scene.index, existing))
         .collect())
 }
 
@@ -198,6 +201,7 @@ fn publish<H: Host>(host: &mut H, name: &str, bytes: &[u8]) -> Result<(), StageE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vidpipe_stage_kit::ErrorCode;
     use vidpipe_stage_kit::config::owned;
 
     /// An in-memory host that pages scenes two at a time to exercise the cursor loop.
@@ -209,6 +213,7 @@ mod tests {
         next_id: u32,
         created: Vec<u32>,
         updated: Vec<u32>,
+        deleted: Vec<u32>,
         list_calls: usize,
         chunks: Vec<usize>,
         published: Vec<(String, Vec<u8>)>,
@@ -269,9 +274,9 @@ mod tests {
                 .scenes
                 .range(start..)
                 .take(2)
-                .map(|(&index, (id, _))| ExistingScene {
+                .map(|(_, (id, scene))| ExistingScene {
                     id: id.clone(),
-                    index,
+                    scene: scene.clone(),
                 })
                 .collect();
             let next_cursor = if self.repeat_cursor {
@@ -279,8 +284,8 @@ mod tests {
             } else {
                 items
                     .last()
-                    .filter(|last| self.scenes.range(last.index + 1..).next().is_some())
-                    .map(|last| (last.index + 1).to_string())
+                    .filter(|last| self.scenes.range(last.scene.index + 1..).next().is_some())
+                    .map(|last| (last.scene.index + 1).to_string())
             };
             Ok(Page { items, next_cursor })
         }
@@ -306,6 +311,18 @@ mod tests {
                 .ok_or_else(|| StageError::new(ErrorCode::NotFound, id))?;
             entry.1 = scene.clone();
             self.updated.push(scene.index);
+            Ok(())
+        }
+
+        fn delete_scene(&mut self, id: &str) -> Result<(), StageError> {
+            let index = self
+                .scenes
+                .iter()
+                .find(|(_, (existing, _))| existing == id)
+                .map(|(&index, _)| index)
+                .ok_or_else(|| StageError::new(ErrorCode::NotFound, id))?;
+            self.scenes.remove(&index);
+            self.deleted.push(index);
             Ok(())
         }
 
@@ -376,23 +393,37 @@ mod tests {
     }
 
     #[test]
-    fn more_existing_scenes_than_paragraphs_is_a_conflict() {
+    fn scenes_past_the_end_of_the_script_are_deleted_and_the_rest_kept_by_position() {
         let mut host = FakeHost::with_script("One.\n\nTwo.");
-        host.seed(&[0, 1, 2]);
-        let error = run(&mut host, &[]).expect_err("must refuse");
-        assert_eq!(error.code, ErrorCode::Conflict);
-        assert!(error.message.contains("3 scene(s)"), "{}", error.message);
-        assert!(host.created.is_empty() && host.updated.is_empty());
-        assert!(host.published.is_empty());
+        host.seed(&[0, 1, 2, 7]);
+        run(&mut host, &[]).expect("succeeds");
+        assert_eq!(host.deleted, [2, 7]);
+        assert_eq!(host.updated, [0, 1]);
+        assert!(host.created.is_empty());
+        let kept: Vec<(&str, &str)> = host
+            .scenes
+            .values()
+            .map(|(id, s)| (id.as_str(), s.title.as_str()))
+            .collect();
+        assert_eq!(kept, [("seed-0", "One"), ("seed-1", "Two")]);
     }
 
     #[test]
-    fn an_existing_scene_past_the_script_end_is_a_conflict_even_with_few_scenes() {
-        let mut host = FakeHost::with_script("One.\n\nTwo.\n\nThree.");
-        host.seed(&[7]);
-        let error = run(&mut host, &[]).expect_err("must refuse");
-        assert_eq!(error.code, ErrorCode::Conflict);
-        assert!(error.message.contains("index 7"), "{}", error.message);
+    fn a_rerun_on_the_same_script_rewrites_no_scene_and_an_edit_rewrites_only_its_own() {
+        let mut host = FakeHost::with_script(SCRIPT);
+        run(&mut host, &[]).expect("first run");
+        let first = host.scenes.clone();
+        host.created.clear();
+        run(&mut host, &[]).expect("second run");
+        assert!(host.created.is_empty() && host.updated.is_empty() && host.deleted.is_empty());
+        assert_eq!(host.scenes, first);
+
+        host.script = SCRIPT.replace("A car speeds away!", "A bus crawls by.");
+        run(&mut host, &[]).expect("after an edit");
+        assert_eq!(host.updated, [1], "only the edited paragraph's scene");
+        assert_eq!(host.scenes[&1].1.title, "A bus crawls by");
+        assert_eq!(host.scenes[&1].0, first[&1].0, "updated in place");
+        assert!(host.logs.iter().any(|(_, m)| m.contains("2 unchanged")));
     }
 
     #[test]
@@ -478,13 +509,16 @@ mod tests {
     }
 
     #[test]
-    fn running_twice_gives_the_same_document_and_updates_in_place() {
+    fn running_twice_gives_the_same_document_and_leaves_the_scenes_alone() {
         let mut host = FakeHost::with_script(SCRIPT);
         run(&mut host, &[]).expect("first run");
         let first = host.document();
         run(&mut host, &[]).expect("second run");
         assert_eq!(host.document(), first);
         assert_eq!(host.created, [0, 1, 2]);
-        assert_eq!(host.updated, [0, 1, 2]);
+        assert!(
+            host.updated.is_empty(),
+            "unchanged scenes are not rewritten"
+        );
     }
 }

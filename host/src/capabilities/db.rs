@@ -216,6 +216,13 @@ impl Host for StageContext {
         Ok(scene(self.db.update_scene(&id, changes)?))
     }
 
+    fn delete_scene(&mut self, id: String) -> Result<(), HostError> {
+        for (kind, staged) in self.db.delete_scene(&id)? {
+            self.files.discard(kind.into(), &staged)?;
+        }
+        Ok(())
+    }
+
     fn create_keyframe(&mut self, new: wit::NewKeyframe) -> Result<wit::Keyframe, HostError> {
         let new = stage::NewKeyframe {
             scene_id: new.scene_id,

@@ -19,6 +19,7 @@ pub mod artifacts;
 pub(crate) mod bindings;
 pub mod db;
 pub mod log;
+pub mod v0_1;
 
 pub use artifacts::StoreLimits;
 

@@ -97,6 +97,72 @@ pub fn create_project_with_id(
     Ok(project)
 }
 
+/// What `vidpipe project update` changes: the fields given, and the settings given set (added
+/// or replaced; the others are kept).
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new script.
+    pub script: Option<String>,
+    /// Settings to set.
+    pub settings: KeyValues,
+}
+
+/// Changes a project's name, script or settings and returns it. Nothing else changes: its
+/// scenes stay as they are until a stage (the storyboard) reads the new script; a pipeline
+/// reuses no stage run recorded before the edit (see [`project_edit_seq`]). Bad input changes
+/// nothing.
+pub fn update_project(
+    conn: &mut Connection,
+    id: &str,
+    changes: &ProjectChanges,
+) -> Result<Project> {
+    let id = parse_id("project", id)?;
+    write_transaction(conn, |tx| {
+        let mut project = get_project(tx, &id)?;
+        if let Some(name) = &changes.name {
+            project.name = name.trim().to_owned();
+        }
+        if let Some(script) = &changes.script {
+            project.script = script.clone();
+        }
+        check_new_project(&project.name, &project.script)?;
+        project
+            .settings
+            .extend(changes.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        project.updated_at = now_ms();
+        execute_cached(
+            tx,
+            "UPDATE projects SET name = ?2, script = ?3, settings = ?4, updated_at = ?5,
+                 edit_seq = (SELECT coalesce(max(rowid), 0) FROM pipeline_runs)
+             WHERE id = ?1",
+            params![
+                project.id,
+                project.name,
+                project.script,
+                kv_to_json(&project.settings),
+                project.updated_at
+            ],
+        )?;
+        Ok(project)
+    })
+}
+
+/// The record order of stage runs when the project was last edited (see
+/// [`update_project`]): runs recorded at or before it read the project as it was before.
+pub fn project_edit_seq(conn: &Connection, id: &str) -> Result<i64> {
+    let id = parse_id("project", id)?;
+    query_row_cached(
+        conn,
+        "SELECT edit_seq FROM projects WHERE id = ?1",
+        [&id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| DbError::NotFound(format!("no project with id {id}")))
+}
+
 /// Reads one project.
 pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
     let id = parse_id("project", id)?;

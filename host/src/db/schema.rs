@@ -4,7 +4,7 @@
 //! edited once released: a change to the schema is a new entry at the end of [`MIGRATIONS`].
 
 /// Every migration, oldest first. Index `i` moves a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
 ///
@@ -143,4 +143,11 @@ CREATE INDEX pipeline_runs_by_stage ON pipeline_runs(project_id, stage, started_
 /// rather than cleared as if the move had happened.
 const MIGRATION_3: &str = r#"
 ALTER TABLE publish_journal ADD COLUMN damaged TEXT;
+"#;
+
+/// Version 4: when a project was last edited (`vidpipe project update`), as the record order
+/// of stage runs: a run recorded at or before `edit_seq` read the project before the edit, so a
+/// pipeline does not reuse its work. 0 for a project never edited since it was created.
+const MIGRATION_4: &str = r#"
+ALTER TABLE projects ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0 CHECK (edit_seq >= 0);
 "#;

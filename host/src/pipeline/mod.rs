@@ -17,8 +17,9 @@
 //!
 //! A stage is skipped when its latest run on the project succeeded with the same plugin (by
 //! SHA-256) and the same configuration, and started after the run the stage before it relied
-//! on — so its input has not changed since. Once one stage runs, every stage after it runs too:
-//! its input may have changed. `force` runs everything.
+//! on (for the first stage, after the project's last `project update`) — so its input has not
+//! changed since. Once one stage runs, every stage after it runs too: its input may have
+//! changed. `force` runs everything.
 
 use std::path::{Path, PathBuf};
 
@@ -397,8 +398,13 @@ pub fn run_pipeline(
     let mut outcomes = Vec::with_capacity(manifest.stages.len());
     let mut rerun = options.force;
     // The run the previous stage's output came from (by record order); a run of this stage
-    // recorded before it read an older input.
-    let mut input_since: Option<i64> = None;
+    // recorded before it read an older input. For the first stage, that is the project's last
+    // edit: a run recorded before it read the old script, name or settings.
+    let edited = match db::project_edit_seq(home.conn(), &project.id) {
+        Ok(seq) => seq,
+        Err(e) => return Err(abandon(home, &record.id, e.into())),
+    };
+    let mut input_since: Option<i64> = (edited > 0).then_some(edited);
     let mut failure: Option<String> = None;
     let (mut ran, mut skipped) = (0, 0);
 

@@ -5,11 +5,49 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Store};
 
 use super::{EPOCH_TICK, PluginError, RunState, Surface};
-use crate::capabilities::StageContext;
-use crate::capabilities::bindings::{Stage, StagePre};
+use crate::capabilities::bindings::{Contract, Stage, StagePre, types, v0_1};
+use crate::capabilities::{StageContext, v0_1 as adapt};
+
+/// A plugin linked into an engine, through the world of the contract version it targets.
+pub(super) enum Linked {
+    /// Built against `vidpipe:plugin@0.1.0`: its calls go through the 0.1.0 adapters.
+    V0_1(v0_1::StagePre<RunState>),
+    /// Built against the newest contract.
+    V0_2(StagePre<RunState>),
+}
+
+impl Linked {
+    /// The component it instantiates.
+    pub(super) fn component(&self) -> &Component {
+        match self {
+            Linked::V0_1(pre) => pre.instance_pre().component(),
+            Linked::V0_2(pre) => pre.instance_pre().component(),
+        }
+    }
+
+    /// Instantiates the plugin in `store` and calls its `run`; a 0.1.0 plugin's error is
+    /// returned as the newest contract names it.
+    pub(super) async fn run(
+        &self,
+        store: &mut Store<RunState>,
+        config: &[(String, String)],
+    ) -> wasmtime::Result<Result<String, types::Error>> {
+        match self {
+            Linked::V0_2(pre) => {
+                let stage = pre.instantiate_async(&mut *store).await?;
+                stage.call_run(&mut *store, config).await
+            }
+            Linked::V0_1(pre) => {
+                let stage = pre.instantiate_async(&mut *store).await?;
+                let result = stage.call_run(&mut *store, config).await?;
+                Ok(result.map_err(adapt::from_v0_1_error))
+            }
+        }
+    }
+}
 
 /// One engine and the linker of the stage world for it.
 pub(super) struct Backend {
@@ -23,33 +61,46 @@ impl Backend {
         let mut linker = Linker::new(&engine);
         // Asynchronous: every WASI wait is a future the run's timeout can drop (module docs).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // Every version the host implements, side by side: their import names differ by
+        // version, and each 0.1.0 function is adapted onto the newest one (`capabilities::v0_1`).
         Stage::add_to_linker::<RunState, HasSelf<StageContext>>(
+            &mut linker,
+            |s: &mut RunState| &mut s.ctx,
+        )?;
+        v0_1::Stage::add_to_linker::<RunState, HasSelf<StageContext>>(
             &mut linker,
             |s: &mut RunState| &mut s.ctx,
         )?;
         Ok(Backend { engine, linker })
     }
 
-    /// Links a component into a [`StagePre`]: every import satisfied, `run` exported.
+    /// Links a component built against `contract`: every import satisfied, that version's
+    /// `run` exported.
     pub(super) fn link(
         &self,
         name: &str,
         component: &Component,
         surface: &Surface,
-    ) -> Result<StagePre<RunState>, PluginError> {
-        let pre =
-            self.linker
-                .instantiate_pre(component)
-                .map_err(|e| PluginError::Incompatible {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })?;
-        StagePre::new(pre).map_err(|e| PluginError::Incompatible {
+        contract: Contract,
+    ) -> Result<Linked, PluginError> {
+        let incompatible = |reason: String| PluginError::Incompatible {
             name: name.to_owned(),
-            reason: format!(
-                "it does not export the vidpipe:plugin@0.1.0 `stage` world's `run` function ({e:#}); its exports are [{}]",
+            reason,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| incompatible(format!("{e:#}")))?;
+        let no_run = |e: wasmtime::Error| {
+            incompatible(format!(
+                "it does not export the {} `stage` world's `run` function ({e:#}); its exports are [{}]",
+                contract.package(),
                 surface.exports.join(", ")
-            ),
+            ))
+        };
+        Ok(match contract {
+            Contract::V0_1 => Linked::V0_1(v0_1::StagePre::new(pre).map_err(no_run)?),
+            Contract::V0_2 => Linked::V0_2(StagePre::new(pre).map_err(no_run)?),
         })
     }
 }

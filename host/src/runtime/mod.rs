@@ -267,10 +267,7 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
 
-        let run = async {
-            let stage = pre.instantiate_async(&mut store).await?;
-            stage.call_run(&mut store, config).await
-        };
+        let run = pre.run(&mut store, config);
         let result = self
             .executor
             .block_on(async { tokio::time::timeout(limits.timeout, run).await });

@@ -6,9 +6,10 @@ use std::sync::OnceLock;
 
 use wasmtime::component::{Component, types::ComponentItem};
 
-use super::{RunState, Runtime, sha256_hex};
+use super::engine::Linked;
+use super::{Runtime, sha256_hex};
 use crate::cache::{CacheOutcome, Compiled};
-use crate::capabilities::bindings::{self, StagePre};
+use crate::capabilities::bindings::Contract;
 
 /// Why a plugin could not be loaded. Each is bad input: nothing has been written when it happens.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +66,13 @@ pub struct Plugin {
     pub size: u64,
     /// What it imports and exports.
     pub surface: Surface,
+    /// The version of the contract it was built against.
+    pub contract: Contract,
     /// Linked in the pooled engine, when the plugin fits the pool's slots.
-    pub(super) pooled: Option<StagePre<RunState>>,
+    pub(super) pooled: Option<Linked>,
     /// Linked in the on-demand engine: at load when the pool cannot hold the plugin, otherwise
     /// on its first run that cannot use the pool.
-    pub(super) on_demand: OnceLock<Result<StagePre<RunState>, String>>,
+    pub(super) on_demand: OnceLock<Result<Linked, String>>,
 }
 
 impl Plugin {
@@ -96,15 +99,17 @@ impl Runtime {
         let sha256 = sha256_hex(bytes);
         let (component, in_pool) = self.compile_hashed(name, bytes, &sha256)?;
         let surface = surface(&component);
-        check_version(name, &surface)?;
+        let contract = contract(name, &surface)?;
         let (pooled, on_demand) = match (&self.pool, in_pool) {
             (Some(pool), true) => (
-                Some(pool.backend.link(name, &component, &surface)?),
+                Some(pool.backend.link(name, &component, &surface, contract)?),
                 OnceLock::new(),
             ),
             _ => (
                 None,
-                OnceLock::from(Ok(self.on_demand.link(name, &component, &surface)?)),
+                OnceLock::from(Ok(self
+                    .on_demand
+                    .link(name, &component, &surface, contract)?)),
             ),
         };
         Ok(Plugin {
@@ -112,6 +117,7 @@ impl Runtime {
             sha256,
             size: bytes.len() as u64,
             surface,
+            contract,
             pooled,
             on_demand,
         })
@@ -216,60 +222,96 @@ pub(super) fn surface(component: &Component) -> Surface {
     Surface { imports, exports }
 }
 
-/// Refuses a plugin that imports a vidpipe:plugin version this host does not implement, with a
-/// message naming both versions (the linker's own message would only say "not found").
-fn check_version(name: &str, surface: &Surface) -> Result<(), PluginError> {
+/// The contract version a plugin targets, from its imports: the one version of
+/// `vidpipe:plugin` it imports (the newest if it imports none). A version this host does not
+/// implement, an interface that version does not have, or two versions at once are refused
+/// with a message naming them (the linker's own message would only say "not found").
+fn contract(name: &str, surface: &Surface) -> Result<Contract, PluginError> {
+    let refuse = |reason: String| PluginError::Incompatible {
+        name: name.to_owned(),
+        reason,
+    };
+    let mut found: Option<(Contract, &str)> = None;
     for import in &surface.imports {
         let Some(rest) = import.strip_prefix("vidpipe:plugin/") else {
             continue;
         };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, "(unversioned)"));
-        if version != "0.1.0" {
-            return Err(PluginError::Incompatible {
-                name: name.to_owned(),
-                reason: format!(
-                    "it imports {import}, but this host implements {} only",
-                    bindings::PACKAGE
-                ),
-            });
+        let Some(contract) = Contract::from_version(version) else {
+            return Err(refuse(format!(
+                "it imports {import}, but this host implements {} only",
+                Contract::supported()
+            )));
+        };
+        if !contract.interfaces().contains(&iface) {
+            return Err(refuse(format!(
+                "it imports {import}, an interface {} does not have",
+                contract.package()
+            )));
         }
-        if !bindings::INTERFACES.contains(&iface) {
-            return Err(PluginError::Incompatible {
-                name: name.to_owned(),
-                reason: format!(
-                    "it imports {import}, an interface {} does not have",
-                    bindings::PACKAGE
-                ),
-            });
+        match found {
+            Some((other, first)) if other != contract => {
+                return Err(refuse(format!(
+                    "it imports both {first} and {import}; a plugin targets one version of vidpipe:plugin"
+                )));
+            }
+            _ => found = Some((contract, import)),
         }
     }
-    Ok(())
+    Ok(found.map_or(Contract::NEWEST, |(c, _)| c))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn plugins_importing_another_vidpipe_version_are_refused_naming_both_versions() {
-        let surface = Surface {
-            imports: vec![
-                "vidpipe:plugin/db@0.2.0".into(),
-                "wasi:cli/stdout@0.2.6".into(),
-            ],
+    fn surface(imports: &[&str]) -> Surface {
+        Surface {
+            imports: imports.iter().map(|i| (*i).to_owned()).collect(),
             exports: vec!["run (function)".into()],
-        };
-        let err = check_version("p", &surface).expect_err("refused");
+        }
+    }
+
+    #[test]
+    fn a_plugin_targets_the_one_vidpipe_version_it_imports_and_the_newest_if_none() {
+        let old = surface(&["vidpipe:plugin/db@0.1.0", "vidpipe:plugin/types@0.1.0"]);
+        assert_eq!(contract("p", &old).expect("0.1.0"), Contract::V0_1);
+        let new = surface(&["vidpipe:plugin/log@0.2.0", "wasi:cli/stdout@0.2.6"]);
+        assert_eq!(contract("p", &new).expect("0.2.0"), Contract::V0_2);
+        assert_eq!(
+            contract("p", &surface(&["wasi:cli/stdout@0.2.6"])).expect("none"),
+            Contract::NEWEST
+        );
+    }
+
+    #[test]
+    fn plugins_importing_an_unknown_vidpipe_version_are_refused_naming_every_version_this_host_has()
+    {
+        let err = contract("p", &surface(&["vidpipe:plugin/db@0.9.0"])).expect_err("refused");
         let text = err.to_string();
         assert!(
-            text.contains("vidpipe:plugin/db@0.2.0") && text.contains("vidpipe:plugin@0.1.0"),
+            text.contains("vidpipe:plugin/db@0.9.0")
+                && text.contains("vidpipe:plugin@0.1.0 and @0.2.0"),
             "{text}"
         );
-        let unknown = Surface {
-            imports: vec!["vidpipe:plugin/render@0.1.0".into()],
-            exports: vec![],
-        };
-        assert!(check_version("p", &unknown).is_err());
+        let unknown = surface(&["vidpipe:plugin/render@0.2.0"]);
+        let text = contract("p", &unknown).expect_err("refused").to_string();
+        assert!(
+            text.contains("an interface vidpipe:plugin@0.2.0 does not have"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plugins_importing_two_vidpipe_versions_at_once_are_refused_naming_both() {
+        let mixed = surface(&["vidpipe:plugin/db@0.2.0", "vidpipe:plugin/log@0.1.0"]);
+        let text = contract("p", &mixed).expect_err("refused").to_string();
+        assert!(
+            text.contains("vidpipe:plugin/db@0.2.0")
+                && text.contains("vidpipe:plugin/log@0.1.0")
+                && text.contains("one version"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime::{Enabled, PoolingAllocationConfig};
 
-use super::engine::Backend;
-use super::{Limits, Plugin, RunState, Runtime};
+use super::engine::{Backend, Linked};
+use super::{Limits, Plugin, Runtime};
 use crate::cache::Compiled;
-use crate::capabilities::bindings::StagePre;
 
 /// The shape of the instance pool: how many stage runs hold slots at once, and how big one
 /// run's slot set is. A plugin that needs more (instances, memories, tables, or a table that
@@ -129,10 +128,7 @@ impl Runtime {
     }
 
     /// The plugin linked in the on-demand engine, moving its code there on first use.
-    pub(super) fn on_demand_pre<'p>(
-        &self,
-        plugin: &'p Plugin,
-    ) -> Result<&'p StagePre<RunState>, String> {
+    pub(super) fn on_demand_pre<'p>(&self, plugin: &'p Plugin) -> Result<&'p Linked, String> {
         plugin
             .on_demand
             .get_or_init(|| {
@@ -140,11 +136,11 @@ impl Runtime {
                     .pooled
                     .as_ref()
                     .ok_or("the plugin is linked in neither engine")?;
-                let component = Compiled::of(pooled.instance_pre().component())
+                let component = Compiled::of(pooled.component())
                     .and_then(|compiled| compiled.load(&self.on_demand.engine))
                     .map_err(|e| format!("{e:#}"))?;
                 self.on_demand
-                    .link(&plugin.name, &component, &plugin.surface)
+                    .link(&plugin.name, &component, &plugin.surface, plugin.contract)
                     .map_err(|e| e.to_string())
             })
             .as_ref()

@@ -94,7 +94,7 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
     match &report.reason {
         None => say!(
             "runnable  yes: this host ({}) can run it",
-            vidpipe_host::WIT_PACKAGE
+            vidpipe_host::Contract::supported()
         ),
         Some(reason) => say!("runnable  no: {reason}"),
     }

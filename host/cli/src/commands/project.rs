@@ -1,4 +1,4 @@
-//! `vidpipe project …`: create, list and show projects.
+//! `vidpipe project …`: create, change, list and show projects.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,22 @@ pub enum ProjectCommand {
         #[arg(long)]
         script: Option<PathBuf>,
         /// A project setting, KEY=VALUE (repeatable).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Changes a project's name, script or settings (only what is given) and prints a line
+    /// saying what changed. Its scenes follow a new script when the storyboard stage runs again;
+    /// refused while a stage runs on the project.
+    Update {
+        /// The project's id.
+        id: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A text file holding the new script.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// A setting to set, KEY=VALUE (repeatable); the other settings are kept.
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
     },
@@ -58,6 +74,40 @@ pub fn exec(globals: &Globals, cmd: ProjectCommand) -> Result<(), Failure> {
             let mut home = setup::writable_home(&globals.home)?;
             let project = home.create_project(&name, &script, &settings)?;
             say!("{}", project.id);
+            Ok(())
+        }
+        ProjectCommand::Update {
+            id,
+            name,
+            script,
+            settings,
+        } => {
+            setup::check_writable(&globals.home)?;
+            let settings = setup::parse_pairs("setting", &settings)?;
+            let script = script
+                .map(|path| setup::read_text(&path, "script", db::MAX_SCRIPT_BYTES as u64))
+                .transpose()?;
+            let mut what: Vec<&str> = Vec::new();
+            what.extend(name.as_ref().map(|_| "name"));
+            what.extend(script.as_ref().map(|_| "script"));
+            what.extend((!settings.is_empty()).then_some("settings"));
+            if what.is_empty() {
+                return Err(Failure::BadInput(anyhow::anyhow!(
+                    "nothing to change: give --name, --script or --setting"
+                )));
+            }
+            let mut home = setup::writable_home(&globals.home)?;
+            // The id must name a project before a lock file is made for it.
+            let project = db::get_project(home.conn(), &id)?;
+            // A stage reading the script while it changes would see either version: refuse.
+            let _lock = home.lock_project(&project.id, false)?;
+            let changes = db::ProjectChanges {
+                name,
+                script,
+                settings,
+            };
+            let project = db::update_project(home.conn_mut(), &project.id, &changes)?;
+            say!("updated the {} of project {}", what.join(", "), project.id);
             Ok(())
         }
         ProjectCommand::List { json } => {

@@ -148,7 +148,7 @@ impl StageSession {
             return Ok(true);
         }
         // Committed rows refer to it unless this run changed them (then their staged version,
-        // checked above, is what counts).
+        // checked above, is what counts) or deleted their scene.
         let mut st = self.conn.prepare_cached(
             "SELECT id, 0 FROM main.keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3
              UNION ALL
@@ -157,11 +157,12 @@ impl StageSession {
         let mut rows = st.query(params![self.project_id, kind, name])?;
         while let Some(row) = rows.next()? {
             let (id, clip): (String, bool) = (row.get(0)?, row.get(1)?);
-            let changed = if clip {
-                self.overlay.clip_ids.contains_key(&id)
-            } else {
-                self.overlay.keyframe_ids.contains_key(&id)
-            };
+            let changed = self.overlay.deleted_media.contains(&id)
+                || if clip {
+                    self.overlay.clip_ids.contains_key(&id)
+                } else {
+                    self.overlay.keyframe_ids.contains_key(&id)
+                };
             if !changed {
                 return Ok(true);
             }

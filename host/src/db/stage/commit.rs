@@ -44,9 +44,15 @@ impl StageSession {
                     "run {run} is no longer running; nothing was committed"
                 )));
             }
-            // Order matters for foreign keys: artifacts and scenes before the rows that refer
-            // to them, deletions of artifacts after the rows that may have stopped referring
-            // to them.
+            // Order matters for foreign keys: deleted scenes first (their keyframes and clips
+            // go with them by cascade, and a new scene may take their index), artifacts and
+            // scenes before the rows that refer to them, deletions of artifacts after the rows
+            // that may have stopped referring to them.
+            let mut delete_scene =
+                tx.prepare_cached("DELETE FROM main.scenes WHERE id = ?1 AND project_id = ?2")?;
+            for id in overlay.deleted_scenes.keys() {
+                delete_scene.execute(params![id, project])?;
+            }
             let mut put_artifact = tx.prepare_cached(
                 "INSERT INTO main.artifacts (project_id, kind, name, size, sha256, run_id, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

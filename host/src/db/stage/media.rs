@@ -105,6 +105,11 @@ impl StageSession {
         if let Some((slot, k)) = self.overlay.keyframe(&id) {
             return Ok((slot, k.clone()));
         }
+        if self.overlay.deleted_media.contains(&id) {
+            return Err(DbError::NotFound(format!(
+                "no keyframe with id {id} (this run deleted its scene)"
+            )));
+        }
         let k = query_row_cached(
             &self.conn,
             &format!(
@@ -147,6 +152,9 @@ impl StageSession {
                AND (s.idx, (k.position = 'end')) > (?3, ?4)
              ORDER BY s.idx, pos LIMIT ?5"
         ))?;
+        // The committed keyframes of scenes this run deleted are left out: fetch enough to
+        // make up.
+        let hidden = &self.overlay.deleted_indexes;
         let committed = st
             .query_map(
                 params![
@@ -154,7 +162,7 @@ impl StageSession {
                     scene_id,
                     after_idx,
                     after_pos,
-                    (limit + 1) as i64
+                    (limit + 1 + 2 * hidden.len()) as i64
                 ],
                 |r| {
                     Ok((
@@ -173,7 +181,13 @@ impl StageSession {
             .take(limit + 1)
             .map(|(slot, k)| (*slot, k.clone()))
             .collect();
-        let rows = merge(committed, staged, |(slot, _)| *slot, |_| false, limit);
+        let rows = merge(
+            committed,
+            staged,
+            |(slot, _)| *slot,
+            |slot| hidden.contains(&slot.0),
+            limit,
+        );
         let page = paginate(rows, limit, |((i, p), _)| format!("{i}:{p}"));
         Ok(Page {
             items: page.items.into_iter().map(|(_, k)| k).collect(),
@@ -240,6 +254,11 @@ impl StageSession {
         if let Some((index, c)) = self.overlay.clip(&id) {
             return Ok((index, c.clone()));
         }
+        if self.overlay.deleted_media.contains(&id) {
+            return Err(DbError::NotFound(format!(
+                "no video clip with id {id} (this run deleted its scene)"
+            )));
+        }
         let c = query_row_cached(
             &self.conn,
             &format!(
@@ -278,13 +297,15 @@ impl StageSession {
              WHERE c.project_id = ?1 AND (?2 IS NULL OR c.scene_id = ?2) AND s.idx > ?3
              ORDER BY s.idx LIMIT ?4"
         ))?;
+        // The committed clips of scenes this run deleted are left out: fetch enough to make up.
+        let hidden = &self.overlay.deleted_indexes;
         let committed = st
             .query_map(
                 params![
                     self.project_id,
                     scene_id,
                     after.map_or(-1, i64::from),
-                    (limit + 1) as i64
+                    (limit + 1 + hidden.len()) as i64
                 ],
                 |r| Ok((r.get::<_, u32>(8)?, clip_from_row(r)?)),
             )?
@@ -298,7 +319,13 @@ impl StageSession {
             .take(limit + 1)
             .map(|(i, c)| (*i, c.clone()))
             .collect();
-        let rows = merge(committed, staged, |(i, _)| *i, |_| false, limit);
+        let rows = merge(
+            committed,
+            staged,
+            |(i, _)| *i,
+            |i| hidden.contains(i),
+            limit,
+        );
         let page = paginate(rows, limit, |(i, _)| i.to_string());
         Ok(Page {
             items: page.items.into_iter().map(|(_, c)| c).collect(),

@@ -6,8 +6,13 @@
 //! that position for lookups by id. A staged row replaces the committed row of the same key:
 //! keys are immutable (a scene never changes its index, a keyframe its scene or position), so a
 //! row changed by the run keeps its key.
+//!
+//! A committed scene the run deleted is a tombstone: its id and index are kept, and every
+//! lookup and listing leaves out the committed scene and the committed keyframes and clip that
+//! hang off it (the commit deletes the scene, and the database's cascades delete the rest). Its
+//! index is free again: the run may create a new scene there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::db::{Artifact, Keyframe, Kind, Scene, VideoClip};
 
@@ -29,6 +34,12 @@ pub(crate) struct Overlay {
     pub clips: BTreeMap<u32, VideoClip>,
     /// The scene index of each staged clip, by id.
     pub clip_ids: HashMap<String, u32>,
+    /// Committed scenes this run deleted: their indexes, by id.
+    pub deleted_scenes: HashMap<String, u32>,
+    /// The indexes of [`Self::deleted_scenes`]: committed rows at these scene indexes are hidden.
+    pub deleted_indexes: BTreeSet<u32>,
+    /// Ids of the committed keyframes and clips of deleted scenes.
+    pub deleted_media: HashSet<String>,
     /// Artifacts written (with the staged file holding their bytes) or deleted (`None`).
     pub artifacts: BTreeMap<(Kind, String), Option<(Artifact, String)>>,
     /// Bytes on disk of the staged files (see [`crate::artifacts::disk_bytes`]).
@@ -68,6 +79,22 @@ impl Overlay {
     pub fn put_clip(&mut self, index: u32, clip: VideoClip) {
         self.clip_ids.insert(clip.id.clone(), index);
         self.clips.insert(index, clip);
+    }
+
+    /// Takes the staged scene at `index`, and the staged keyframes and clip hanging off it, out
+    /// of the overlay.
+    pub fn remove_scene(&mut self, index: u32) {
+        if let Some(scene) = self.scenes.remove(&index) {
+            self.scene_ids.remove(&scene.id);
+        }
+        for position in 0..=1 {
+            if let Some(k) = self.keyframes.remove(&(index, position)) {
+                self.keyframe_ids.remove(&k.id);
+            }
+        }
+        if let Some(c) = self.clips.remove(&index) {
+            self.clip_ids.remove(&c.id);
+        }
     }
 
     /// The staged clip with `id` and its scene's index, if there is one.

@@ -10,7 +10,7 @@ use super::{
     check_text, new_id, parse_index_cursor,
 };
 use crate::db::rows::{SCENE_COLUMNS, scene_from_row};
-use crate::db::{DbError, Result, Scene, now_ms, query_row_cached};
+use crate::db::{ArtifactRef, DbError, Kind, Result, Scene, now_ms, query_row_cached};
 
 /// How many scene-index checks of a run query the database before it loads the project's
 /// committed indexes instead.
@@ -67,6 +67,10 @@ impl StageSession {
         if self.overlay.scenes.contains_key(&index) {
             return Ok(true);
         }
+        if self.overlay.deleted_indexes.contains(&index) {
+            // The committed scene there was deleted by this run.
+            return Ok(false);
+        }
         if let Some(committed) = &self.overlay.committed_indexes {
             return Ok(committed.contains(&index));
         }
@@ -96,6 +100,11 @@ impl StageSession {
         if let Some(scene) = self.overlay.scene(&id) {
             return Ok(scene.clone());
         }
+        if self.overlay.deleted_scenes.contains_key(&id) {
+            return Err(DbError::NotFound(format!(
+                "no scene with id {id} (this run deleted it)"
+            )));
+        }
         query_row_cached(
             &self.conn,
             &format!("SELECT {SCENE_COLUMNS} FROM main.scenes WHERE id = ?1 AND project_id = ?2"),
@@ -114,12 +123,14 @@ impl StageSession {
             "SELECT {SCENE_COLUMNS} FROM main.scenes WHERE project_id = ?1 AND idx > ?2
              ORDER BY idx LIMIT ?3"
         ))?;
+        // Committed scenes this run deleted are left out of the page: fetch enough to make up.
+        let hidden = &self.overlay.deleted_indexes;
         let committed = st
             .query_map(
                 params![
                     self.project_id,
                     after.map_or(-1, i64::from),
-                    (limit + 1) as i64
+                    (limit + 1 + hidden.len()) as i64
                 ],
                 scene_from_row,
             )?
@@ -132,7 +143,13 @@ impl StageSession {
             .take(limit + 1)
             .map(|(_, s)| s.clone())
             .collect();
-        let rows = merge(committed, staged, |s| s.index, |_| false, limit);
+        let rows = merge(
+            committed,
+            staged,
+            |s| s.index,
+            |i| hidden.contains(i),
+            limit,
+        );
         Ok(paginate(rows, limit, |s| s.index.to_string()))
     }
 
@@ -155,5 +172,56 @@ impl StageSession {
         scene.updated_at = now_ms();
         self.overlay.put_scene(scene.clone());
         Ok(scene)
+    }
+
+    /// Deletes a scene with its keyframes and its clip, as this run sees them, and deletes the
+    /// artifacts those rows named unless another row still names them. Its index is free
+    /// again. Returns the staged files (written by this run, now deleted) the caller must
+    /// discard.
+    pub fn delete_scene(&mut self, id: &str) -> Result<Vec<(Kind, String)>> {
+        let scene = self.get_scene(id)?;
+        self.charge(scene.id.len())?;
+        // Everything hanging off it, staged or committed; a scene has at most two keyframes
+        // and one clip.
+        let keyframes = self.list_keyframes(Some(&scene.id), None, 2)?.items;
+        let clips = self.list_video_clips(Some(&scene.id), None, 1)?.items;
+        let committed: bool = query_row_cached(
+            &self.conn,
+            "SELECT EXISTS (SELECT 1 FROM main.scenes WHERE id = ?1 AND project_id = ?2)",
+            [&scene.id, &self.project_id],
+            |r| r.get(0),
+        )?;
+        let overlay = &mut self.overlay;
+        overlay.remove_scene(scene.index);
+        if committed {
+            overlay.deleted_scenes.insert(scene.id.clone(), scene.index);
+            overlay.deleted_indexes.insert(scene.index);
+            overlay
+                .deleted_media
+                .extend(keyframes.iter().map(|k| k.id.clone()));
+            overlay
+                .deleted_media
+                .extend(clips.iter().map(|c| c.id.clone()));
+        }
+        if let Some(indexes) = &mut overlay.committed_indexes {
+            indexes.remove(&scene.index);
+        }
+        let mut named: Vec<ArtifactRef> = keyframes
+            .into_iter()
+            .map(|k| k.image)
+            .chain(clips.into_iter().map(|c| c.video))
+            .collect();
+        named.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        named.dedup();
+        let mut discard = Vec::new();
+        for artifact in named {
+            match self.stage_delete(artifact.kind, &artifact.name) {
+                Ok(staged) => discard.extend(staged.map(|file| (artifact.kind, file))),
+                // Another row still names it (or this run already deleted it): it stays.
+                Err(DbError::Conflict(_) | DbError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(discard)
     }
 }

@@ -573,6 +573,7 @@ mod overlay_model {
     enum Op {
         CreateScene(u32),
         RetitleScene(usize),
+        DeleteScene(usize),
         StageArtifact(u8, u64),
         DeleteArtifact(u8),
         CreateKeyframe(usize, bool, u8),
@@ -586,6 +587,7 @@ mod overlay_model {
         prop_oneof![
             3 => (0u32..16).prop_map(Op::CreateScene),
             2 => any::<usize>().prop_map(Op::RetitleScene),
+            2 => any::<usize>().prop_map(Op::DeleteScene),
             3 => (0u8..5, 0u64..10_000).prop_map(|(n, s)| Op::StageArtifact(n, s)),
             2 => (0u8..5).prop_map(Op::DeleteArtifact),
             3 => (any::<usize>(), any::<bool>(), 0u8..5).prop_map(|(p, e, n)| Op::CreateKeyframe(p, e, n)),
@@ -646,6 +648,24 @@ mod overlay_model {
                     ..SceneUpdate::default()
                 };
                 prop_assert_eq!(&s.update_scene(id, update).expect("update").title, title);
+            }
+            Op::DeleteScene(pick) if !m.scenes.is_empty() => {
+                let index = *m.scenes.keys().nth(pick % m.scenes.len()).expect("some");
+                let (id, _) = m.scenes.remove(&index).expect("picked");
+                s.delete_scene(&id).expect("delete");
+                prop_assert!(matches!(s.get_scene(&id), Err(DbError::NotFound(_))));
+                // Its keyframes go with it, and so do the images no other keyframe names.
+                for end in [false, true] {
+                    if let Some((keyframe, image)) = m.keyframes.remove(&(index, end)) {
+                        prop_assert!(matches!(
+                            s.get_keyframe(&keyframe),
+                            Err(DbError::NotFound(_))
+                        ));
+                        if !m.keyframes.values().any(|(_, other)| *other == image) {
+                            m.artifacts.remove(&image);
+                        }
+                    }
+                }
             }
             Op::StageArtifact(n, size) => {
                 s.stage_artifact(

@@ -1,6 +1,6 @@
-//! `future-version`: a stage built against `vidpipe:plugin@0.2.0`, a version this host does not
+//! `future-version`: a stage built against `vidpipe:plugin@0.3.0`, a version this host does not
 //! implement. Its WIT (in `wit/`) is the current contract with only the version changed, so the
-//! host must refuse it by version, before it runs, naming both versions.
+//! host must refuse it by version, before it runs, naming every version it implements.
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
 #[allow(unsafe_code)]
