@@ -83,6 +83,11 @@ fn a_plugin_built_against_0_1_0_runs_unchanged_and_everything_it_wrote_commits()
         std::fs::read(dir.join("clips/old.mp4")).unwrap(),
         b"a clip from 0.1.0"
     );
+    assert_eq!(
+        home.files(&id),
+        ["clips/old.mp4", "keyframes/old.png"],
+        "the dropped writer and the deleted artifact left nothing"
+    );
     common::assert_consistent(&home);
 }
 
@@ -90,23 +95,25 @@ fn a_plugin_built_against_0_1_0_runs_unchanged_and_everything_it_wrote_commits()
 fn a_0_1_0_plugins_own_error_keeps_its_case_and_commits_nothing() {
     let home = TestHome::new();
     let id = home.project("Old", "");
-    let run = home
-        .vidpipe(&[
-            "stage",
-            "run",
-            plugins::V0_1_STAGE_PATH,
-            "--project",
-            &id,
-            "--set",
-            "fail=conflict",
-        ])
-        .expect_code(1);
-    assert!(
-        run.stderr.contains("conflict") && run.stderr.contains("asked to fail with conflict"),
-        "{}",
-        run.stderr
-    );
+    for code in ["not-found", "invalid-input", "limit-exceeded", "busy"] {
+        let run = home
+            .vidpipe(&[
+                "stage",
+                "run",
+                plugins::V0_1_STAGE_PATH,
+                "--project",
+                &id,
+                "--set",
+                &format!("fail={code}"),
+            ])
+            .expect_code(1);
+        let wanted = format!("the stage returned an error ({code}): asked to fail");
+        assert!(run.stderr.contains(&wanted), "{wanted}: {}", run.stderr);
+    }
     let detail = home.show(&id);
-    assert_eq!(detail["runs"][0]["status"], "failed");
+    let runs = detail["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["status"] == "failed"));
     assert!(detail["scenes"].as_array().unwrap().is_empty());
+    assert!(home.files(&id).is_empty(), "{:?}", home.files(&id));
 }

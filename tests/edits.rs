@@ -150,6 +150,14 @@ fn project_update_changes_only_what_it_is_given_and_bad_input_changes_nothing() 
     .expect_code(0);
     home.vidpipe(&["project", "update", &id, "--setting", "mood=calm"])
         .expect_code(0);
+    let same = home
+        .vidpipe(&["project", "update", &id, "--name", "Red fox"])
+        .expect_code(0);
+    assert!(
+        same.stdout.contains("already had that name"),
+        "{}",
+        same.stdout
+    );
     let project = home.show(&id)["project"].clone();
     assert_eq!(project["name"], "Red fox");
     assert_eq!(project["script"], SCRIPT);
@@ -206,6 +214,13 @@ fn a_pipeline_after_a_project_update_reruns_from_its_first_stage_and_then_skips_
     assert_eq!(
         scenes[1]["title"],
         "The fox crosses a frozen river, never slipping"
+    );
+    run("0 stage(s) ran, 3 skipped");
+    // An update that changes nothing is no edit.
+    update_script(
+        &home,
+        &id,
+        &SCRIPT.replace("slipping once", "never slipping"),
     );
     run("0 stage(s) ran, 3 skipped");
 }

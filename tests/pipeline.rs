@@ -457,3 +457,109 @@ fn a_waiting_pipeline_recovers_what_the_holder_of_the_lock_left_when_it_died() {
         "{statuses:?}"
     );
 }
+
+/// Reads `child`'s stdout line by line on a thread, handing each line over as it comes.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn each_stage_line_is_printed_when_the_stage_ends_not_when_the_pipeline_does() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    // Slow keyframes: the pipeline is still running long after the storyboard is done.
+    let m = manifest(
+        &home,
+        "slow.toml",
+        &bulk_manifest(65536, 0, 65536, 600_000_000),
+    );
+    let mut child = home
+        .command(&["run", &m, "--project", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a line while the pipeline runs");
+    assert!(
+        first.starts_with("[1/3] storyboard: succeeded (run "),
+        "{first}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pipeline was still running when the storyboard's line arrived"
+    );
+    assert_eq!(
+        home.count("SELECT count(*) FROM pipelines WHERE status = 'running'"),
+        1
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn in_a_terminal_stage_lines_arrive_as_stages_end_and_no_empty_bar_is_drawn() {
+    let home = TestHome::new();
+    let id = home.project("Fox", SCRIPT);
+    let m = manifest(
+        &home,
+        "slow.toml",
+        &bulk_manifest(65536, 0, 65536, 600_000_000),
+    );
+    // util-linux `script` runs the command on a pseudo-terminal: stdout and stderr are a
+    // terminal, as when a person runs it, and everything shown comes out of `script`.
+    let command = format!(
+        "{} --home {} run {m} --project {id}",
+        common::VIDPIPE,
+        home.path().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("util-linux script");
+    let lines = lines_of(&mut child);
+    let started = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains("[1/3] storyboard: succeeded (run ") {
+        assert!(started.elapsed() < Duration::from_secs(60), "{seen}");
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pipeline was still running when the storyboard's line arrived: {seen}"
+    );
+    assert_eq!(
+        home.count("SELECT count(*) FROM pipelines WHERE status = 'running'"),
+        1
+    );
+    assert!(
+        !seen.contains("0/0"),
+        "a bar with no total is a spinner: {seen}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The pipeline runs in a session of its own under `script`; the hang-up of its terminal
+    // ends it, and this makes sure before the home is deleted.
+    let home_path = home.path().display().to_string();
+    let _ = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &home_path])
+        .status();
+}

@@ -32,7 +32,12 @@ pub(crate) use note;
 pub fn line(text: &str) {
     let mut out = std::io::stdout().lock();
     // A closed stdout (`vidpipe … | head`) is not the command's failure.
-    let _ = writeln!(out, "{}", text::printable(text, MAX_LINE_CHARS));
+    let _ = writeln!(out, "{}", safe_line(text));
+}
+
+/// `text` made safe to print as one line (see the module docs).
+pub fn safe_line(text: &str) -> String {
+    text::printable(text, MAX_LINE_CHARS)
 }
 
 /// Writes `text` as one safe line on stderr, above any progress bar.

@@ -25,6 +25,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 enum Event {
     Line(String),
+    /// A line for stdout, written with the bars out of the way (they share the terminal).
+    Stdout(String),
     Bar {
         id: u64,
         label: String,
@@ -76,6 +78,13 @@ fn print(events: Receiver<Event>, terminal: bool) {
                 let write = || {
                     let _ = writeln!(std::io::stderr().lock(), "{text}");
                 };
+                match &bars {
+                    Some(bars) => bars.suspend(write),
+                    None => write(),
+                }
+            }
+            Event::Stdout(text) => {
+                let write = || write_stdout(&text);
                 match &bars {
                     Some(bars) => bars.suspend(write),
                     None => write(),
@@ -147,7 +156,8 @@ impl Bar {
 }
 
 /// Queues `event`, waiting for room (the command's own lines) up to [`DRAIN`]: a stderr
-/// nobody reads must not keep the command from ending either.
+/// nobody reads must not keep the command from ending either. A line for stdout that finds
+/// no room is written directly instead: the command's results are never dropped.
 fn send(event: Event) {
     let p = the_printer();
     let Some(queue) = &p.queue else {
@@ -162,12 +172,21 @@ fn send(event: Event) {
                 event = back;
                 std::thread::sleep(Duration::from_millis(5));
             }
+            Err(TrySendError::Full(Event::Stdout(text)))
+            | Err(TrySendError::Disconnected(Event::Stdout(text))) => {
+                return write_stdout(&text);
+            }
             Err(_) => {
                 p.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
     }
+}
+
+fn write_stdout(text: &str) {
+    // A closed stdout (`vidpipe … | head`) is not the command's failure.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// Queues `event` unless the queue is full, then it is dropped and counted (lines a running
@@ -185,16 +204,32 @@ fn offer(event: Event) {
     }
 }
 
-/// Without a printer thread: lines straight to stderr, no bars.
+/// Without a printer thread: lines straight to stderr (or stdout), no bars.
 fn write_directly(event: Event) {
-    if let Event::Line(text) = event {
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    match event {
+        Event::Line(text) => {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+        Event::Stdout(text) => write_stdout(&text),
+        _ => {}
     }
 }
 
 /// Writes `text` as a line on stderr, above the progress bars, waiting for room in the queue.
 pub fn above_bars(text: &str) {
     send(Event::Line(text.to_owned()));
+}
+
+/// Writes `text` as one safe line on stdout now. While bars are drawn (stderr is a terminal,
+/// which stdout usually shares), the line goes through the printer, after every line and bar
+/// change queued before it, so that it neither lands inside a bar nor overtakes a note.
+pub fn stdout_line(text: &str) {
+    let text = crate::output::safe_line(text);
+    if the_printer().terminal {
+        send(Event::Stdout(text));
+    } else {
+        write_stdout(&text);
+    }
 }
 
 /// Waits (at most [`DRAIN`]) for everything queued to be written; says how many lines were

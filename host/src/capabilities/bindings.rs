@@ -86,8 +86,11 @@ impl Contract {
         format!("vidpipe:plugin{}", versions.join(" and "))
     }
 
-    /// The interfaces of this version a stage may import.
+    /// The interfaces of this version a stage may import (the same four in every version so
+    /// far; a version that adds one lists it here).
     pub fn interfaces(self) -> &'static [&'static str] {
-        &["types", "db", "artifacts", "log"]
+        match self {
+            Contract::V0_1 | Contract::V0_2 => &["types", "db", "artifacts", "log"],
+        }
     }
 }

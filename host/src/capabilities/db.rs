@@ -9,7 +9,8 @@ pub use crate::db::stage::SessionLimits;
 use crate::db::{self, stage};
 use crate::limits::{Checked, LimitSpec, Unit};
 
-/// `max-staged-rows`: row writes (creates, updates, artifact records) one run may stage.
+/// `max-staged-rows`: row writes (creates, updates, deletions, artifact records) one run may
+/// stage.
 pub static MAX_STAGED_ROWS: LimitSpec = LimitSpec {
     key: "max-staged-rows",
     unit: Unit::Count,
@@ -217,10 +218,18 @@ impl Host for StageContext {
     }
 
     fn delete_scene(&mut self, id: String) -> Result<(), HostError> {
+        // The deletion is staged; every file it took off the books is removed (a removal that
+        // fails is left for the sweep, which the store arranges) before an error is returned.
+        let mut first_error = None;
         for (kind, staged) in self.db.delete_scene(&id)? {
-            self.files.discard(kind.into(), &staged)?;
+            if let Err(e) = self.files.discard(kind.into(), &staged) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     fn create_keyframe(&mut self, new: wit::NewKeyframe) -> Result<wit::Keyframe, HostError> {

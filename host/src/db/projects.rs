@@ -109,18 +109,20 @@ pub struct ProjectChanges {
     pub settings: KeyValues,
 }
 
-/// Changes a project's name, script or settings and returns it. Nothing else changes: its
-/// scenes stay as they are until a stage (the storyboard) reads the new script; a pipeline
-/// reuses no stage run recorded before the edit (see [`project_edit_seq`]). Bad input changes
-/// nothing.
+/// Changes a project's name, script or settings and returns it, and whether anything changed.
+/// Nothing else changes: its scenes stay as they are until a stage (the storyboard) reads the
+/// new script; a pipeline reuses no stage run recorded before the edit (see
+/// [`project_edit_seq`]). Changes that leave every value as it was write nothing (so a later
+/// pipeline still reuses what it can). Bad input changes nothing.
 pub fn update_project(
     conn: &mut Connection,
     id: &str,
     changes: &ProjectChanges,
-) -> Result<Project> {
+) -> Result<(Project, bool)> {
     let id = parse_id("project", id)?;
     write_transaction(conn, |tx| {
-        let mut project = get_project(tx, &id)?;
+        let before = get_project(tx, &id)?;
+        let mut project = before.clone();
         if let Some(name) = &changes.name {
             project.name = name.trim().to_owned();
         }
@@ -131,6 +133,11 @@ pub fn update_project(
         project
             .settings
             .extend(changes.settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if (&project.name, &project.script, &project.settings)
+            == (&before.name, &before.script, &before.settings)
+        {
+            return Ok((before, false));
+        }
         project.updated_at = now_ms();
         execute_cached(
             tx,
@@ -145,7 +152,7 @@ pub fn update_project(
                 project.updated_at
             ],
         )?;
-        Ok(project)
+        Ok((project, true))
     })
 }
 

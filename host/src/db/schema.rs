@@ -146,8 +146,11 @@ ALTER TABLE publish_journal ADD COLUMN damaged TEXT;
 "#;
 
 /// Version 4: when a project was last edited (`vidpipe project update`), as the record order
-/// of stage runs: a run recorded at or before `edit_seq` read the project before the edit, so a
-/// pipeline does not reuse its work. 0 for a project never edited since it was created.
+/// of stage runs (the largest `pipeline_runs` rowid then). A pipeline reuses no run at or
+/// before it: every run that read the project before the edit is there (rowids only grow
+/// while the edit's rows exist), and so, rarely, is a later one whose rowid was handed out
+/// again after newer runs were deleted with their project, which then just runs again.
+/// 0 for a project never edited since it was created.
 const MIGRATION_4: &str = r#"
 ALTER TABLE projects ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0 CHECK (edit_seq >= 0);
 "#;

@@ -373,8 +373,17 @@ pub struct PipelineOptions {
     pub wait: bool,
 }
 
-/// Runs `manifest` (with its `plugins`, from [`Manifest::load_plugins`]) on a project.
-/// `progress(index, stage)` makes the progress sink of each stage that runs.
+/// What a running pipeline tells its caller, stage by stage, as it happens.
+pub trait Observer {
+    /// Stage `index` (named `name`) is about to run: where its progress goes.
+    fn started(&mut self, index: usize, name: &str) -> ProgressSink;
+    /// Stage `index` is done with: it ran (and succeeded or failed), was skipped, or was not
+    /// reached. Called once per stage, in manifest order.
+    fn finished(&mut self, index: usize, name: &str, outcome: &StageOutcome);
+}
+
+/// Runs `manifest` (with its `plugins`, from [`Manifest::load_plugins`]) on a project,
+/// telling `observer` of each stage as it starts and ends.
 pub fn run_pipeline(
     home: &mut Home,
     runtime: &Runtime,
@@ -382,7 +391,7 @@ pub fn run_pipeline(
     plugins: &[Plugin],
     project_id: &str,
     options: PipelineOptions,
-    mut progress: impl FnMut(usize, &str) -> ProgressSink,
+    observer: &mut dyn Observer,
 ) -> Result<PipelineReport, HomeError> {
     let project = db::get_project(home.conn(), project_id)?;
     let _lock = home.lock_project(&project.id, options.wait)?;
@@ -410,6 +419,7 @@ pub fn run_pipeline(
 
     for (i, (spec, plugin)) in manifest.stages.iter().zip(plugins).enumerate() {
         if failure.is_some() {
+            observer.finished(i, &spec.name, &StageOutcome::NotReached);
             outcomes.push((spec.name.clone(), StageOutcome::NotReached));
             continue;
         }
@@ -432,7 +442,9 @@ pub fn run_pipeline(
                 tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
                 input_since = Some(previous.seq);
                 skipped += 1;
-                outcomes.push((spec.name.clone(), StageOutcome::Skipped { previous }));
+                let outcome = StageOutcome::Skipped { previous };
+                observer.finished(i, &spec.name, &outcome);
+                outcomes.push((spec.name.clone(), outcome));
                 continue;
             }
         }
@@ -441,7 +453,7 @@ pub fn run_pipeline(
             project_id: project.id.clone(),
             config: spec.config.clone(),
             limits: spec.limits,
-            progress: progress(i, &spec.name),
+            progress: observer.started(i, &spec.name),
             pipeline: Some((record.id.clone(), u32::try_from(i).unwrap_or(u32::MAX))),
         };
         let report = match runner::run_stage(home, runtime, plugin, request) {
@@ -488,7 +500,9 @@ pub fn run_pipeline(
             }
         }
         input_since = Some(report.run.seq);
-        outcomes.push((spec.name.clone(), StageOutcome::Ran(report)));
+        let outcome = StageOutcome::Ran(report);
+        observer.finished(i, &spec.name, &outcome);
+        outcomes.push((spec.name.clone(), outcome));
     }
     let summary = format!("{ran} stage(s) ran, {skipped} skipped");
     let outcome = match &failure {

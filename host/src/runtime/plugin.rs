@@ -223,7 +223,9 @@ pub(super) fn surface(component: &Component) -> Surface {
 }
 
 /// The contract version a plugin targets, from its imports: the one version of
-/// `vidpipe:plugin` it imports (the newest if it imports none). A version this host does not
+/// `vidpipe:plugin` it imports (the newest if it imports none). Versions are matched exactly:
+/// a `0.2.1` this host has never heard of is refused rather than linked as `0.2.0`, though
+/// wasmtime's semver rules would allow it. A version this host does not
 /// implement, an interface that version does not have, or two versions at once are refused
 /// with a message naming them (the linker's own message would only say "not found").
 fn contract(name: &str, surface: &Surface) -> Result<Contract, PluginError> {

@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use vidpipe_host::capabilities::ProgressSink;
 use vidpipe_host::home::Home;
 use vidpipe_host::pipeline::{self, Manifest, PipelineOptions, StageOutcome};
 use vidpipe_host::runtime::{Plugin, Runtime};
 
 use crate::Globals;
 use crate::failure::{Failure, failed};
-use crate::output::{note, say};
+use crate::output::note;
 use crate::{progress, setup};
 
 /// The arguments of `vidpipe run`.
@@ -50,29 +51,20 @@ pub fn exec(globals: &Globals, args: PipelineRun) -> Result<(), Failure> {
     )
 }
 
-/// Runs a checked manifest, prints one line per stage and the outcome.
-pub fn run_and_report(
-    home: &mut Home,
-    runtime: &Runtime,
-    manifest: &Manifest,
-    plugins: &[Plugin],
-    project_id: &str,
-    options: PipelineOptions,
-) -> Result<(), Failure> {
-    let count = manifest.stages.len();
-    let report = pipeline::run_pipeline(
-        home,
-        runtime,
-        manifest,
-        plugins,
-        project_id,
-        options,
-        |i, name| {
-            note!("[{}/{count}] {name}: running", i + 1);
-            progress::sink(format!("{}/{count} {name}", i + 1))
-        },
-    )?;
-    for (i, (name, outcome)) in report.stages.iter().enumerate() {
+/// Prints a line as each stage starts (on stderr, with its progress bar) and as it ends (on
+/// stdout), as it happens.
+struct Printer {
+    count: usize,
+}
+
+impl pipeline::Observer for Printer {
+    fn started(&mut self, i: usize, name: &str) -> ProgressSink {
+        let count = self.count;
+        note!("[{}/{count}] {name}: running", i + 1);
+        progress::sink(format!("{}/{count} {name}", i + 1))
+    }
+
+    fn finished(&mut self, i: usize, name: &str, outcome: &StageOutcome) {
         let line = match outcome {
             StageOutcome::Skipped { previous } => format!("skipped (done by run {})", previous.id),
             StageOutcome::Ran(r) if r.succeeded() => format!(
@@ -87,8 +79,31 @@ pub fn run_and_report(
             ),
             StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),
         };
-        say!("[{}/{count}] {name}: {line}", i + 1);
+        progress::stdout_line(&format!("[{}/{}] {name}: {line}", i + 1, self.count));
     }
+}
+
+/// Runs a checked manifest, prints a line per stage as it ends, and the outcome.
+pub fn run_and_report(
+    home: &mut Home,
+    runtime: &Runtime,
+    manifest: &Manifest,
+    plugins: &[Plugin],
+    project_id: &str,
+    options: PipelineOptions,
+) -> Result<(), Failure> {
+    let mut printer = Printer {
+        count: manifest.stages.len(),
+    };
+    let report = pipeline::run_pipeline(
+        home,
+        runtime,
+        manifest,
+        plugins,
+        project_id,
+        options,
+        &mut printer,
+    )?;
     let p = &report.pipeline;
     if !report.succeeded() {
         return Err(failed(format!(
@@ -98,11 +113,11 @@ pub fn run_and_report(
             p.error.as_deref().unwrap_or("unknown reason")
         )));
     }
-    say!(
+    progress::stdout_line(&format!(
         "pipeline {} succeeded (run {}): {}",
         p.name,
         p.id,
         p.summary.as_deref().unwrap_or("")
-    );
+    ));
     Ok(())
 }

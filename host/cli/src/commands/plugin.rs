@@ -61,6 +61,7 @@ fn inspect(path: &Path, json: bool) -> Result<(), Failure> {
             )
         })
         .collect();
+    targets.sort();
     targets.dedup();
     let report = Inspection {
         path: path.display().to_string(),

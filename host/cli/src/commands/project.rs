@@ -106,8 +106,16 @@ pub fn exec(globals: &Globals, cmd: ProjectCommand) -> Result<(), Failure> {
                 script,
                 settings,
             };
-            let project = db::update_project(home.conn_mut(), &project.id, &changes)?;
-            say!("updated the {} of project {}", what.join(", "), project.id);
+            match db::update_project(home.conn_mut(), &project.id, &changes)? {
+                (project, true) => {
+                    say!("updated the {} of project {}", what.join(", "), project.id)
+                }
+                (project, false) => say!(
+                    "project {} already had that {}",
+                    project.id,
+                    what.join(", ")
+                ),
+            }
             Ok(())
         }
         ProjectCommand::List { json } => {

@@ -1,6 +1,7 @@
 //! Artifact records as a run sees them (its staged writes and deletions over its project's
 //! committed artifacts), and what the project holds on disk.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use rusqlite::{OptionalExtension, params};
@@ -136,14 +137,28 @@ impl StageSession {
         Some(file)
     }
 
-    /// Whether a keyframe or clip, as this run sees them, refers to `kind/name`.
-    fn referenced(&self, kind: Kind, name: &str) -> Result<bool> {
+    /// Whether a keyframe or clip, as this run sees them, refers to `kind/name`, leaving out
+    /// the rows whose ids are in `except` (those a deletion is about to remove).
+    pub(super) fn referenced(
+        &self,
+        kind: Kind,
+        name: &str,
+        except: &HashSet<String>,
+    ) -> Result<bool> {
         let target = ArtifactRef {
             kind,
             name: name.to_owned(),
         };
-        if self.overlay.keyframes.values().any(|k| k.image == target)
-            || self.overlay.clips.values().any(|c| c.video == target)
+        if self
+            .overlay
+            .keyframes
+            .values()
+            .any(|k| k.image == target && !except.contains(&k.id))
+            || self
+                .overlay
+                .clips
+                .values()
+                .any(|c| c.video == target && !except.contains(&c.id))
         {
             return Ok(true);
         }
@@ -157,7 +172,8 @@ impl StageSession {
         let mut rows = st.query(params![self.project_id, kind, name])?;
         while let Some(row) = rows.next()? {
             let (id, clip): (String, bool) = (row.get(0)?, row.get(1)?);
-            let changed = self.overlay.deleted_media.contains(&id)
+            let changed = except.contains(&id)
+                || self.overlay.deleted_media.contains(&id)
                 || if clip {
                     self.overlay.clip_ids.contains_key(&id)
                 } else {
@@ -177,19 +193,36 @@ impl StageSession {
         if self.artifact(kind, name)?.is_none() {
             return Err(DbError::NotFound(format!("no artifact {kind}/{name}")));
         }
-        if self.referenced(kind, name)? {
+        if self.referenced(kind, name, &HashSet::new())? {
             return Err(DbError::Conflict(format!(
                 "artifact {kind}/{name} is still referred to by a keyframe or video clip"
             )));
         }
+        let committed = self.committed_artifact(kind, name)?.is_some();
+        Ok(self.apply_delete(kind, name, committed))
+    }
+
+    /// The deletion of an artifact that exists (`committed` if the database has it), checked
+    /// already: it cannot fail. Returns a staged file of this run that the caller must discard.
+    pub(super) fn apply_delete(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        committed: bool,
+    ) -> Option<String> {
         let key = (kind, name.to_owned());
-        let previous = if self.committed_artifact(kind, name)?.is_some() {
+        let previous = if committed {
             // A tombstone: hides the committed row now, deletes it at commit.
             self.overlay.artifacts.insert(key, None)
         } else {
             self.overlay.artifacts.remove(&key)
         };
-        Ok(self.forget_staged(previous))
+        self.forget_staged(previous)
+    }
+
+    /// Whether the database has `kind/name` for this project (whatever this run staged).
+    pub(super) fn artifact_committed(&self, kind: Kind, name: &str) -> Result<bool> {
+        Ok(self.committed_artifact(kind, name)?.is_some())
     }
 
     /// Every staged file this run still holds, to discard when the run fails.

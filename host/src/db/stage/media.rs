@@ -155,6 +155,7 @@ impl StageSession {
         // The committed keyframes of scenes this run deleted are left out: fetch enough to
         // make up.
         let hidden = &self.overlay.deleted_indexes;
+        let hidden_here = hidden.range(after.map_or(0, |(i, _)| i)..).count();
         let committed = st
             .query_map(
                 params![
@@ -162,7 +163,7 @@ impl StageSession {
                     scene_id,
                     after_idx,
                     after_pos,
-                    (limit + 1 + 2 * hidden.len()) as i64
+                    (limit + 1 + 2 * hidden_here) as i64
                 ],
                 |r| {
                     Ok((
@@ -299,18 +300,19 @@ impl StageSession {
         ))?;
         // The committed clips of scenes this run deleted are left out: fetch enough to make up.
         let hidden = &self.overlay.deleted_indexes;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let hidden_here = hidden.range((from, Bound::Unbounded)).count();
         let committed = st
             .query_map(
                 params![
                     self.project_id,
                     scene_id,
                     after.map_or(-1, i64::from),
-                    (limit + 1 + hidden.len()) as i64
+                    (limit + 1 + hidden_here) as i64
                 ],
                 |r| Ok((r.get::<_, u32>(8)?, clip_from_row(r)?)),
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let staged = self
             .overlay
             .clips

@@ -157,7 +157,7 @@ pub struct ArtifactView {
 /// stage without bound.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
-    /// Row writes (creates, updates, artifact records) per run.
+    /// Row writes (creates, updates, deletions, artifact records) per run.
     pub max_writes: u64,
     /// Bytes of text (titles, descriptions, prompts, names) written per run.
     pub max_bytes: u64,
@@ -365,7 +365,13 @@ impl StageSession {
 
     /// Counts one staged write of `bytes` bytes of text against the run's limits.
     fn charge(&mut self, bytes: usize) -> Result<()> {
-        let writes = self.writes + 1;
+        self.charge_writes(1, bytes)
+    }
+
+    /// Counts `count` staged writes of `bytes` bytes of text in all against the run's limits:
+    /// all of them or, if that would pass a limit, none.
+    fn charge_writes(&mut self, count: u64, bytes: usize) -> Result<()> {
+        let writes = self.writes.saturating_add(count);
         let total = self.bytes.saturating_add(bytes as u64);
         if writes > self.limits.max_writes {
             return Err(DbError::LimitExceeded(format!(

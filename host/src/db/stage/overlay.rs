@@ -45,7 +45,8 @@ pub(crate) struct Overlay {
     /// Bytes on disk of the staged files (see [`crate::artifacts::disk_bytes`]).
     pub staged_disk_bytes: u64,
     /// The indexes of the project's committed scenes, once a run has checked enough new
-    /// indexes to make loading them pay; they do not change while the run holds the lock.
+    /// indexes to make loading them pay (other runs do not change them while this one holds
+    /// the lock; a scene this run deletes is taken out).
     pub committed_indexes: Option<std::collections::HashSet<u32>>,
     /// How many index checks have asked the database so far.
     pub index_queries: u32,

@@ -1,5 +1,6 @@
 //! Scenes as a run sees them: its staged scenes over its project's committed ones.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use rusqlite::{OptionalExtension, params};
@@ -125,17 +126,18 @@ impl StageSession {
         ))?;
         // Committed scenes this run deleted are left out of the page: fetch enough to make up.
         let hidden = &self.overlay.deleted_indexes;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let hidden_here = hidden.range((from, Bound::Unbounded)).count();
         let committed = st
             .query_map(
                 params![
                     self.project_id,
                     after.map_or(-1, i64::from),
-                    (limit + 1 + hidden.len()) as i64
+                    (limit + 1 + hidden_here) as i64
                 ],
                 scene_from_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let staged = self
             .overlay
             .scenes
@@ -178,9 +180,11 @@ impl StageSession {
     /// artifacts those rows named unless another row still names them. Its index is free
     /// again. Returns the staged files (written by this run, now deleted) the caller must
     /// discard.
+    ///
+    /// Everything that can fail (lookups, limits) happens before anything changes: a deletion
+    /// that fails leaves the run's view as it was.
     pub fn delete_scene(&mut self, id: &str) -> Result<Vec<(Kind, String)>> {
         let scene = self.get_scene(id)?;
-        self.charge(scene.id.len())?;
         // Everything hanging off it, staged or committed; a scene has at most two keyframes
         // and one clip.
         let keyframes = self.list_keyframes(Some(&scene.id), None, 2)?.items;
@@ -191,21 +195,11 @@ impl StageSession {
             [&scene.id, &self.project_id],
             |r| r.get(0),
         )?;
-        let overlay = &mut self.overlay;
-        overlay.remove_scene(scene.index);
-        if committed {
-            overlay.deleted_scenes.insert(scene.id.clone(), scene.index);
-            overlay.deleted_indexes.insert(scene.index);
-            overlay
-                .deleted_media
-                .extend(keyframes.iter().map(|k| k.id.clone()));
-            overlay
-                .deleted_media
-                .extend(clips.iter().map(|c| c.id.clone()));
-        }
-        if let Some(indexes) = &mut overlay.committed_indexes {
-            indexes.remove(&scene.index);
-        }
+        let removed: HashSet<String> = keyframes
+            .iter()
+            .map(|k| k.id.clone())
+            .chain(clips.iter().map(|c| c.id.clone()))
+            .collect();
         let mut named: Vec<ArtifactRef> = keyframes
             .into_iter()
             .map(|k| k.image)
@@ -213,15 +207,36 @@ impl StageSession {
             .collect();
         named.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         named.dedup();
-        let mut discard = Vec::new();
+        // The artifacts that go with it: those no other row names.
+        let mut doomed = Vec::new();
         for artifact in named {
-            match self.stage_delete(artifact.kind, &artifact.name) {
-                Ok(staged) => discard.extend(staged.map(|file| (artifact.kind, file))),
-                // Another row still names it (or this run already deleted it): it stays.
-                Err(DbError::Conflict(_) | DbError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+            if self.artifact(artifact.kind, &artifact.name)?.is_some()
+                && !self.referenced(artifact.kind, &artifact.name, &removed)?
+            {
+                let in_database = self.artifact_committed(artifact.kind, &artifact.name)?;
+                doomed.push((artifact, in_database));
             }
         }
-        Ok(discard)
+        let text = scene.id.len() + doomed.iter().map(|(a, _)| a.name.len()).sum::<usize>();
+        self.charge_writes(1 + doomed.len() as u64, text)?;
+
+        // Nothing below can fail.
+        let overlay = &mut self.overlay;
+        overlay.remove_scene(scene.index);
+        if committed {
+            overlay.deleted_scenes.insert(scene.id.clone(), scene.index);
+            overlay.deleted_indexes.insert(scene.index);
+            overlay.deleted_media.extend(removed);
+        }
+        if let Some(indexes) = &mut overlay.committed_indexes {
+            indexes.remove(&scene.index);
+        }
+        Ok(doomed
+            .into_iter()
+            .filter_map(|(a, in_database)| {
+                self.apply_delete(a.kind, &a.name, in_database)
+                    .map(|file| (a.kind, file))
+            })
+            .collect())
     }
 }

@@ -256,6 +256,112 @@ fn duplicate_scene_indexes_and_dangling_artifact_references_are_refused() {
     ));
 }
 
+/// A staged scene with a start keyframe on staged image `a.png` and an end keyframe on `b.png`.
+fn scene_with_two_images(s: &mut StageSession) -> crate::db::Scene {
+    let sc = s.create_scene(scene(0)).expect("scene");
+    for (name, position) in [
+        ("a.png", KeyframePosition::Start),
+        ("b.png", KeyframePosition::End),
+    ] {
+        s.stage_artifact(
+            Kind::Keyframe,
+            name,
+            &format!(".stage-{name}"),
+            10,
+            &"e".repeat(64),
+        )
+        .expect("stage");
+        s.create_keyframe(NewKeyframe {
+            scene_id: sc.id.clone(),
+            position,
+            prompt: String::new(),
+            image: ArtifactRef {
+                kind: Kind::Keyframe,
+                name: name.into(),
+            },
+        })
+        .expect("keyframe");
+    }
+    sc
+}
+
+#[test]
+fn a_scene_deletion_over_the_limits_changes_nothing_and_loses_no_staged_file() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    let sc = scene_with_two_images(&mut s);
+    // The scene and its two images are three writes; leave room for two.
+    s.set_limits(SessionLimits {
+        max_writes: s.writes + 2,
+        max_bytes: 1 << 20,
+        ..SessionLimits::default()
+    });
+    let err = s.delete_scene(&sc.id).expect_err("over the limit");
+    assert!(matches!(err, DbError::LimitExceeded(_)), "{err}");
+    assert_eq!(s.get_scene(&sc.id).expect("still there").id, sc.id);
+    assert_eq!(
+        s.list_keyframes(None, None, 10).expect("list").items.len(),
+        2
+    );
+    let mut staged = s.staged_files().expect("staged");
+    staged.sort();
+    assert_eq!(
+        staged,
+        [
+            (Kind::Keyframe, ".stage-a.png".to_owned()),
+            (Kind::Keyframe, ".stage-b.png".to_owned())
+        ]
+    );
+    // With room, it goes, and hands back both staged files to discard.
+    s.set_limits(SessionLimits::default());
+    let mut discard = s.delete_scene(&sc.id).expect("delete");
+    discard.sort();
+    assert_eq!(discard, staged);
+    assert!(s.staged_files().expect("staged").is_empty());
+    assert!(matches!(s.get_scene(&sc.id), Err(DbError::NotFound(_))));
+}
+
+#[test]
+fn deleting_a_scene_keeps_an_image_another_scene_still_names() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    let first = scene_with_two_images(&mut s);
+    let second = s.create_scene(scene(1)).expect("scene");
+    s.create_keyframe(NewKeyframe {
+        scene_id: second.id.clone(),
+        position: KeyframePosition::Start,
+        prompt: String::new(),
+        image: ArtifactRef {
+            kind: Kind::Keyframe,
+            name: "a.png".into(),
+        },
+    })
+    .expect("keyframe");
+    s.commit("before").expect("commit");
+    // In a later run, over committed rows.
+    let mut s = session(&mut f, &p.id);
+    assert!(s.delete_scene(&first.id).expect("delete").is_empty());
+    let names: Vec<String> = s
+        .list_artifacts(Kind::Keyframe, None, 10)
+        .expect("list")
+        .items
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["a.png"],
+        "b.png went with the scene, a.png is still named"
+    );
+    s.commit("after").expect("commit");
+    let d = project_detail(&mut f.main, &p.id).expect("detail");
+    assert_eq!(d.scenes.len(), 1);
+    assert_eq!(d.keyframes.len(), 1);
+    assert_eq!(d.artifacts.len(), 1);
+}
+
 #[test]
 fn staging_beyond_the_per_run_limits_is_refused_as_limit_exceeded() {
     let mut f = fixture();

@@ -1,7 +1,8 @@
 //! `v0-1-stage`: a stage built against `wit/since_v0.1.0/`, the frozen `vidpipe:plugin@0.1.0`.
-//! It calls every function of every 0.1.0 interface once (and one that must fail), so that a
-//! host that still links 0.1.0 is shown to run 0.1.0 plugins unchanged: rows, artifacts,
-//! errors by case, logs and progress. With `fail = "conflict"` it returns that error itself.
+//! It calls every function of every 0.1.0 interface (and some that must fail, checking their
+//! error case), so that a host that still links 0.1.0 is shown to run 0.1.0 plugins unchanged:
+//! rows, artifacts, writers finished and dropped, errors by case, logs and progress. With
+//! `fail = CODE` (an error case's name) it returns an error of that case itself.
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
 #[allow(unsafe_code)]
@@ -29,8 +30,20 @@ fn wrong(message: String) -> Error {
 
 impl bindings::Guest for OldStage {
     fn run(config: Vec<(String, String)>) -> Result<String, Error> {
-        if config.iter().any(|(k, v)| k == "fail" && v == "conflict") {
-            return Err(wrong("asked to fail with conflict".to_owned()));
+        if let Some((_, name)) = config.iter().find(|(k, _)| k == "fail") {
+            let code = match name.as_str() {
+                "not-found" => ErrorCode::NotFound,
+                "invalid-input" => ErrorCode::InvalidInput,
+                "conflict" => ErrorCode::Conflict,
+                "limit-exceeded" => ErrorCode::LimitExceeded,
+                "io" => ErrorCode::Io,
+                "busy" => ErrorCode::Busy,
+                _ => return Err(wrong(format!("no error case {name:?}"))),
+            };
+            return Err(Error {
+                code,
+                message: "asked to fail".to_owned(),
+            });
         }
         let project = db::get_project()?;
         let run = db::get_run()?;
@@ -129,6 +142,18 @@ impl bindings::Guest for OldStage {
                 ));
             }
         };
+        // A writer dropped unfinished publishes nothing; a deleted artifact is gone.
+        let abandoned = artifacts::create(ArtifactKind::Output, "abandoned.txt")?;
+        abandoned.write(b"never finished")?;
+        drop(abandoned);
+        let scratch = artifacts::create(ArtifactKind::Output, "scratch.txt")?;
+        scratch.write(b"deleted before the end")?;
+        artifacts::Writer::finish(scratch)?;
+        artifacts::delete(ArtifactKind::Output, "scratch.txt")?;
+        let outputs = artifacts::list(ArtifactKind::Output, None, 10)?;
+        if !outputs.items.is_empty() {
+            return Err(wrong(format!("outputs left: {}", outputs.items.len())));
+        }
         log::progress(3, 3, "checked");
 
         let consistent = read == bytes
