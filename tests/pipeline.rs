@@ -351,13 +351,9 @@ fn pipelines_on_two_projects_run_at_once_and_a_second_on_the_same_project_is_ref
 /// Starts a slow bulk pipeline on `id` in the background and returns once its keyframes stage
 /// has started (so the storyboard has committed and the keyframes stage is mid-flight).
 fn start_slow_pipeline_until_keyframes(home: &TestHome, id: &str) -> (std::process::Child, String) {
-    let m = manifest(
-        home,
-        "slow.toml",
-        // Long enough per artifact that a kill a few hundred milliseconds after the keyframes
-        // stage starts lands inside it on a fast machine too.
-        &bulk_manifest(65536, 0, 65536, 600_000_000),
-    );
+    // Long enough per artifact that a kill a few hundred milliseconds after the keyframes
+    // stage starts lands inside it on a fast machine too.
+    let m = slow_manifest(home);
     let child = home
         .command(&["run", &m, "--project", id])
         .stdout(std::process::Stdio::null())
@@ -474,16 +470,33 @@ fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String
     rx
 }
 
+/// A manifest whose keyframes stage is slow: its pipeline is still running long after the
+/// storyboard is done.
+fn slow_manifest(home: &TestHome) -> String {
+    manifest(
+        home,
+        "slow.toml",
+        &bulk_manifest(65536, 0, 65536, 600_000_000),
+    )
+}
+
+/// Asserts that `child`'s pipeline had not ended when the storyboard's line was read.
+fn assert_still_running(home: &TestHome, child: &mut std::process::Child, seen: &str) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pipeline was still running when the storyboard's line arrived: {seen}"
+    );
+    assert_eq!(
+        home.count("SELECT count(*) FROM pipelines WHERE status = 'running'"),
+        1
+    );
+}
+
 #[test]
 fn each_stage_line_is_printed_when_the_stage_ends_not_when_the_pipeline_does() {
     let home = TestHome::new();
     let id = home.project("Fox", SCRIPT);
-    // Slow keyframes: the pipeline is still running long after the storyboard is done.
-    let m = manifest(
-        &home,
-        "slow.toml",
-        &bulk_manifest(65536, 0, 65536, 600_000_000),
-    );
+    let m = slow_manifest(&home);
     let mut child = home
         .command(&["run", &m, "--project", &id])
         .stdout(std::process::Stdio::piped())
@@ -498,14 +511,7 @@ fn each_stage_line_is_printed_when_the_stage_ends_not_when_the_pipeline_does() {
         first.starts_with("[1/3] storyboard: succeeded (run "),
         "{first}"
     );
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the pipeline was still running when the storyboard's line arrived"
-    );
-    assert_eq!(
-        home.count("SELECT count(*) FROM pipelines WHERE status = 'running'"),
-        1
-    );
+    assert_still_running(&home, &mut child, &first);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -514,11 +520,7 @@ fn each_stage_line_is_printed_when_the_stage_ends_not_when_the_pipeline_does() {
 fn in_a_terminal_stage_lines_arrive_as_stages_end_and_no_empty_bar_is_drawn() {
     let home = TestHome::new();
     let id = home.project("Fox", SCRIPT);
-    let m = manifest(
-        &home,
-        "slow.toml",
-        &bulk_manifest(65536, 0, 65536, 600_000_000),
-    );
+    let m = slow_manifest(&home);
     // util-linux `script` runs the command on a pseudo-terminal: stdout and stderr are a
     // terminal, as when a person runs it, and everything shown comes out of `script`.
     let command = format!(
@@ -542,14 +544,7 @@ fn in_a_terminal_stage_lines_arrive_as_stages_end_and_no_empty_bar_is_drawn() {
             seen.push('\n');
         }
     }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the pipeline was still running when the storyboard's line arrived: {seen}"
-    );
-    assert_eq!(
-        home.count("SELECT count(*) FROM pipelines WHERE status = 'running'"),
-        1
-    );
+    assert_still_running(&home, &mut child, &seen);
     assert!(
         !seen.contains("0/0"),
         "a bar with no total is a spinner: {seen}"
