@@ -1,8 +1,9 @@
 //! The crash harness: SQLite's method applied to whole stages. Run a multi-stage pipeline as a
 //! child process, SIGKILL it at a random moment, reopen the home and check that nothing is
 //! broken or half-visible, then resume it and check that the end state is exactly that of a run
-//! that was never interrupted. 50 kills by default; set VIDPIPE_CRASH_ITERATIONS for more and
-//! VIDPIPE_CRASH_SEED to replay a sequence.
+//! that was never interrupted — for a pipeline of whole-project stages and for one whose stages
+//! fan out into a shard per scene. 50 and 30 kills by default; set VIDPIPE_CRASH_ITERATIONS for
+//! more and VIDPIPE_CRASH_SEED to replay a sequence.
 
 // A failed unwrap is a failed test, with its location; that is what tests want.
 #![allow(clippy::unwrap_used)]
@@ -58,31 +59,76 @@ fn assert_no_half_stage(home: &TestHome, id: &str) {
 
 #[test]
 fn a_pipeline_killed_at_random_moments_never_shows_half_a_stage_and_resumes_to_the_same_end() {
+    let text = bulk_manifest(96 * 1024, 200, 256 * 1024, 0);
+    kill_and_resume(&text, 50, assert_no_half_stage);
+}
+
+/// Checks what no crash may break, then that the visible rows of the per-scene stages are those
+/// of whole shards only: each scene has both keyframes or none, and a clip only after both.
+fn assert_no_half_shard(home: &TestHome, id: &str) {
+    assert_consistent(home);
+    let state = normalized_state(home, id);
+    let scenes = state["scenes"].as_array().unwrap().len();
+    assert!(scenes == 0 || scenes == 8, "storyboard scenes: {scenes}");
+    for index in 0..8 {
+        let of = |table: &str| {
+            state[table]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|row| row[0].as_i64() == Some(index))
+                .count()
+        };
+        let (keyframes, clips) = (of("keyframes"), of("clips"));
+        assert!(
+            keyframes == 0 || keyframes == 2,
+            "scene {index}: {keyframes} keyframes"
+        );
+        assert!(clips <= 1, "scene {index}: {clips} clips");
+        if clips == 1 {
+            assert_eq!(
+                keyframes, 2,
+                "scene {index}: its clip commits after its keyframes"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fanned_out_pipeline_killed_at_random_moments_shows_only_whole_shards_and_resumes_to_the_same_end()
+ {
+    let text = common::fanned_bulk_manifest(96 * 1024, 256 * 1024, 0, "", "");
+    kill_and_resume(&text, 30, assert_no_half_shard);
+}
+
+/// Runs the pipeline of `text` once uninterrupted, for reference; then `iterations` (by default:
+/// see the module) times on a new project, kills it at a random moment, checks the home with
+/// `check`, resumes it and compares the end with the reference.
+fn kill_and_resume(text: &str, default_iterations: u32, check: fn(&TestHome, &str)) {
     let iterations: u32 = std::env::var("VIDPIPE_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(default_iterations);
     let seed: u64 = std::env::var("VIDPIPE_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5EED_CAFE);
     let mut rng = Rng(seed.max(1));
-    let text = bulk_manifest(96 * 1024, 200, 256 * 1024, 0);
 
     // The reference: one uninterrupted run, and how long it takes.
     let reference = TestHome::new();
     let ref_id = reference.project("crash", SCRIPT);
-    let m = manifest(&reference, "bulk.toml", &text);
+    let m = manifest(&reference, "bulk.toml", text);
     let started = Instant::now();
     reference
         .vidpipe(&["run", &m, "--project", &ref_id])
         .expect_code(0);
     let span = started.elapsed();
     let expected = normalized_state(&reference, &ref_id);
-    assert_no_half_stage(&reference, &ref_id);
+    check(&reference, &ref_id);
 
     let home = TestHome::new();
-    let m = manifest(&home, "bulk.toml", &text);
+    let m = manifest(&home, "bulk.toml", text);
     let mut outcomes = [0u32; 3]; // killed before any commit, in between, after the end
     for i in 0..iterations {
         let id = home.project("crash", SCRIPT);
@@ -108,7 +154,7 @@ fn a_pipeline_killed_at_random_moments_never_shows_half_a_stage_and_resumes_to_t
         // the project's lock.
         if i % 2 == 0 {
             home.vidpipe(&["project", "show", &id]).expect_code(0);
-            assert_no_half_stage(&home, &id);
+            check(&home, &id);
         }
 
         let resumed = home.vidpipe(&["run", &m, "--project", &id]);

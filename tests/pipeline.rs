@@ -102,29 +102,30 @@ fn a_pipeline_runs_its_stages_in_order_and_a_second_run_skips_them_all() {
 }
 
 #[test]
-fn a_changed_configuration_reruns_that_stage_and_the_ones_after_it() {
+fn a_changed_configuration_reruns_that_stage_and_then_only_the_stages_that_read_what_it_changed() {
     let home = TestHome::new();
     let id = home.project("Fox", SCRIPT);
     let m = manifest(&home, "a.toml", &bulk_manifest(1000, 0, 2000, 0));
     home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
-    let changed = manifest(&home, "b.toml", &bulk_manifest(1500, 0, 2000, 0));
+    let expect = |run: &common::Run, lines: &[&str]| {
+        for line in lines {
+            assert!(run.stdout.contains(line), "{line}: {}", run.stdout);
+        }
+    };
+    // Bigger keyframes: the bulk clips stage reads scenes and clips, never a keyframe, so
+    // its work stands.
+    let bigger = bulk_manifest(1500, 0, 2000, 0);
+    let changed = manifest(&home, "b.toml", &bigger);
     let run = home
         .vidpipe(&["run", &changed, "--project", &id])
         .expect_code(0);
-    assert!(
-        run.stdout.contains("[1/3] storyboard: skipped"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("[2/3] keyframes: succeeded"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("[3/3] clips: succeeded"),
-        "the stage after it reran too: {}",
-        run.stdout
+    expect(
+        &run,
+        &[
+            "[1/3] storyboard: skipped",
+            "[2/3] keyframes: succeeded",
+            "[3/3] clips: skipped",
+        ],
     );
     let state = normalized_state(&home, &id);
     assert!(
@@ -133,6 +134,43 @@ fn a_changed_configuration_reruns_that_stage_and_the_ones_after_it() {
             .unwrap()
             .iter()
             .any(|a| a[0] == "keyframe" && a[2] == 1500)
+    );
+    // Longer scenes: both later stages read the scenes, so both run again.
+    let longer = bigger.replacen(
+        "name = \"storyboard\"\nplugin = ",
+        "name = \"storyboard\"\nconfig = { seconds-per-scene = 7 }\nplugin = ",
+        1,
+    );
+    assert_ne!(longer, bigger);
+    let changed = manifest(&home, "c.toml", &longer);
+    let run = home
+        .vidpipe(&["run", &changed, "--project", &id])
+        .expect_code(0);
+    expect(
+        &run,
+        &[
+            "[1/3] storyboard: succeeded",
+            "[2/3] keyframes: succeeded",
+            "[3/3] clips: succeeded",
+        ],
+    );
+    // `runs show` says why each ran.
+    let pipeline = run
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split("(run ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .unwrap()
+        .to_owned();
+    let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
+    expect(
+        &shown,
+        &[
+            "storyboard            ran      configuration changed",
+            "keyframes             ran      the scenes changed",
+            "clips                 ran      the scenes changed",
+        ],
     );
 }
 

@@ -228,6 +228,48 @@ spin = {spin}
     )
 }
 
+/// [`bulk_manifest`] (without extra scenes) with keyframes and clips as per-scene stages
+/// (`for-each = "scene"`): `limits` goes into the keyframes stage's table as given (limit keys,
+/// one per line), and `config` into its configuration.
+pub fn fanned_bulk_manifest(
+    keyframe_bytes: u32,
+    clip_bytes: u32,
+    spin: u64,
+    limits: &str,
+    config: &str,
+) -> String {
+    format!(
+        r#"name = "fanned"
+
+[[stage]]
+name = "storyboard"
+plugin = "{storyboard}"
+
+[[stage]]
+name = "keyframes"
+plugin = "{bulk}"
+for-each = "scene"
+{limits}
+[stage.config]
+kind = "keyframe"
+bytes = {keyframe_bytes}
+spin = {spin}
+{config}
+
+[[stage]]
+name = "clips"
+plugin = "{bulk}"
+for-each = "scene"
+[stage.config]
+kind = "clip"
+bytes = {clip_bytes}
+spin = {spin}
+"#,
+        storyboard = vidpipe_example_plugins::STORYBOARD_PATH,
+        bulk = vidpipe_example_plugins::BULK_STAGE_PATH,
+    )
+}
+
 /// The committed state of a project without ids and times, to compare two runs' results.
 pub fn normalized_state(home: &TestHome, id: &str) -> serde_json::Value {
     let d = home.show(id);

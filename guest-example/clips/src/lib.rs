@@ -1,6 +1,7 @@
 //! The `clips` stage: turns each scene's start and end keyframes into an MP4 clip (H.264 or AV1).
 //!
-//! For every scene of the project (all of them, page by page) it reads the images of the
+//! For every scene of the project (all of them, page by page; a shard's one scene when it runs
+//! with `for-each = "scene"`) it reads the images of the
 //! scene's start and end keyframes — written by the keyframes stage — in ranged reads of at
 //! most 1 MiB, decodes them, and renders `round(duration × fps)` frames (at least one) that
 //! cross-fade from one to the other while the camera slowly zooms in
@@ -73,6 +74,18 @@ fn clip_ref(name: &str) -> types::ArtifactRef {
     }
 }
 
+/// The scenes this run works on, a page at a time: a shard's one scene (the stage runs with
+/// `for-each = "scene"`), or else every scene of the project.
+fn scenes_in_scope(cursor: Option<&str>, limit: u32) -> Result<db::ScenePage, types::Error> {
+    match db::scope() {
+        db::RunScope::Scene(id) => Ok(db::ScenePage {
+            items: vec![db::get_scene(&id)?],
+            next_cursor: None,
+        }),
+        db::RunScope::Project => db::list_scenes(cursor, limit),
+    }
+}
+
 impl stage::Host for WitHost {
     type Writer = artifacts::Writer;
 
@@ -81,7 +94,7 @@ impl stage::Host for WitHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<stage::Scene>, StageError> {
-        let page = db::list_scenes(cursor, limit).map_err(from_wit_error)?;
+        let page = scenes_in_scope(cursor, limit).map_err(from_wit_error)?;
         Ok(Page {
             items: page
                 .items

@@ -1,7 +1,8 @@
 //! The `keyframes` stage: renders a start and an end keyframe image for every scene of a
 //! project.
 //!
-//! For each scene written by the storyboard stage (all of them, page by page), it draws two
+//! For each scene written by the storyboard stage (all of them, page by page; a shard's one
+//! scene when it runs with `for-each = "scene"`), it draws two
 //! pictures with [`vidpipe_render::keyframe`] — a landscape picked from the scene's words with
 //! the scene's title as a caption, differing between the start and the end of the scene — and
 //! publishes them as PNG `keyframe` artifacts `scene-NNN-start.png` and `scene-NNN-end.png`.
@@ -73,6 +74,18 @@ fn keyframe_ref(name: &str) -> types::ArtifactRef {
     }
 }
 
+/// The scenes this run works on, a page at a time: a shard's one scene (the stage runs with
+/// `for-each = "scene"`), or else every scene of the project.
+fn scenes_in_scope(cursor: Option<&str>, limit: u32) -> Result<db::ScenePage, types::Error> {
+    match db::scope() {
+        db::RunScope::Scene(id) => Ok(db::ScenePage {
+            items: vec![db::get_scene(&id)?],
+            next_cursor: None,
+        }),
+        db::RunScope::Project => db::list_scenes(cursor, limit),
+    }
+}
+
 impl stage::Host for WitHost {
     type Writer = artifacts::Writer;
 
@@ -81,7 +94,7 @@ impl stage::Host for WitHost {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<stage::Scene>, StageError> {
-        let page = db::list_scenes(cursor, limit).map_err(from_wit_error)?;
+        let page = scenes_in_scope(cursor, limit).map_err(from_wit_error)?;
         Ok(Page {
             items: page
                 .items

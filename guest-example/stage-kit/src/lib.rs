@@ -39,6 +39,7 @@ macro_rules! wit_conversions {
                 Wit::LimitExceeded => $crate::ErrorCode::LimitExceeded,
                 Wit::Io => $crate::ErrorCode::Io,
                 Wit::Busy => $crate::ErrorCode::Busy,
+                Wit::OutOfScope => $crate::ErrorCode::OutOfScope,
             };
             $crate::StageError::new(code, error.message)
         }
@@ -54,6 +55,7 @@ macro_rules! wit_conversions {
                 $crate::ErrorCode::LimitExceeded => Wit::LimitExceeded,
                 $crate::ErrorCode::Io => Wit::Io,
                 $crate::ErrorCode::Busy => Wit::Busy,
+                $crate::ErrorCode::OutOfScope => Wit::OutOfScope,
             };
             $($types)::+::Error {
                 code,
@@ -205,6 +207,8 @@ pub enum ErrorCode {
     Io,
     /// The host's database was busy.
     Busy,
+    /// The stage wrote outside its scope (a shard writing another scene's rows).
+    OutOfScope,
 }
 
 impl ErrorCode {
@@ -217,6 +221,7 @@ impl ErrorCode {
             Self::LimitExceeded => "limit-exceeded",
             Self::Io => "io",
             Self::Busy => "busy",
+            Self::OutOfScope => "out-of-scope",
         }
     }
 }

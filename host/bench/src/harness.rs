@@ -35,6 +35,8 @@ pub(crate) fn request(project: &str, config: &[(&str, String)]) -> StageRequest 
         limits: Limits::default(),
         progress: Box::new(|_, _, _, _| {}),
         pipeline: None,
+        scene: None,
+        reason: None,
     }
 }
 

@@ -28,6 +28,7 @@
 mod demo;
 mod encode;
 mod harness;
+mod pipelines;
 mod plot;
 mod raw;
 mod report;
@@ -82,6 +83,10 @@ pub(crate) struct Args {
     /// With `--only-encode`: time only this codec (`h264` or `av1`).
     #[arg(long, value_name = "CODEC", requires = "only_encode")]
     codec: Option<String>,
+    /// Only time the demo pipeline (by jobs, after an edit, unchanged) and print it, writing
+    /// no report.
+    #[arg(long)]
+    only_pipelines: bool,
 }
 
 fn main() -> Result<()> {
@@ -138,6 +143,7 @@ fn run(args: &Args, scratch: &Path) -> Result<Option<Vec<Row>>> {
     push(storage::rows(&mut b, scratch)?);
     push(sandbox::rows(&mut b, scratch, &bench_bytes)?);
     push(demo::demo_stages(&mut b, args.quick)?);
+    push(pipelines::rows(&mut b, args.quick)?);
     plot::plot(&args.plots, &b)?;
     Ok(Some(rows))
 }
@@ -182,6 +188,12 @@ fn only(b: &mut Bench, args: &Args, scratch: &Path) -> Result<bool> {
             ],
         };
         for row in encode::rows(b, &project, rounds, &codecs)? {
+            row.print();
+        }
+        return Ok(true);
+    }
+    if args.only_pipelines {
+        for row in pipelines::rows(b, args.quick)? {
             row.print();
         }
         return Ok(true);

@@ -80,7 +80,7 @@ pub(crate) fn stage_starts(
         "start",
         &b.bench.sha256,
         &KeyValues::new(),
-        None,
+        Default::default(),
     )?;
     let limits = Limits::default();
     let mut session = StageSession::open(&b.home.db_path(), project, &run.id)?;

@@ -132,8 +132,17 @@ fn trap(e: impl Into<wasmtime::Error>) -> HostError {
 }
 
 impl StageContext {
-    fn find(&self, k: WitKind, name: &str) -> Result<db::stage::ArtifactView, HostError> {
+    /// The artifact `name` of folder `k`, as this run sees it, noted as read (the guest asked).
+    fn find(&mut self, k: WitKind, name: &str) -> Result<db::stage::ArtifactView, HostError> {
         validate_name(name)?;
+        self.db
+            .observe(db::Read::Artifact(kind(k).into(), name.to_owned()));
+        self.lookup(k, name)
+    }
+
+    /// [`find`](Self::find) without noting a read: for what the host reports of the run's own
+    /// writes.
+    fn lookup(&self, k: WitKind, name: &str) -> Result<db::stage::ArtifactView, HostError> {
         let kind = kind(k);
         self.db.artifact(kind.into(), name)?.ok_or_else(|| {
             HostError::guest(ErrorCode::NotFound, format!("no artifact {kind}/{name}"))
@@ -234,7 +243,7 @@ impl HostWriter for StageContext {
             }
         }
         // Report what is recorded, so `finish` and a later `stat` agree.
-        let view = self.find(wit_kind(kind), &name)?;
+        let view = self.lookup(wit_kind(kind), &name)?;
         Ok(info(view.info))
     }
 
@@ -302,6 +311,7 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<ArtifactPage, HostError> {
+        self.db.observe(db::Read::Artifacts(kind(k).into()));
         let page = self
             .db
             .list_artifacts(kind(k).into(), cursor.as_deref(), limit)?;

@@ -6,7 +6,7 @@ use super::bindings::db::{self as wit, Host};
 use super::bindings::types::ArtifactRef as WitRef;
 use super::{HostError, StageContext};
 pub use crate::db::stage::SessionLimits;
-use crate::db::{self, stage};
+use crate::db::{self, Read, stage};
 use crate::limits::{Checked, LimitSpec, Unit};
 
 /// `max-staged-rows`: row writes (creates, updates, deletions, artifact records) one run may
@@ -145,11 +145,19 @@ fn clip(c: db::VideoClip) -> wit::VideoClip {
 
 impl Host for StageContext {
     fn get_project(&mut self) -> Result<wit::Project, HostError> {
+        self.db.observe(Read::Project);
         Ok(project(self.db.project()?))
     }
 
     fn get_run(&mut self) -> Result<wit::Run, HostError> {
         Ok(run(self.db.run()?))
+    }
+
+    fn scope(&mut self) -> wasmtime::Result<wit::RunScope> {
+        Ok(match self.db.scope() {
+            Some(scene) => wit::RunScope::Scene(scene.to_owned()),
+            None => wit::RunScope::Project,
+        })
     }
 
     fn create_scene(&mut self, new: wit::NewScene) -> Result<wit::Scene, HostError> {
@@ -189,6 +197,7 @@ impl Host for StageContext {
     }
 
     fn get_scene(&mut self, id: String) -> Result<wit::Scene, HostError> {
+        self.db.observe(Read::Scene(id.clone()));
         Ok(scene(self.db.get_scene(&id)?))
     }
 
@@ -197,6 +206,7 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<wit::ScenePage, HostError> {
+        self.db.observe(Read::Scenes);
         let page = self.db.list_scenes(cursor.as_deref(), limit)?;
         Ok(wit::ScenePage {
             items: page.items.into_iter().map(scene).collect(),
@@ -243,6 +253,7 @@ impl Host for StageContext {
     }
 
     fn get_keyframe(&mut self, id: String) -> Result<wit::Keyframe, HostError> {
+        self.db.observe(Read::Keyframe(id.clone()));
         Ok(keyframe(self.db.get_keyframe(&id)?))
     }
 
@@ -252,6 +263,7 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<wit::KeyframePage, HostError> {
+        self.db.observe(Read::Keyframes(scene_id.clone()));
         let page = self
             .db
             .list_keyframes(scene_id.as_deref(), cursor.as_deref(), limit)?;
@@ -284,6 +296,7 @@ impl Host for StageContext {
     }
 
     fn get_video_clip(&mut self, id: String) -> Result<wit::VideoClip, HostError> {
+        self.db.observe(Read::Clip(id.clone()));
         Ok(clip(self.db.get_video_clip(&id)?))
     }
 
@@ -293,6 +306,7 @@ impl Host for StageContext {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<wit::VideoClipPage, HostError> {
+        self.db.observe(Read::Clips(scene_id.clone()));
         let page = self
             .db
             .list_video_clips(scene_id.as_deref(), cursor.as_deref(), limit)?;

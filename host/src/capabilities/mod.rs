@@ -103,6 +103,7 @@ impl From<DbError> for HostError {
             DbError::InvalidInput(_) => ErrorCode::InvalidInput,
             DbError::Conflict(_) => ErrorCode::Conflict,
             DbError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            DbError::OutOfScope(_) => ErrorCode::OutOfScope,
             DbError::Busy { .. } | DbError::HeldByStopped { .. } => ErrorCode::Busy,
             DbError::Sqlite(_)
             | DbError::TooNew { .. }

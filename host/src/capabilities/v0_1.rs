@@ -123,6 +123,9 @@ pub(crate) fn error(e: new::Error) -> old::types::Error {
         N::LimitExceeded => O::LimitExceeded,
         N::Io => O::Io,
         N::Busy => O::Busy,
+        // A 0.1.0 plugin never runs as a shard (a per-scene stage needs 0.2.0's `db.scope`),
+        // so its writes are never out of scope; were one, it is the closest 0.1.0 case.
+        N::OutOfScope => O::Conflict,
     };
     old::types::Error {
         code,

@@ -19,6 +19,7 @@
 
 mod journal;
 pub mod projects;
+pub mod reads;
 mod rows;
 mod runs;
 mod schema;
@@ -34,6 +35,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use journal::*;
 pub use projects::*;
+pub use reads::{Read, Reads};
 pub use rows::*;
 pub use runs::*;
 
@@ -59,6 +61,9 @@ pub enum DbError {
     /// A per-run limit was reached.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A shard wrote outside its scene (see [`stage::StageSession::set_scope`]).
+    #[error("{0}")]
+    OutOfScope(String),
     /// Another process held a lock on the database for longer than this one waits.
     #[error(
         "the database stayed locked by {} for {:.1} s",

@@ -111,9 +111,9 @@ pub struct ProjectChanges {
 
 /// Changes a project's name, script or settings and returns it, and whether anything changed.
 /// Nothing else changes: its scenes stay as they are until a stage (the storyboard) reads the
-/// new script; a pipeline reuses no stage run recorded before the edit (see
-/// [`project_edit_seq`]). Changes that leave every value as it was write nothing (so a later
-/// pipeline still reuses what it can). Bad input changes nothing.
+/// new script; a pipeline runs again the stages that read what changed (see `db::reads`).
+/// The edit's place in the record order of stage runs is kept ([`project_edit_seq`]), as
+/// history. Changes that leave every value as it was write nothing. Bad input changes nothing.
 pub fn update_project(
     conn: &mut Connection,
     id: &str,
@@ -157,7 +157,9 @@ pub fn update_project(
 }
 
 /// The record order of stage runs when the project was last edited (see
-/// [`update_project`]): runs recorded at or before it read the project as it was before.
+/// [`update_project`]): runs recorded at or before it read the project as it was before. A
+/// pipeline does not need it (it compares what each run read), but it tells which runs
+/// predate an edit.
 pub fn project_edit_seq(conn: &Connection, id: &str) -> Result<i64> {
     let id = parse_id("project", id)?;
     query_row_cached(
@@ -218,6 +220,16 @@ pub struct ProjectDetail {
     pub artifacts: Vec<Artifact>,
     /// Its runs, oldest first.
     pub runs: Vec<Run>,
+}
+
+/// The committed scenes of a project, in index order.
+pub fn list_scenes(conn: &Connection, project_id: &str) -> Result<Vec<Scene>> {
+    query_all(
+        conn,
+        &format!("SELECT {SCENE_COLUMNS} FROM scenes WHERE project_id = ?1 ORDER BY idx"),
+        project_id,
+        scene_from_row,
+    )
 }
 
 /// Reads a project and everything committed under it, in one read transaction so the parts agree.

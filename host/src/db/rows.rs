@@ -21,7 +21,7 @@ pub(crate) fn kv_from_json(text: &str) -> KeyValues {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -263,6 +263,10 @@ pub struct Run {
     pub stage_index: Option<u32>,
     /// Its place in the order runs were recorded (increasing; unlike times, never goes back).
     pub seq: i64,
+    /// The scene a shard was bound to; `None` for a run of the whole project.
+    pub scene_id: Option<String>,
+    /// Why it ran ("first run", "scene 3 changed", …), when a pipeline ran it.
+    pub reason: Option<String>,
 }
 
 pub(crate) const PROJECT_COLUMNS: &str =
@@ -281,7 +285,7 @@ pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
 }
 
 pub(crate) const RUN_COLUMNS: &str = "id, project_id, stage, plugin_sha256, config, status, summary, error, \
-     started_at, finished_at, pipeline_id, stage_index, rowid";
+     started_at, finished_at, pipeline_id, stage_index, rowid, scene_id, reason";
 
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
@@ -298,6 +302,8 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         pipeline_id: r.get(10)?,
         stage_index: r.get(11)?,
         seq: r.get(12)?,
+        scene_id: r.get(13)?,
+        reason: r.get(14)?,
     })
 }
 

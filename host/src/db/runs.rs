@@ -9,6 +9,17 @@ use super::{
     DbError, Result, execute_cached, kv_to_json, now_ms, query_row_cached, write_transaction,
 };
 
+/// Where a stage run comes from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// The pipeline run it belongs to and its position in the manifest, if any.
+    pub pipeline: Option<(&'a str, u32)>,
+    /// The scene a shard is bound to; `None`: the whole project.
+    pub scene: Option<&'a str>,
+    /// Why it runs ("first run", "scene 3 changed", …), if the caller knows.
+    pub reason: Option<&'a str>,
+}
+
 /// Records the start of a stage run on a project and marks the project `running`.
 pub fn start_run(
     conn: &mut Connection,
@@ -16,8 +27,13 @@ pub fn start_run(
     stage: &str,
     plugin_sha256: &str,
     config: &KeyValues,
-    pipeline: Option<(&str, u32)>,
+    origin: Origin<'_>,
 ) -> Result<Run> {
+    let Origin {
+        pipeline,
+        scene,
+        reason,
+    } = origin;
     let project_id = parse_id("project", project_id)?;
     let now = now_ms();
     let run = Run {
@@ -35,6 +51,8 @@ pub fn start_run(
         pipeline_id: pipeline.map(|(id, _)| id.to_owned()),
         stage_index: pipeline.map(|(_, i)| i),
         seq: 0,
+        scene_id: scene.map(str::to_owned),
+        reason: reason.map(str::to_owned),
     };
     let seq = write_transaction(conn, |tx| {
         let updated = execute_cached(
@@ -48,8 +66,8 @@ pub fn start_run(
             )));
         }
         execute_cached(tx, "INSERT INTO pipeline_runs
-             (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9)",
+             (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index, scene_id, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 run.id,
                 project_id,
@@ -59,7 +77,9 @@ pub fn start_run(
                 std::process::id(),
                 now,
                 run.pipeline_id,
-                run.stage_index
+                run.stage_index,
+                run.scene_id,
+                run.reason
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -127,7 +147,7 @@ pub fn list_runs(conn: &Connection, project_id: &str) -> Result<Vec<Run>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The latest run of `stage` on a project, if any.
+/// The latest run of `stage` bound to the whole project (not a shard), if any.
 pub fn latest_run_of_stage(
     conn: &Connection,
     project_id: &str,
@@ -136,13 +156,48 @@ pub fn latest_run_of_stage(
     Ok(query_row_cached(
         conn,
         &format!(
-            "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE project_id = ?1 AND stage = ?2
+            "SELECT {RUN_COLUMNS} FROM pipeline_runs
+                 WHERE project_id = ?1 AND stage = ?2 AND scene_id IS NULL
                  ORDER BY rowid DESC LIMIT 1"
         ),
         params![project_id, stage],
         run_from_row,
     )
     .optional()?)
+}
+
+/// The latest run of `stage` bound to scene `scene_id` (a shard) on a project, if any.
+pub fn latest_run_of_shard(
+    conn: &Connection,
+    project_id: &str,
+    stage: &str,
+    scene_id: &str,
+) -> Result<Option<Run>> {
+    Ok(query_row_cached(
+        conn,
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM pipeline_runs
+                 WHERE project_id = ?1 AND stage = ?2 AND scene_id = ?3
+                 ORDER BY rowid DESC LIMIT 1"
+        ),
+        params![project_id, stage, scene_id],
+        run_from_row,
+    )
+    .optional()?)
+}
+
+/// What a succeeded run read, with the digests its commit recorded (see [`super::reads`]), or
+/// `None` if it recorded none.
+pub fn run_reads(conn: &Connection, run_id: &str) -> Result<Option<Vec<(super::Read, String)>>> {
+    let text: Option<String> = query_row_cached(
+        conn,
+        "SELECT reads FROM pipeline_runs WHERE id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten();
+    Ok(super::reads::from_json(text.as_deref()))
 }
 
 /// The runs of one pipeline, in stage order.
@@ -177,10 +232,28 @@ pub struct Pipeline {
     pub started_at: i64,
     /// End time.
     pub finished_at: Option<i64>,
+    /// What it decided for each stage and shard it reached, in order (empty until it ends).
+    pub plan: Vec<Step>,
 }
 
-const PIPELINE_COLUMNS: &str =
-    "id, project_id, name, manifest, stage_count, status, summary, error, started_at, finished_at";
+/// What a pipeline run decided for one stage, or one shard of a per-scene stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    /// The stage.
+    pub stage: String,
+    /// A shard's scene, by index and id, as they were then.
+    pub scene: Option<(u32, String)>,
+    /// Whether it ran (`false`: its work was done by `run`).
+    pub ran: bool,
+    /// The run that did its work: the new one, or the earlier one reused. `None` for a
+    /// per-scene stage of a project without scenes.
+    pub run: Option<String>,
+    /// Why it ran ("first run", "scene 3 changed", …) or was skipped ("unchanged since run …").
+    pub reason: String,
+}
+
+const PIPELINE_COLUMNS: &str = "id, project_id, name, manifest, stage_count, status, summary, \
+     error, started_at, finished_at, plan";
 
 fn pipeline_from_row(r: &Row<'_>) -> rusqlite::Result<Pipeline> {
     Ok(Pipeline {
@@ -194,6 +267,11 @@ fn pipeline_from_row(r: &Row<'_>) -> rusqlite::Result<Pipeline> {
         error: r.get(7)?,
         started_at: r.get(8)?,
         finished_at: r.get(9)?,
+        // Written by us; anything else (a hand-edited row) reads as no plan.
+        plan: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -218,6 +296,7 @@ pub fn start_pipeline(
         error: None,
         started_at: now,
         finished_at: None,
+        plan: Vec::new(),
     };
     write_transaction(conn, |tx| {
         execute_cached(tx, "INSERT INTO pipelines (id, project_id, name, manifest, stage_count, status, pid, started_at)
@@ -229,12 +308,14 @@ pub fn start_pipeline(
     Ok(p)
 }
 
-/// Records how a pipeline run ended: `Ok(summary)` or `Err(reason)`.
+/// Records how a pipeline run ended: `Ok(summary)` or `Err(reason)`, and what it decided.
 pub fn finish_pipeline(
     conn: &mut Connection,
     id: &str,
     outcome: std::result::Result<&str, &str>,
+    plan: &[Step],
 ) -> Result<()> {
+    let plan = serde_json::to_string(plan).ok();
     let (status, summary, error) = match outcome {
         Ok(summary) => ("succeeded", Some(summary), None),
         Err(reason) => ("failed", None, Some(reason)),
@@ -242,9 +323,9 @@ pub fn finish_pipeline(
     write_transaction(conn, |tx| {
         execute_cached(
             tx,
-            "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5
+            "UPDATE pipelines SET status = ?2, summary = ?3, error = ?4, finished_at = ?5, plan = ?6
              WHERE id = ?1 AND status = 'running'",
-            params![id, status, summary, error, now_ms()],
+            params![id, status, summary, error, now_ms(), plan],
         )?;
         Ok(())
     })

@@ -4,7 +4,13 @@
 //! edited once released: a change to the schema is a new entry at the end of [`MIGRATIONS`].
 
 /// Every migration, oldest first. Index `i` moves a database from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
 ///
@@ -153,4 +159,22 @@ ALTER TABLE publish_journal ADD COLUMN damaged TEXT;
 /// 0 for a project never edited since it was created.
 const MIGRATION_4: &str = r#"
 ALTER TABLE projects ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0 CHECK (edit_seq >= 0);
+"#;
+
+/// Version 5: shards and observed reads.
+///
+/// - `scene_id`: a stage that runs once per scene (`for-each = "scene"`) records each shard as
+///   a run of its own, naming the scene it was bound to; `NULL` for a run bound to the whole
+///   project. No foreign key: the record outlives a scene deleted later, as history.
+/// - `reads`: what a succeeded run read, with a digest of each answer as its commit left it
+///   (JSON; see `db::reads`); `NULL` for a run that did not succeed or ran before this version.
+/// - `reason`: why the run ran ("first run", "scene 3 changed", …).
+/// - `pipelines.plan`: for each stage and shard of a pipeline run, whether it ran or was
+///   skipped, and why (JSON).
+const MIGRATION_5: &str = r#"
+ALTER TABLE pipeline_runs ADD COLUMN scene_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN reads TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN reason TEXT;
+ALTER TABLE pipelines ADD COLUMN plan TEXT;
+CREATE INDEX pipeline_runs_by_shard ON pipeline_runs(project_id, stage, scene_id) WHERE scene_id IS NOT NULL;
 "#;

@@ -47,9 +47,13 @@ pub struct Home {
     artifacts: ArtifactRoot,
     /// Why the home is open read-only, when it is.
     read_only: Option<String>,
-    /// The last stage session's connection, for the next stage run of this process.
-    spare_session: Option<Recycled>,
+    /// Finished stage sessions' connections, for the next stage runs of this process (as many
+    /// as shards ran at once, up to [`MAX_SPARE_SESSIONS`]).
+    spare_sessions: Vec<Recycled>,
 }
+
+/// Most finished sessions' connections a home keeps for reuse.
+const MAX_SPARE_SESSIONS: usize = 16;
 
 impl std::fmt::Debug for Home {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +92,7 @@ impl Home {
             conn,
             artifacts: ArtifactRoot::open_existing(&path.join("projects"))?,
             read_only: Some(reason),
-            spare_session: None,
+            spare_sessions: Vec::new(),
         })
     }
 
@@ -168,7 +172,7 @@ impl Home {
             conn,
             artifacts,
             read_only: None,
-            spare_session: None,
+            spare_sessions: Vec::new(),
         };
         home.recover()?;
         Ok(home)
@@ -194,15 +198,19 @@ impl Home {
         &mut self.conn
     }
 
-    /// The connection a finished stage session gave back, if any, for the next session.
+    /// A connection a finished stage session gave back, if any, for the next session.
     pub fn take_spare_session(&mut self) -> Option<Recycled> {
-        self.spare_session.take()
+        self.spare_sessions.pop()
     }
 
-    /// Keeps a finished stage session's connection for the next session (or forgets the last
-    /// one, given `None`).
+    /// Keeps a finished stage session's connection for the next session (`None`: there is
+    /// none to keep). Beyond [`MAX_SPARE_SESSIONS`], the connection is closed.
     pub fn keep_spare_session(&mut self, spare: Option<Recycled>) {
-        self.spare_session = spare;
+        if let Some(spare) = spare
+            && self.spare_sessions.len() < MAX_SPARE_SESSIONS
+        {
+            self.spare_sessions.push(spare);
+        }
     }
 
     /// The artifact root.

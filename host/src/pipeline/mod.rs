@@ -2,7 +2,8 @@
 //! atomically, skipping those whose work is already done.
 //!
 //! ```toml
-//! name = "storyboard only"          # optional; defaults to the file stem
+//! name = "demo"                     # optional; defaults to the file stem
+//! jobs = 4                          # optional: most shards at once (default: the cores)
 //!
 //! [[stage]]
 //! name = "storyboard"               # unique within the manifest
@@ -11,328 +12,60 @@
 //! max-memory = 256                  # MiB, optional   the limit keys and their ranges)
 //! [stage.config]                    # strings, numbers or booleans
 //! seconds-per-scene = 4
+//!
+//! [[stage]]
+//! name = "clips"
+//! plugin = "builtin:clips"
+//! for-each = "scene"                # one shard per scene (see `fanout`)
 //! ```
+//!
+//! # Fan-out
+//!
+//! A stage with `for-each = "scene"` runs as shards, one per committed scene of the project
+//! when the stage starts, up to `jobs` at once: each a run of its own (its record names its
+//! scene), in its own store with the stage's limits, its database session bound to its scene
+//! (`db.scope` tells the guest; writes to other scenes' rows are `out-of-scope`), committing on
+//! its own. The stage succeeds when every shard has; a shard that fails fails the stage, named,
+//! and the shards that succeeded stay committed.
 //!
 //! # Resume
 //!
-//! A stage is skipped when its latest run on the project succeeded with the same plugin (by
-//! SHA-256) and the same configuration, and started after the run the stage before it relied
-//! on (for the first stage, after the project's last `project update`) — so its input has not
-//! changed since. Once one stage runs, every stage after it runs too: its input may have
-//! changed. `force` runs everything.
+//! A stage — or a shard, for its scene — is skipped when its latest run on the project
+//! succeeded with the same plugin (by SHA-256) and the same configuration, and started after
+//! the run the stage before it relied on (for the first stage, after the project's last
+//! `project update`) — so its input has not changed since. Limits are not part of that: a
+//! shard that failed by its memory or time limit runs again with new limits while the others
+//! stay skipped. Once one stage or shard runs, every stage after it runs too: its input may
+//! have changed. `force` runs everything.
+//!
+//! # Ready for more than one machine
+//!
+//! The unit of work is a stage run: a whole-project stage or one shard, named by (project,
+//! stage, scene), with everything it needs in its record (plugin hash, configuration) and in
+//! the database. Today one process claims a project by its lock file and runs every unit of a
+//! pipeline. Spread across machines, the same units would be claimed through a shared database
+//! (PostgreSQL): a coordinator inserts the `queued` records of a stage's shards; a worker claims
+//! one with `UPDATE … SET status = 'running', lease_until = now() + ttl, fence = fence + 1 …
+//! WHERE id = (SELECT id … WHERE status = 'queued' OR lease_until < now() … FOR UPDATE SKIP
+//! LOCKED LIMIT 1) RETURNING fence`, renews the lease by heartbeat while its guest runs, and
+//! commits its overlay in one transaction that first checks `fence` is still its own (so a
+//! worker whose lease expired and was taken over cannot commit); artifacts go to an object
+//! store under content-addressed names, published by the commit that names them, as the
+//! journal does here. The guest, its store and its overlay need no change: a shard already
+//! reads and writes only through its session, and commits in one transaction.
 
-use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
+mod fanout;
+mod manifest;
 
 use crate::capabilities::ProgressSink;
-use crate::db::{self, KeyValues, RunStatus};
+use crate::db::{self, RunStatus};
 use crate::home::{Home, HomeError, doing};
-use crate::input::{self, InputError};
-use crate::limits::{LimitSettings, LimitValue, Unit};
 use crate::runner::{self, StageReport, StageRequest};
-use crate::runtime::limits;
-use crate::runtime::{Limits, MAX_PLUGIN_BYTES, Plugin, PluginError, Runtime};
-
-/// Most stages a manifest may list.
-pub const MAX_STAGES: usize = 64;
-/// Largest manifest read, in bytes.
-pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
-/// Longest parser message kept in an error, in characters.
-const MAX_PARSE_MESSAGE: usize = 400;
-
-/// Why a manifest was refused. Always bad input: nothing has been written.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// The manifest, or a plugin file it names, could not be read.
-    #[error(transparent)]
-    Read(#[from] InputError),
-    /// The manifest is not UTF-8 text.
-    #[error("pipeline manifest {path} is not UTF-8 text")]
-    NotText {
-        /// The manifest.
-        path: PathBuf,
-    },
-    /// The file is not valid TOML, or its top level or a stage lacks or mistypes a key
-    /// (unknown keys of a stage, and limit values, are [`ManifestError::Invalid`], naming the key).
-    #[error("pipeline manifest {path} is malformed: {message}")]
-    Parse {
-        /// The manifest.
-        path: PathBuf,
-        /// The parser's explanation, with line, column and key.
-        message: String,
-    },
-    /// A key has a value the pipeline cannot use.
-    #[error("pipeline manifest {path}: `{key}` {reason}")]
-    Invalid {
-        /// The manifest.
-        path: PathBuf,
-        /// The offending key, e.g. `stage[2].timeout`.
-        key: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A plugin it names could not be loaded.
-    #[error("pipeline manifest {path}: `{key}`: {source}")]
-    Plugin {
-        /// The manifest.
-        path: PathBuf,
-        /// The offending key.
-        key: String,
-        /// Why the plugin was refused.
-        source: PluginError,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawManifest {
-    name: Option<String>,
-    #[serde(default)]
-    stage: Vec<RawStage>,
-}
-
-/// A `[[stage]]` as written. Keys other than these three must be limit keys (see
-/// [`limits::ALL`]), checked against their declarations when the manifest is parsed.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct RawStage {
-    name: String,
-    plugin: String,
-    #[serde(default)]
-    config: toml::Table,
-    #[serde(flatten)]
-    limits: toml::Table,
-}
-
-/// The limit settings of a stage from its other keys, or the offending key and why.
-fn stage_limits(raw: &toml::Table) -> Result<LimitSettings, (String, String)> {
-    let mut settings = LimitSettings::default();
-    for (key, value) in raw {
-        let Some(spec) = limits::spec(key) else {
-            let keys: Vec<&str> = limits::ALL.iter().map(|s| s.key).collect();
-            return Err((
-                key.clone(),
-                format!(
-                    "unknown field `{key}`: a stage takes name, plugin, config and the limits {}",
-                    keys.join(", ")
-                ),
-            ));
-        };
-        let value = match (value, spec.unit) {
-            (toml::Value::Integer(n), Unit::Seconds) => LimitValue::Seconds(*n as f64),
-            (toml::Value::Float(t), _) => LimitValue::Seconds(*t),
-            (toml::Value::Integer(n), _) => match u64::try_from(*n) {
-                Ok(n) => LimitValue::Whole(n),
-                Err(_) => return Err((key.clone(), spec.out_of_range(n))),
-            },
-            (other, _) => {
-                return Err((
-                    key.clone(),
-                    format!("must be a number, not a {}", other.type_str()),
-                ));
-            }
-        };
-        settings.set(spec, value);
-    }
-    Ok(settings)
-}
-
-/// Where a stage's plugin comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// A file (resolved against the manifest's folder).
-    File(PathBuf),
-    /// A plugin built into the `vidpipe` binary, by name.
-    Builtin(String),
-}
-
-/// One stage of a manifest.
-#[derive(Debug, Clone)]
-pub struct StageSpec {
-    /// Its name, unique in the manifest; run records use it.
-    pub name: String,
-    /// Its plugin.
-    pub plugin: PluginSource,
-    /// Its configuration.
-    pub config: KeyValues,
-    /// Its limits (defaults where the manifest is silent).
-    pub limits: Limits,
-}
-
-/// A checked manifest.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    /// The file it came from.
-    pub path: PathBuf,
-    /// Its name.
-    pub name: String,
-    /// Its stages, in order.
-    pub stages: Vec<StageSpec>,
-}
-
-/// Checks a stage name: 1 to 64 characters of letters, digits, `-`, `_` and `.`.
-pub fn check_stage_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
-        return Err("must have 1 to 64 characters".into());
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(format!(
-            "{name:?} may only contain letters, digits, '-', '_' and '.'"
-        ));
-    }
-    Ok(())
-}
-
-impl Manifest {
-    /// Reads and checks a manifest. Plugin files must exist; their contents are checked by
-    /// [`Manifest::load_plugins`].
-    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let bytes = input::read_file(path, "pipeline manifest", MAX_MANIFEST_BYTES)?;
-        let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText {
-            path: path.to_owned(),
-        })?;
-        Self::parse(path, &text)
-    }
-
-    /// Checks manifest text as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
-            path: path.to_owned(),
-            // The parser quotes the offending line, which may be a megabyte long.
-            message: crate::text::cut(&e.to_string().trim().replace('\n', " "), MAX_PARSE_MESSAGE),
-        })?;
-        let invalid = |key: String, reason: String| ManifestError::Invalid {
-            path: path.to_owned(),
-            key,
-            reason,
-        };
-        if raw.stage.is_empty() {
-            return Err(invalid(
-                "stage".into(),
-                "is missing: a pipeline needs at least one [[stage]]".into(),
-            ));
-        }
-        if raw.stage.len() > MAX_STAGES {
-            return Err(invalid(
-                "stage".into(),
-                format!(
-                    "lists {} stages; the limit is {MAX_STAGES}",
-                    raw.stage.len()
-                ),
-            ));
-        }
-        let base = path.parent().unwrap_or(Path::new("."));
-        let mut stages: Vec<StageSpec> = Vec::with_capacity(raw.stage.len());
-        for (i, st) in raw.stage.into_iter().enumerate() {
-            let key = |field: &str| format!("stage[{i}].{field}");
-            check_stage_name(&st.name).map_err(|r| invalid(key("name"), r))?;
-            if stages.iter().any(|s| s.name == st.name) {
-                return Err(invalid(
-                    key("name"),
-                    format!("{:?} is used by an earlier stage", st.name),
-                ));
-            }
-            let plugin = match st.plugin.strip_prefix("builtin:") {
-                Some(name) => PluginSource::Builtin(name.to_owned()),
-                None => {
-                    let file = base.join(&st.plugin);
-                    if !file.is_file() {
-                        let what = if file.is_dir() {
-                            "is a directory"
-                        } else {
-                            "does not exist"
-                        };
-                        return Err(invalid(key("plugin"), format!("{} {what}", file.display())));
-                    }
-                    PluginSource::File(file)
-                }
-            };
-            let mut config = KeyValues::new();
-            for (k, v) in st.config {
-                let value = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Integer(n) => n.to_string(),
-                    toml::Value::Float(f) => f.to_string(),
-                    toml::Value::Boolean(b) => b.to_string(),
-                    other => {
-                        return Err(invalid(
-                            format!("stage[{i}].config.{k}"),
-                            format!(
-                                "must be a string, number or boolean, not a {}",
-                                other.type_str()
-                            ),
-                        ));
-                    }
-                };
-                config.insert(k, value);
-            }
-            let limits = stage_limits(&st.limits)
-                .and_then(|settings| {
-                    Limits::from_settings(&settings).map_err(|(k, r)| (k.to_owned(), r))
-                })
-                .map_err(|(k, reason)| invalid(key(&k), reason))?;
-            stages.push(StageSpec {
-                name: st.name,
-                plugin,
-                config,
-                limits,
-            });
-        }
-        let name = match raw.name {
-            Some(n) if !n.trim().is_empty() => n,
-            _ => path.file_stem().map_or_else(
-                || "pipeline".to_owned(),
-                |s| s.to_string_lossy().into_owned(),
-            ),
-        };
-        Ok(Manifest {
-            path: path.to_owned(),
-            name,
-            stages,
-        })
-    }
-
-    /// Reads and compiles every stage's plugin, before anything runs. `builtin` resolves
-    /// `builtin:NAME` plugins.
-    pub fn load_plugins(
-        &self,
-        runtime: &Runtime,
-        builtin: impl Fn(&str) -> Option<&'static [u8]>,
-    ) -> Result<Vec<Plugin>, ManifestError> {
-        let mut plugins = Vec::with_capacity(self.stages.len());
-        for (i, stage) in self.stages.iter().enumerate() {
-            let key = format!("stage[{i}].plugin");
-            let loaded = match &stage.plugin {
-                PluginSource::Builtin(name) => match builtin(name) {
-                    Some(bytes) => runtime.load(&stage.name, bytes),
-                    None => {
-                        return Err(ManifestError::Invalid {
-                            path: self.path.clone(),
-                            key,
-                            reason: format!(
-                                "builtin:{name} is not a plugin built into this vidpipe"
-                            ),
-                        });
-                    }
-                },
-                PluginSource::File(file) => {
-                    let bytes = input::read_file(file, "plugin", MAX_PLUGIN_BYTES)?;
-                    runtime.load(&stage.name, &bytes)
-                }
-            };
-            plugins.push(loaded.map_err(|source| ManifestError::Plugin {
-                path: self.path.clone(),
-                key,
-                source,
-            })?);
-        }
-        Ok(plugins)
-    }
-}
+use crate::runtime::{Plugin, Runtime};
+pub use manifest::{
+    ForEach, MAX_JOBS, MAX_MANIFEST_BYTES, MAX_STAGES, Manifest, ManifestError, PluginSource,
+    StageSpec, check_jobs, check_stage_name,
+};
 
 /// What happened to one stage of a pipeline run.
 #[derive(Debug, Clone)]
@@ -344,8 +77,34 @@ pub enum StageOutcome {
     },
     /// It ran (and succeeded or failed).
     Ran(StageReport),
+    /// A per-scene stage: what happened to each of its shards, in scene order (none if the
+    /// project has no scenes). It succeeded if every shard did or was skipped.
+    Fanned(Vec<Shard>),
     /// An earlier stage failed, so it did not run.
     NotReached,
+}
+
+/// One shard of a per-scene stage in a pipeline run.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    /// The scene it was bound to.
+    pub scene: db::Scene,
+    /// [`StageOutcome::Skipped`] or [`StageOutcome::Ran`].
+    pub outcome: StageOutcome,
+}
+
+impl StageOutcome {
+    /// The runs that failed: this stage's own, or its shards'.
+    pub fn failed_runs(&self) -> Vec<&db::Run> {
+        match self {
+            StageOutcome::Ran(r) if !r.succeeded() => vec![&r.run],
+            StageOutcome::Fanned(shards) => shards
+                .iter()
+                .flat_map(|s| s.outcome.failed_runs())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The end of a pipeline run.
@@ -371,15 +130,54 @@ pub struct PipelineOptions {
     pub force: bool,
     /// Wait for another process that is running stages on the project instead of refusing.
     pub wait: bool,
+    /// Most shards of a per-scene stage running at once; `None`: the manifest's `jobs`, or
+    /// else the machine's cores.
+    pub jobs: Option<usize>,
 }
 
-/// What a running pipeline tells its caller, stage by stage, as it happens.
-pub trait Observer {
-    /// Stage `index` (named `name`) is about to run: where its progress goes.
+impl PipelineOptions {
+    /// How many shards run at once for `manifest`.
+    pub fn jobs_for(&self, manifest: &Manifest) -> usize {
+        self.jobs.or(manifest.jobs).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+/// What a running pipeline tells its caller, stage by stage, as it happens. The shards of a
+/// stage run on threads of their own, so an observer is `Send`; it is called by one thread at
+/// a time.
+pub trait Observer: Send {
+    /// Stage `index` (named `name`) is about to run: where its progress goes. For a per-scene
+    /// stage, that is the count of its shards done (`done` of `total`, message `scenes`).
     fn started(&mut self, index: usize, name: &str) -> ProgressSink;
+    /// The shard of stage `index` bound to `scene` is about to run: where its progress goes.
+    fn shard_started(&mut self, index: usize, name: &str, scene: &db::Scene) -> ProgressSink;
+    /// That shard ran (and succeeded or failed).
+    fn shard_finished(&mut self, index: usize, name: &str, scene: &db::Scene, report: &StageReport);
     /// Stage `index` is done with: it ran (and succeeded or failed), was skipped, or was not
     /// reached. Called once per stage, in manifest order.
     fn finished(&mut self, index: usize, name: &str, outcome: &StageOutcome);
+}
+
+/// Where the runs of a pipeline stand between stages.
+struct Progress {
+    /// Run everything, reusing nothing (`--force`).
+    force: bool,
+    /// Why the pipeline stopped, once a stage failed.
+    failure: Option<String>,
+    /// What was decided for each stage and shard so far.
+    plan: Vec<db::Step>,
+    ran: usize,
+    skipped: usize,
+}
+
+/// Whether an earlier run's work stands for a stage or shard now, and why.
+enum Decision {
+    /// It does: this run's work is reused.
+    Reuse(Box<db::Run>),
+    /// It does not, for this reason: run it.
+    Run(String),
 }
 
 /// Runs `manifest` (with its `plugins`, from [`Manifest::load_plugins`]) on a project,
@@ -404,112 +202,43 @@ pub fn run_pipeline(
         stage_count,
     )
     .map_err(doing("record the start of the pipeline"))?;
-    let mut outcomes = Vec::with_capacity(manifest.stages.len());
-    let mut rerun = options.force;
-    // The run the previous stage's output came from (by record order); a run of this stage
-    // recorded before it read an older input. For the first stage, that is the project's last
-    // edit: a run recorded before it read the old script, name or settings.
-    let edited = match db::project_edit_seq(home.conn(), &project.id) {
-        Ok(seq) => seq,
-        Err(e) => return Err(abandon(home, &record.id, e.into())),
+    let mut at = Progress {
+        force: options.force,
+        failure: None,
+        plan: Vec::new(),
+        ran: 0,
+        skipped: 0,
     };
-    let mut input_since: Option<i64> = (edited > 0).then_some(edited);
-    let mut failure: Option<String> = None;
-    let (mut ran, mut skipped) = (0, 0);
-
+    let jobs = options.jobs_for(manifest);
+    let mut outcomes = Vec::with_capacity(manifest.stages.len());
     for (i, (spec, plugin)) in manifest.stages.iter().zip(plugins).enumerate() {
-        if failure.is_some() {
-            observer.finished(i, &spec.name, &StageOutcome::NotReached);
-            outcomes.push((spec.name.clone(), StageOutcome::NotReached));
-            continue;
-        }
-        if !rerun {
-            let found = db::latest_run_of_stage(home.conn(), &project.id, &spec.name).and_then(
-                |previous| Ok((previous, db::damaged_journal(home.conn(), &project.id)?)),
-            );
-            let (previous, damaged) = match found {
-                Ok(found) => found,
-                Err(e) => return Err(abandon(home, &record.id, e.into())),
+        let outcome = if at.failure.is_some() {
+            StageOutcome::NotReached
+        } else {
+            let stage = StageRun {
+                runtime,
+                manifest,
+                spec,
+                plugin,
+                index: i,
+                pipeline_id: &record.id,
+                project_id: &project.id,
+                jobs,
             };
-            // A run whose files could not all be put in place did not do its work.
-            if let Some(previous) = previous.filter(|r| {
-                r.status == RunStatus::Succeeded
-                    && r.plugin_sha256 == plugin.sha256
-                    && r.config == spec.config
-                    && input_since.is_none_or(|seq| r.seq > seq)
-                    && !damaged.iter().any(|d| d.entry.run_id == r.id)
-            }) {
-                tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
-                input_since = Some(previous.seq);
-                skipped += 1;
-                let outcome = StageOutcome::Skipped { previous };
-                observer.finished(i, &spec.name, &outcome);
-                outcomes.push((spec.name.clone(), outcome));
-                continue;
+            match stage.run(home, &mut at, observer) {
+                Ok(outcome) => outcome,
+                Err(e) => return Err(abandon(home, &record.id, &at.plan, e)),
             }
-        }
-        rerun = true;
-        let request = StageRequest {
-            project_id: project.id.clone(),
-            config: spec.config.clone(),
-            limits: spec.limits,
-            progress: observer.started(i, &spec.name),
-            pipeline: Some((record.id.clone(), u32::try_from(i).unwrap_or(u32::MAX))),
         };
-        let report = match runner::run_stage(home, runtime, plugin, request) {
-            Ok(report) => report,
-            Err(e) => return Err(abandon(home, &record.id, e)),
-        };
-        ran += 1;
-        if !report.succeeded() {
-            // The stage's own record says why; the pipeline's says which.
-            failure = Some(format!(
-                "stage {} ({} of {}) failed (run {})",
-                spec.name,
-                i + 1,
-                manifest.stages.len(),
-                report.run.id
-            ));
-        } else if let Some(why) = &report.unpublished {
-            // A stage whose files are not all in place is not done: roll its publish forward
-            // before going on, or stop. Files recorded as damaged will never be in place.
-            let retried = home.finish_publishes(&project.id, None);
-            let damaged = match db::damaged_journal(home.conn(), &project.id) {
-                Ok(damaged) => damaged.iter().any(|d| d.entry.run_id == report.run.id),
-                Err(e) => {
-                    let e = doing("read the damaged artifacts")(e);
-                    return Err(abandon(home, &record.id, e));
-                }
-            };
-            let stopped = match retried {
-                Err(e) => Some(format!(
-                    "its files could not all be moved into place: {e}; run the pipeline again \
-                     to finish moving them"
-                )),
-                Ok(_) if damaged => Some(why.clone()),
-                Ok(_) => None,
-            };
-            if let Some(stopped) = stopped {
-                failure = Some(format!(
-                    "stage {} ({} of {}) committed (run {}), but {stopped}",
-                    spec.name,
-                    i + 1,
-                    manifest.stages.len(),
-                    report.run.id
-                ));
-            }
-        }
-        input_since = Some(report.run.seq);
-        let outcome = StageOutcome::Ran(report);
         observer.finished(i, &spec.name, &outcome);
         outcomes.push((spec.name.clone(), outcome));
     }
-    let summary = format!("{ran} stage(s) ran, {skipped} skipped");
-    let outcome = match &failure {
+    let summary = format!("{} stage(s) ran, {} skipped", at.ran, at.skipped);
+    let outcome = match &at.failure {
         Some(reason) => Err(reason.as_str()),
         None => Ok(summary.as_str()),
     };
-    db::finish_pipeline(home.conn_mut(), &record.id, outcome)
+    db::finish_pipeline(home.conn_mut(), &record.id, outcome, &at.plan)
         .map_err(doing("record the end of the pipeline"))?;
     let pipeline = db::get_pipeline(home.conn(), &record.id)?.unwrap_or(record);
     Ok(PipelineReport {
@@ -518,13 +247,268 @@ pub fn run_pipeline(
     })
 }
 
+/// One stage of a pipeline run, about to run.
+struct StageRun<'a> {
+    runtime: &'a Runtime,
+    manifest: &'a Manifest,
+    spec: &'a StageSpec,
+    plugin: &'a Plugin,
+    index: usize,
+    pipeline_id: &'a str,
+    project_id: &'a str,
+    jobs: usize,
+}
+
+impl StageRun<'_> {
+    /// Runs the stage (or its shards), or skips what earlier runs did, and moves `at` on.
+    fn run(
+        &self,
+        home: &mut Home,
+        at: &mut Progress,
+        observer: &mut dyn Observer,
+    ) -> Result<StageOutcome, HomeError> {
+        if self.spec.for_each.is_some() {
+            return self.fan_out(home, at, observer);
+        }
+        let previous = db::latest_run_of_stage(home.conn(), self.project_id, &self.spec.name)?;
+        let reason = match self.decide(home, at, previous)? {
+            Decision::Reuse(previous) => {
+                let previous = *previous;
+                tracing::info!(stage = %self.spec.name, run = %previous.id, "skipped: done by an earlier run");
+                at.skipped += 1;
+                at.plan
+                    .push(self.step(None, false, Some(&previous.id), unchanged(&previous)));
+                return Ok(StageOutcome::Skipped { previous });
+            }
+            Decision::Run(reason) => reason,
+        };
+        let request = StageRequest {
+            project_id: self.project_id.to_owned(),
+            config: self.spec.config.clone(),
+            limits: self.spec.limits,
+            progress: observer.started(self.index, &self.spec.name),
+            pipeline: Some((self.pipeline_id.to_owned(), self.position())),
+            scene: None,
+            reason: Some(reason.clone()),
+        };
+        let report = runner::run_stage(home, self.runtime, self.plugin, request)?;
+        at.ran += 1;
+        at.plan
+            .push(self.step(None, true, Some(&report.run.id), reason));
+        if let Some(why) = self.not_done(home, &report)? {
+            at.failure = Some(format!("stage {} {why}", self.label()));
+        }
+        Ok(StageOutcome::Ran(report))
+    }
+
+    /// Runs the shards of a per-scene stage whose work is not done, `jobs` at once.
+    fn fan_out(
+        &self,
+        home: &mut Home,
+        at: &mut Progress,
+        observer: &mut dyn Observer,
+    ) -> Result<StageOutcome, HomeError> {
+        let scenes = db::list_scenes(home.conn(), self.project_id)?;
+        let mut decided = Vec::with_capacity(scenes.len());
+        let mut to_run = Vec::new();
+        for scene in &scenes {
+            let previous =
+                db::latest_run_of_shard(home.conn(), self.project_id, &self.spec.name, &scene.id)?;
+            let decision = self.decide(home, at, previous)?;
+            if let Decision::Run(reason) = &decision {
+                to_run.push((scene.clone(), reason.clone()));
+            }
+            decided.push(decision);
+        }
+        let reports = if to_run.is_empty() {
+            Vec::new()
+        } else {
+            let stage_bar = observer.started(self.index, &self.spec.name);
+            let plan = fanout::Shards {
+                spec: self.spec,
+                plugin: self.plugin,
+                index: self.index,
+                pipeline_id: self.pipeline_id,
+                project_id: self.project_id,
+                jobs: self.jobs,
+            };
+            fanout::run_shards(home, self.runtime, observer, stage_bar, &plan, &to_run)?
+        };
+        let mut reports = reports.into_iter();
+        let mut shards = Vec::with_capacity(scenes.len());
+        let mut failed = Vec::new();
+        for (scene, decision) in scenes.into_iter().zip(decided) {
+            let at_scene = Some((scene.index, scene.id.clone()));
+            let outcome = match decision {
+                Decision::Reuse(previous) => {
+                    let previous = *previous;
+                    at.plan.push(self.step(
+                        at_scene,
+                        false,
+                        Some(&previous.id),
+                        unchanged(&previous),
+                    ));
+                    StageOutcome::Skipped { previous }
+                }
+                Decision::Run(reason) => match reports.next() {
+                    Some(report) => {
+                        at.plan
+                            .push(self.step(at_scene, true, Some(&report.run.id), reason));
+                        if let Some(why) = self.not_done(home, &report)? {
+                            failed.push(format!("the shard of scene {} {why}", scene.index));
+                        }
+                        StageOutcome::Ran(report)
+                    }
+                    None => StageOutcome::NotReached,
+                },
+            };
+            shards.push(Shard { scene, outcome });
+        }
+        let ran = shards
+            .iter()
+            .filter(|s| matches!(s.outcome, StageOutcome::Ran(_)))
+            .count();
+        if ran > 0 {
+            at.ran += 1;
+        } else {
+            at.skipped += 1;
+            if shards.is_empty() {
+                at.plan
+                    .push(self.step(None, false, None, "the project has no scenes".into()));
+            }
+        }
+        if !failed.is_empty() {
+            let shown = failed.len().min(3);
+            let more = match failed.len() - shown {
+                0 => String::new(),
+                n => format!(", and {n} more"),
+            };
+            at.failure = Some(format!(
+                "stage {}: {} of {} shards failed: {}{more}",
+                self.label(),
+                failed.len(),
+                shards.len(),
+                failed[..shown].join("; ")
+            ));
+        }
+        Ok(StageOutcome::Fanned(shards))
+    }
+
+    /// Whether `previous` (the latest run of this stage, or of this shard) did the work this
+    /// stage would do now: it succeeded with the same plugin and configuration, its files are
+    /// all in place, and everything it read is as its commit left it.
+    fn decide(
+        &self,
+        home: &Home,
+        at: &Progress,
+        previous: Option<db::Run>,
+    ) -> Result<Decision, HomeError> {
+        let run = |reason: &str| Ok(Decision::Run(reason.to_owned()));
+        if at.force {
+            return run("forced (--force)");
+        }
+        let Some(previous) = previous else {
+            return run("first run");
+        };
+        match previous.status {
+            RunStatus::Succeeded => {}
+            RunStatus::Interrupted => return run("the last run was interrupted"),
+            RunStatus::Failed => return run("the last run failed"),
+            // Another process's run, still going (or never started): this one does the work.
+            RunStatus::Running | RunStatus::Queued => return run("the last run did not finish"),
+        }
+        if previous.plugin_sha256 != self.plugin.sha256 {
+            return run("plugin changed");
+        }
+        if previous.config != self.spec.config {
+            return run("configuration changed");
+        }
+        // A run whose files could not all be put in place did not do its work.
+        let damaged = db::damaged_journal(home.conn(), self.project_id)?;
+        if damaged.iter().any(|d| d.entry.run_id == previous.id) {
+            return run("the last run's files were damaged");
+        }
+        let Some(reads) = db::run_reads(home.conn(), &previous.id)? else {
+            return run("what the last run read was not recorded");
+        };
+        match db::reads::first_changed(home.conn(), self.project_id, &reads)? {
+            Some(read) => run(&db::reads::describe(home.conn(), self.project_id, &read)),
+            None => Ok(Decision::Reuse(Box::new(previous))),
+        }
+    }
+
+    fn step(
+        &self,
+        scene: Option<(u32, String)>,
+        ran: bool,
+        run: Option<&str>,
+        reason: String,
+    ) -> db::Step {
+        db::Step {
+            stage: self.spec.name.clone(),
+            scene,
+            ran,
+            run: run.map(str::to_owned),
+            reason,
+        }
+    }
+
+    /// Why the run of `report` did not do its work, if it did not: it failed, or it committed
+    /// but its files are not all in place even after one more try.
+    fn not_done(&self, home: &mut Home, report: &StageReport) -> Result<Option<String>, HomeError> {
+        if !report.succeeded() {
+            // The stage's own record says why; the pipeline's says which.
+            return Ok(Some(format!("failed (run {})", report.run.id)));
+        }
+        let Some(why) = &report.unpublished else {
+            return Ok(None);
+        };
+        // A stage whose files are not all in place is not done: roll its publish forward
+        // before going on, or stop. Files recorded as damaged will never be in place.
+        let retried = home.finish_publishes(self.project_id, None);
+        let damaged = db::damaged_journal(home.conn(), self.project_id)
+            .map_err(doing("read the damaged artifacts"))?
+            .iter()
+            .any(|d| d.entry.run_id == report.run.id);
+        let stopped = match retried {
+            Err(e) => Some(format!(
+                "its files could not all be moved into place: {e}; run the pipeline again \
+                 to finish moving them"
+            )),
+            Ok(_) if damaged => Some(why.clone()),
+            Ok(_) => None,
+        };
+        Ok(stopped.map(|stopped| format!("committed (run {}), but {stopped}", report.run.id)))
+    }
+
+    /// `NAME (I of N)`.
+    fn label(&self) -> String {
+        format!(
+            "{} ({} of {})",
+            self.spec.name,
+            self.index + 1,
+            self.manifest.stages.len()
+        )
+    }
+
+    fn position(&self) -> u32 {
+        u32::try_from(self.index).unwrap_or(u32::MAX)
+    }
+}
+
+/// Why a run's work was reused, for the plan.
+fn unchanged(previous: &db::Run) -> String {
+    format!("unchanged since run {}", previous.id)
+}
+
 /// Records a pipeline the host could not carry on with as failed (rather than leaving it
 /// `running` for the next process to call interrupted) and hands the error back.
-fn abandon(home: &mut Home, pipeline_id: &str, e: HomeError) -> HomeError {
+fn abandon(home: &mut Home, pipeline_id: &str, plan: &[db::Step], e: HomeError) -> HomeError {
     if let Err(record) = db::finish_pipeline(
         home.conn_mut(),
         pipeline_id,
         Err(&format!("the host failed: {e}")),
+        plan,
     ) {
         tracing::error!(
             pipeline = pipeline_id,

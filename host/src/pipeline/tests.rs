@@ -41,6 +41,29 @@ fn a_manifest_of_builtin_stages_parses_with_config_and_limits() {
 }
 
 #[test]
+fn a_stage_may_run_once_per_scene_with_the_pipeline_saying_how_many_at_once() {
+    let m = parse(
+        "jobs = 3\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"scene\"\n\
+         [[stage]]\nname = \"b\"\nplugin = \"builtin:x\"\n",
+    )
+    .expect("valid");
+    assert_eq!(m.jobs, Some(3));
+    assert_eq!(m.stages[0].for_each, Some(ForEach::Scene));
+    assert_eq!(m.stages[1].for_each, None);
+    // The flag wins over the manifest, which wins over the machine.
+    let options = PipelineOptions::default();
+    assert_eq!(options.jobs_for(&m), 3);
+    let flag = PipelineOptions {
+        jobs: Some(1),
+        ..PipelineOptions::default()
+    };
+    assert_eq!(flag.jobs_for(&m), 1);
+    let silent = parse("[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n").expect("valid");
+    assert_eq!(silent.jobs, None);
+    assert!(options.jobs_for(&silent) >= 1);
+}
+
+#[test]
 fn bad_manifests_name_the_key_and_the_reason() {
     let cases = [
         (
@@ -94,6 +117,22 @@ fn bad_manifests_name_the_key_and_the_reason() {
             "is a directory",
         ),
         ("this is = not toml", "malformed"),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"frame\"\n",
+            "`stage[0].for-each` is \"frame\"; the only value is \"scene\"",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = 1\n",
+            "malformed",
+        ),
+        (
+            "jobs = 0\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
+            "`jobs` is 0; it must be 1 to 256",
+        ),
+        (
+            "jobs = 100000000000\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
+            "`jobs` is 100000000000",
+        ),
     ];
     for (text, needle) in cases {
         let err = parse(text).expect_err(text).to_string();

@@ -2,12 +2,18 @@
 //!
 //! 1. The project is looked up first, so an unknown id writes nothing.
 //! 2. A `running` record goes into `pipeline_runs`.
-//! 3. The plugin runs in a fresh store with a context bound to that project and run.
+//! 3. The plugin runs in a fresh store with a context bound to that project and run (and, for a
+//!    shard of a per-scene stage, to its scene).
 //! 4. On success the run's staged rows and files commit together (one IMMEDIATE transaction,
 //!    then the journaled renames); on an error, a trap or a violated limit, the staged files are
 //!    removed, the staged rows vanish with the session, and the record says `failed` and why.
+//!
+//! Steps 1–2 ([`prepare`]) and 4 ([`conclude`]) need the [`Home`]; step 3 ([`Prepared::call`])
+//! does not, so the shards of a stage can run their guests at the same time while one thread at
+//! a time records and commits them.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::artifacts::ArtifactKind;
 use crate::capabilities::bindings::types::ErrorCode;
@@ -30,6 +36,10 @@ pub struct StageRequest {
     pub progress: ProgressSink,
     /// The pipeline run it belongs to and its position there, if any.
     pub pipeline: Option<(String, u32)>,
+    /// The scene a shard is bound to (see [`StageSession::set_scope`]); `None`: the project.
+    pub scene: Option<String>,
+    /// Why it runs, for its record ("first run", "scene 3 changed", …), if the caller knows.
+    pub reason: Option<String>,
 }
 
 /// The record of a finished stage run, as committed.
@@ -59,6 +69,7 @@ pub fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::LimitExceeded => "limit-exceeded",
         ErrorCode::Io => "io",
         ErrorCode::Busy => "busy",
+        ErrorCode::OutOfScope => "out-of-scope",
     }
 }
 
@@ -78,13 +89,9 @@ pub fn run_stage(
     plugin: &Plugin,
     request: StageRequest,
 ) -> Result<StageReport, HomeError> {
-    run_with(
-        home,
-        &plugin.name,
-        &plugin.sha256,
-        request,
-        |ctx, config, limits| runtime.call(plugin, ctx, config, limits),
-    )
+    let prepared = prepare(home, &plugin.name, &plugin.sha256, request)?;
+    let called = prepared.call(|ctx, config, limits| runtime.call(plugin, ctx, config, limits));
+    conclude(home, called)
 }
 
 /// Runs native code as a stage named `name`: the same run record, database session, staged
@@ -100,66 +107,70 @@ pub fn run_native_stage(
 ) -> Result<StageReport, HomeError> {
     // Native code has no component bytes; its "plugin hash" names it as native.
     let sha256 = crate::digest::sha256_hex(format!("native:{name}").as_bytes());
-    run_with(home, name, &sha256, request, |mut ctx, config, _limits| {
+    let prepared = prepare(home, name, &sha256, request)?;
+    let called = prepared.call(|mut ctx, config, _limits| {
         let outcome = match body(&mut ctx, config) {
             Ok(summary) => Outcome::Succeeded(summary),
             Err(message) => Outcome::Trapped(message),
         };
         (outcome, ctx)
-    })
+    });
+    conclude(home, called)
 }
 
-/// Records a run, opens its session and context, lets `call` run the stage, then commits or
-/// discards and records the outcome.
-///
-/// Every database call of a run goes through its session's connection (the process's other
-/// connection, [`Home::conn`], would find its page cache stale after each of the run's
+/// A stage run recorded and bound to its project (and scene), ready for its guest.
+pub struct Prepared {
+    project_id: String,
+    left_behind: Arc<AtomicBool>,
+    ctx: StageContext,
+    config: Vec<(String, String)>,
+    limits: Limits,
+}
+
+/// A stage run whose guest has ended, to be committed or discarded by [`conclude`].
+pub struct Called {
+    project_id: String,
+    left_behind: Arc<AtomicBool>,
+    outcome: Outcome,
+    ctx: StageContext,
+}
+
+/// Records the start of a run of the stage `name` (plugin `sha256`) and opens its session and
+/// context. Every database call of a run goes through its session's connection (the process's
+/// other connection, [`Home::conn`], would find its page cache stale after each of the run's
 /// commits and read its pages again), except the settling write after a failed commit.
-fn run_with(
+pub fn prepare(
     home: &mut Home,
     name: &str,
     sha256: &str,
     request: StageRequest,
-    call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
-) -> Result<StageReport, HomeError> {
+) -> Result<Prepared, HomeError> {
     let project_id = db::parse_id("project", &request.project_id)?;
     let files = home.project_store(&project_id)?;
     // Staged files nobody will find again (removals that failed, a commit left unsettled) are
     // left to the project's next lock holder to sweep, whichever way the run ends.
     let left_behind = files.left_staged_files();
-    let report = run_in(home, &project_id, files, name, sha256, request, call);
-    if left_behind.load(Ordering::Relaxed) {
-        home.leave_staged_files(&project_id);
-    }
-    report
-}
-
-fn run_in(
-    home: &mut Home,
-    project_id: &str,
-    files: crate::artifacts::ProjectStore,
-    name: &str,
-    sha256: &str,
-    request: StageRequest,
-    call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
-) -> Result<StageReport, HomeError> {
     let spare = home.take_spare_session();
     // An unknown project is refused here, writing nothing: the start record needs it.
     let (mut session, run) = StageSession::start(
         &home.db_path(),
         spare,
-        project_id,
+        &project_id,
         name,
         sha256,
         &request.config,
-        request
-            .pipeline
-            .as_ref()
-            .map(|(id, index)| (id.as_str(), *index)),
+        db::Origin {
+            pipeline: request
+                .pipeline
+                .as_ref()
+                .map(|(id, index)| (id.as_str(), *index)),
+            scene: request.scene.as_deref(),
+            reason: request.reason.as_deref(),
+        },
     )
     .map_err(doing("record the start of the stage run"))?;
     session.set_limits(request.limits.session);
-    tracing::info!(stage = %name, run = %run.id, project = %project_id, "stage started");
+    tracing::info!(stage = %name, run = %run.id, project = %project_id, scene = ?request.scene, "stage started");
     let ctx = StageContext::new(
         name.to_owned(),
         session,
@@ -167,20 +178,60 @@ fn run_in(
         request.limits.store,
         request.progress,
     );
-    let config: Vec<(String, String)> = request.config.into_iter().collect();
-    let (outcome, ctx) = call(ctx, &config, &request.limits);
+    Ok(Prepared {
+        project_id,
+        left_behind,
+        ctx,
+        config: request.config.into_iter().collect(),
+        limits: request.limits,
+    })
+}
 
+impl Prepared {
+    /// Runs the stage: `call` gets its context, configuration and limits, and hands the context
+    /// back with the outcome. Needs no [`Home`]: runs of different shards may call at once.
+    pub fn call(
+        self,
+        call: impl FnOnce(StageContext, &[(String, String)], &Limits) -> (Outcome, StageContext),
+    ) -> Called {
+        let (outcome, ctx) = call(self.ctx, &self.config, &self.limits);
+        Called {
+            project_id: self.project_id,
+            left_behind: self.left_behind,
+            outcome,
+            ctx,
+        }
+    }
+}
+
+/// Commits a run that succeeded, or discards what a failed one staged, and records the outcome.
+pub fn conclude(home: &mut Home, called: Called) -> Result<StageReport, HomeError> {
+    let Called {
+        project_id,
+        left_behind,
+        outcome,
+        ctx,
+    } = called;
     let reason = match outcome {
-        Outcome::Succeeded(summary) => return commit(home, ctx, project_id, &summary),
-        Outcome::Failed(e) => format!(
+        Outcome::Succeeded(summary) => Ok(summary),
+        Outcome::Failed(e) => Err(format!(
             "the stage returned an error ({}): {}",
             code_name(e.code),
             e.message
-        ),
-        Outcome::Trapped(reason) => reason,
+        )),
+        Outcome::Trapped(reason) => Err(reason),
     };
-    discard(&ctx);
-    failed(home, ctx.db, &reason)
+    let report = match reason {
+        Ok(summary) => commit(home, ctx, &project_id, &summary),
+        Err(reason) => {
+            discard(&ctx);
+            failed(home, ctx.db, &reason)
+        }
+    };
+    if left_behind.load(Ordering::Relaxed) {
+        home.leave_staged_files(&project_id);
+    }
+    report
 }
 
 /// Records a run as failed with `reason`, on its own session's connection, and reports it.
@@ -347,7 +398,7 @@ fn not_committed(
 }
 
 /// Removes the staged files of a context that will not commit (any left behind are swept by
-/// the project's next lock holder: see [`run_with`]).
+/// the project's next lock holder: see [`prepare`]).
 fn discard(ctx: &StageContext) {
     match ctx.db.staged_files() {
         Ok(staged) => discard_files(&ctx.files, staged),

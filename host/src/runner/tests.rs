@@ -9,6 +9,8 @@ fn request(project_id: &str) -> StageRequest {
         limits: Limits::default(),
         progress: Box::new(|_, _, _, _| {}),
         pipeline: None,
+        scene: None,
+        reason: None,
     }
 }
 
@@ -261,6 +263,8 @@ fn a_run_that_finds_every_slot_set_taken_runs_on_demand_and_succeeds() {
             limits: Limits::default(),
             progress: Box::new(|_, _, _, _| {}),
             pipeline: None,
+            scene: None,
+            reason: None,
         };
         let report = run_stage(home, rt, &plugin, request).expect("runs");
         assert!(report.succeeded(), "{:?}", report.run.error);

@@ -36,6 +36,7 @@ pub fn exec(globals: &Globals) -> Result<(), Failure> {
     let options = PipelineOptions {
         force: false,
         wait: true,
+        jobs: None,
     };
     super::pipeline::run_and_report(
         &mut home,

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use vidpipe_host::capabilities::ProgressSink;
+use vidpipe_host::db::Scene;
 use vidpipe_host::home::Home;
 use vidpipe_host::pipeline::{self, Manifest, PipelineOptions, StageOutcome};
+use vidpipe_host::runner::StageReport;
 use vidpipe_host::runtime::{Plugin, Runtime};
 
 use crate::Globals;
@@ -27,6 +29,17 @@ pub struct PipelineRun {
     /// If another process is running stages on the project, wait for it instead of refusing.
     #[arg(long)]
     wait: bool,
+    /// Most shards of a per-scene stage (`for-each = "scene"`) running at once, 1 to 256
+    /// [default: the manifest's `jobs`, else the machine's cores].
+    #[arg(long, value_parser = jobs)]
+    jobs: Option<usize>,
+}
+
+fn jobs(text: &str) -> Result<usize, String> {
+    let n: i64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    pipeline::check_jobs(n)
 }
 
 /// Runs `vidpipe run`.
@@ -40,6 +53,7 @@ pub fn exec(globals: &Globals, args: PipelineRun) -> Result<(), Failure> {
     let options = PipelineOptions {
         force: args.force,
         wait: args.wait,
+        jobs: args.jobs,
     };
     run_and_report(
         &mut home,
@@ -51,10 +65,27 @@ pub fn exec(globals: &Globals, args: PipelineRun) -> Result<(), Failure> {
     )
 }
 
-/// Prints a line as each stage starts (on stderr, with its progress bar) and as it ends (on
-/// stdout), as it happens.
+/// Prints a line as each stage starts (on stderr, with its progress bar) and as each stage or
+/// shard ends (on stdout), as it happens.
 struct Printer {
     count: usize,
+}
+
+/// A run's end, as a line says it.
+fn ran(report: &StageReport) -> String {
+    if report.succeeded() {
+        format!(
+            "succeeded (run {}): {}",
+            report.run.id,
+            report.run.summary.as_deref().unwrap_or("")
+        )
+    } else {
+        format!(
+            "FAILED (run {}): {}",
+            report.run.id,
+            report.run.error.as_deref().unwrap_or("")
+        )
+    }
 }
 
 impl pipeline::Observer for Printer {
@@ -64,19 +95,48 @@ impl pipeline::Observer for Printer {
         progress::sink(format!("{}/{count} {name}", i + 1))
     }
 
+    fn shard_started(&mut self, i: usize, name: &str, scene: &Scene) -> ProgressSink {
+        progress::sink(format!(
+            "{}/{} {name} scene {}",
+            i + 1,
+            self.count,
+            scene.index
+        ))
+    }
+
+    fn shard_finished(&mut self, i: usize, name: &str, scene: &Scene, report: &StageReport) {
+        progress::stdout_line(&format!(
+            "[{}/{}] {name}: scene {}: {}",
+            i + 1,
+            self.count,
+            scene.index,
+            ran(report)
+        ));
+    }
+
     fn finished(&mut self, i: usize, name: &str, outcome: &StageOutcome) {
         let line = match outcome {
             StageOutcome::Skipped { previous } => format!("skipped (done by run {})", previous.id),
-            StageOutcome::Ran(r) if r.succeeded() => format!(
-                "succeeded (run {}): {}",
-                r.run.id,
-                r.run.summary.as_deref().unwrap_or("")
-            ),
-            StageOutcome::Ran(r) => format!(
-                "FAILED (run {}): {}",
-                r.run.id,
-                r.run.error.as_deref().unwrap_or("")
-            ),
+            StageOutcome::Ran(r) => ran(r),
+            StageOutcome::Fanned(shards) => {
+                let ran = shards
+                    .iter()
+                    .filter(|s| matches!(s.outcome, StageOutcome::Ran(_)))
+                    .count();
+                let failed = outcome.failed_runs().len();
+                let verdict = if failed > 0 {
+                    format!("FAILED ({failed} failed)")
+                } else if ran > 0 {
+                    "succeeded".to_owned()
+                } else {
+                    "skipped (done by earlier runs)".to_owned()
+                };
+                format!(
+                    "{verdict}: {} scene(s), {ran} ran, {} skipped",
+                    shards.len(),
+                    shards.len() - ran
+                )
+            }
             StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),
         };
         progress::stdout_line(&format!("[{}/{}] {name}: {line}", i + 1, self.count));

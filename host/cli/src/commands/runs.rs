@@ -39,6 +39,11 @@ struct PipelineWithRuns {
 /// One stage run as a line of a listing.
 pub fn print_run(r: &db::Run) {
     let detail = r.error.as_deref().or(r.summary.as_deref()).unwrap_or("");
+    // A shard names the scene it was bound to.
+    let detail = match &r.scene_id {
+        Some(scene) => format!("scene {scene}: {detail}"),
+        None => detail.to_owned(),
+    };
     say!(
         "  {}  {:<12}  {:<11}  {}  {}",
         r.id,
@@ -95,6 +100,17 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                 if let Some(d) = pipeline.error.as_deref().or(pipeline.summary.as_deref()) {
                     say!("detail    {d}");
                 }
+                if !pipeline.plan.is_empty() {
+                    say!("what ran and why");
+                    for step in &pipeline.plan {
+                        let name = match &step.scene {
+                            Some((index, _)) => format!("{} scene {index}", step.stage),
+                            None => step.stage.clone(),
+                        };
+                        let verdict = if step.ran { "ran" } else { "skipped" };
+                        say!("  {name:<20}  {verdict:<7}  {}", step.reason);
+                    }
+                }
                 say!(
                     "stage runs ({} of {} stages)",
                     runs.len(),
@@ -115,6 +131,12 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                     "pipeline  {p} (stage {})",
                     r.stage_index.map_or(0, |i| i + 1)
                 );
+            }
+            if let Some(scene) = &r.scene_id {
+                say!("scene     {scene} (a shard)");
+            }
+            if let Some(reason) = &r.reason {
+                say!("why       {reason}");
             }
             say!("plugin    sha256 {}", r.plugin_sha256);
             say!("status    {}", r.status);

@@ -139,6 +139,8 @@ fn run_and_report(
         limits,
         progress: progress::sink(plugin.name.clone()),
         pipeline: None,
+        scene: None,
+        reason: None,
     };
     let report = runner::run_stage(home, runtime, plugin, request)?;
     let run = &report.run;

@@ -1,5 +1,5 @@
 //! The one transaction that makes a run's work visible: its staged rows into the main tables,
-//! its file moves into the publish journal, its record `succeeded`.
+//! its file moves into the publish journal, its record `succeeded` with what it read.
 
 use rusqlite::params;
 
@@ -32,6 +32,7 @@ impl StageSession {
             })
             .collect();
         let overlay = &self.overlay;
+        let reads = (!self.reads_overflowed).then_some(&self.reads);
         let now = now_ms();
         crate::db::write_transaction(&mut self.conn, |tx| {
             let still_running: bool = tx
@@ -150,10 +151,23 @@ impl StageSession {
                     entry.staged
                 ])?;
             }
+            // What the run read, as its own writes leave it: a later pipeline compares.
+            let recorded = match reads {
+                Some(reads) => Some(crate::db::reads::to_json(&crate::db::reads::digests(
+                    tx, &project, reads,
+                )?)),
+                None => None,
+            };
             tx.prepare_cached(
-                "UPDATE main.pipeline_runs SET status = 'succeeded', summary = ?2, finished_at = ?3 WHERE id = ?1",
+                "UPDATE main.pipeline_runs SET status = 'succeeded', summary = ?2, finished_at = ?3,
+                     reads = ?4 WHERE id = ?1",
             )?
-            .execute(params![run, summary, now])?;
+            .execute(params![
+                run,
+                summary,
+                now,
+                recorded
+            ])?;
             tx.prepare_cached(
                 "UPDATE main.projects SET status = 'ready', updated_at = ?2 WHERE id = ?1",
             )?

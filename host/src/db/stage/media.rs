@@ -68,6 +68,7 @@ impl StageSession {
     /// Creates a keyframe.
     pub fn create_keyframe(&mut self, new: NewKeyframe) -> Result<Keyframe> {
         let scene = self.get_scene(&new.scene_id)?;
+        self.check_scope("creating a keyframe", Some(&scene.id))?;
         check_text("a keyframe prompt", &new.prompt)?;
         self.require_artifact(&new.image)?;
         let slot = (scene.index, position_number(new.position));
@@ -199,6 +200,7 @@ impl StageSession {
     /// Changes a keyframe.
     pub fn update_keyframe(&mut self, id: &str, changes: KeyframeUpdate) -> Result<Keyframe> {
         let (slot, mut k) = self.find_keyframe(id)?;
+        self.check_scope("updating a keyframe", Some(&k.scene_id))?;
         if let Some(prompt) = changes.prompt {
             check_text("a keyframe prompt", &prompt)?;
             k.prompt = prompt;
@@ -218,6 +220,7 @@ impl StageSession {
     /// Creates a video clip.
     pub fn create_video_clip(&mut self, new: NewVideoClip) -> Result<VideoClip> {
         let scene = self.get_scene(&new.scene_id)?;
+        self.check_scope("creating a video clip", Some(&scene.id))?;
         check_positive("a clip duration", new.duration_ms)?;
         check_frame_rate(new.frame_rate)?;
         self.require_artifact(&new.video)?;
@@ -338,6 +341,7 @@ impl StageSession {
     /// Changes a video clip.
     pub fn update_video_clip(&mut self, id: &str, changes: VideoClipUpdate) -> Result<VideoClip> {
         let (index, mut c) = self.find_clip(id)?;
+        self.check_scope("updating a video clip", Some(&c.scene_id))?;
         if let Some(video) = changes.video {
             self.require_artifact(&video)?;
             c.video = video;

@@ -189,7 +189,18 @@ pub struct StageSession {
     writes: u64,
     bytes: u64,
     overlay: Overlay,
+    /// The scene a shard is bound to; `None`: the whole project.
+    scope: Option<String>,
+    /// What the guest has read (see [`super::reads`]).
+    reads: super::Reads,
+    /// Whether it read more than [`MAX_READS`] different things: then none is recorded, and
+    /// the run's work is never reused.
+    reads_overflowed: bool,
 }
+
+/// Most different reads a run records; a run that makes more is simply never reused (its
+/// commit would otherwise spend long on their digests).
+pub const MAX_READS: usize = 10_000;
 
 /// A session's connection, ready for the next session of the same database (see
 /// [`StageSession::recycle`]).
@@ -281,7 +292,8 @@ impl StageSession {
     }
 
     /// Records the start of a run of `stage` on the project (see [`super::start_run`]) and
-    /// opens its session, on `spare` if there is one. The record is written on the session's
+    /// opens its session, on `spare` if there is one, bound to the origin's scene if it has one
+    /// (a shard: see [`StageSession::set_scope`]). The record is written on the session's
     /// own connection: one connection then writes both of a run's transactions, and neither
     /// finds its page cache out of date because another connection of this process wrote. It is
     /// written at `synchronous = NORMAL` ([`super::with_normal_sync`]): a run costs one fsync,
@@ -293,15 +305,16 @@ impl StageSession {
         stage: &str,
         plugin_sha256: &str,
         config: &super::KeyValues,
-        pipeline: Option<(&str, u32)>,
+        origin: super::Origin<'_>,
     ) -> Result<(Self, Run)> {
         let mut conn = Self::connection(path, spare)?;
         // Not made durable on its own: the run's end (committed or failed) makes it durable.
         let run = super::with_normal_sync(&mut conn, |conn| {
-            super::start_run(conn, project_id, stage, plugin_sha256, config, pipeline)
+            super::start_run(conn, project_id, stage, plugin_sha256, config, origin)
         })?;
         let mut session = Self::with_connection(conn, project_id, &run.id)?;
         session.db_path = Some(path.to_owned());
+        session.scope = origin.scene.map(str::to_owned);
         Ok((session, run))
     }
 
@@ -340,6 +353,9 @@ impl StageSession {
             writes: 0,
             bytes: 0,
             overlay: Overlay::default(),
+            scope: None,
+            reads: super::Reads::new(),
+            reads_overflowed: false,
         })
     }
 
@@ -388,6 +404,64 @@ impl StageSession {
         self.writes = writes;
         self.bytes = total;
         Ok(())
+    }
+
+    /// Binds the session to one scene of its project (a shard of a per-scene stage): it may
+    /// still read the whole project, but writes only that scene's rows — updating the scene,
+    /// creating and changing its keyframes and its clip — and artifacts. Creating or deleting
+    /// a scene, or writing another scene's rows, is [`DbError::OutOfScope`]. `None`: the
+    /// whole project (the default).
+    pub fn set_scope(&mut self, scene_id: Option<String>) {
+        self.scope = scene_id;
+    }
+
+    /// Notes that the guest read `read`: the commit records a digest of its answer, so that a
+    /// later pipeline can tell whether it changed (see [`super::reads`]). Called by the
+    /// capabilities for what the guest asks, not by the session for its own checks.
+    ///
+    /// An id that is not well formed names no row, now or ever, and is not noted.
+    pub fn observe(&mut self, read: super::Read) {
+        use super::Read;
+        let id = match &read {
+            Read::Scene(id) | Read::Keyframe(id) | Read::Clip(id) => Some(id),
+            Read::Keyframes(scene) | Read::Clips(scene) => scene.as_ref(),
+            _ => None,
+        };
+        if id.is_some_and(|id| parse_id("row", id).is_err()) || self.reads_overflowed {
+            return;
+        }
+        if self.reads.len() >= MAX_READS && !self.reads.contains(&read) {
+            self.reads_overflowed = true;
+            self.reads.clear();
+            return;
+        }
+        self.reads.insert(read);
+    }
+
+    /// What the guest has read so far, or `None` if that was more than [`MAX_READS`] things.
+    pub fn reads(&self) -> Option<&super::Reads> {
+        (!self.reads_overflowed).then_some(&self.reads)
+    }
+
+    /// The scene this session is bound to, if it is a shard's.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// Refuses `what` (a write to rows of scene `scene_id`, or of no scene in particular when
+    /// `None`: creating or deleting a scene) outside the session's scope.
+    fn check_scope(&self, what: &str, scene_id: Option<&str>) -> Result<()> {
+        match (&self.scope, scene_id) {
+            (None, _) => Ok(()),
+            (Some(own), Some(scene)) if own == scene => Ok(()),
+            (Some(own), Some(scene)) => Err(DbError::OutOfScope(format!(
+                "{what}: scene {} is not this shard's scene {own}",
+                crate::text::cut(scene, 64)
+            ))),
+            (Some(own), None) => Err(DbError::OutOfScope(format!(
+                "{what}: a shard (bound to scene {own}) may not create or delete scenes"
+            ))),
+        }
     }
 
     /// The project this session is bound to.

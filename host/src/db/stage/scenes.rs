@@ -35,6 +35,7 @@ fn check_title(title: &str) -> Result<()> {
 impl StageSession {
     /// Creates a scene.
     pub fn create_scene(&mut self, new: NewScene) -> Result<Scene> {
+        self.check_scope("creating a scene", None)?;
         check_title(&new.title)?;
         check_text("a scene description", &new.description)?;
         check_positive("a scene duration", new.duration_ms)?;
@@ -158,6 +159,7 @@ impl StageSession {
     /// Changes a scene.
     pub fn update_scene(&mut self, id: &str, changes: SceneUpdate) -> Result<Scene> {
         let mut scene = self.get_scene(id)?;
+        self.check_scope("updating a scene", Some(&scene.id))?;
         if let Some(title) = changes.title {
             check_title(&title)?;
             scene.title = title;
@@ -185,6 +187,7 @@ impl StageSession {
     /// that fails leaves the run's view as it was.
     pub fn delete_scene(&mut self, id: &str) -> Result<Vec<(Kind, String)>> {
         let scene = self.get_scene(id)?;
+        self.check_scope("deleting a scene", None)?;
         // Everything hanging off it, staged or committed; a scene has at most two keyframes
         // and one clip.
         let keyframes = self.list_keyframes(Some(&scene.id), None, 2)?.items;

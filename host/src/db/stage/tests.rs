@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::db::{
-    ArtifactRef, DbError, KeyValues, KeyframePosition, Kind, create_project, get_run, migrate,
-    open, project_detail, start_run,
+    ArtifactRef, DbError, KeyValues, KeyframePosition, Kind, Scene, create_project, get_run,
+    migrate, open, project_detail, start_run,
 };
 use rusqlite::Connection;
 
@@ -35,7 +35,7 @@ fn start(f: &mut Fixture, project: &str) -> String {
         "test",
         &"0".repeat(64),
         &KeyValues::new(),
-        None,
+        Default::default(),
     )
     .expect("run")
     .id
@@ -578,13 +578,13 @@ mod model {
             let mine = create_project(&mut main, "mine", "", &KeyValues::new()).expect("project");
             let other = create_project(&mut main, "other", "", &KeyValues::new()).expect("project");
             let theirs = {
-                let run = start_run(&mut main, &other.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+                let run = start_run(&mut main, &other.id, "t", &"0".repeat(64), &KeyValues::new(), Default::default()).expect("run");
                 let mut s = StageSession::open(&path, &other.id, &run.id).expect("session");
                 let scene = s.create_scene(NewScene { index: 0, title: "theirs".into(), description: String::new(), duration_ms: 1 }).expect("scene");
                 s.commit("ok").expect("commit");
                 scene.id
             };
-            let run = start_run(&mut main, &mine.id, "t", &"0".repeat(64), &KeyValues::new(), None).expect("run");
+            let run = start_run(&mut main, &mine.id, "t", &"0".repeat(64), &KeyValues::new(), Default::default()).expect("run");
             let mut session = StageSession::open(&path, &mine.id, &run.id).expect("session");
             // The model: index -> (id, title, duration).
             let mut model: BTreeMap<u32, (String, String, u32)> = BTreeMap::new();
@@ -935,4 +935,293 @@ mod overlay_model {
             prop_assert_eq!(committed(&mut f, &p.id), model);
         }
     }
+}
+
+#[test]
+fn a_shard_writes_its_own_scene_and_is_refused_every_write_outside_it() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    // Two committed scenes, each with a keyframe and a clip, written by a whole-project run.
+    let mut setup = session(&mut f, &p.id);
+    let mine = setup.create_scene(scene(0)).expect("scene 0");
+    let other = setup.create_scene(scene(1)).expect("scene 1");
+    for (name, kind) in [("a.png", Kind::Keyframe), ("a.mp4", Kind::Clip)] {
+        setup
+            .stage_artifact(kind, name, &format!(".stage-{name}"), 1, &"a".repeat(64))
+            .expect("stage");
+    }
+    let image = ArtifactRef {
+        kind: Kind::Keyframe,
+        name: "a.png".into(),
+    };
+    let video = ArtifactRef {
+        kind: Kind::Clip,
+        name: "a.mp4".into(),
+    };
+    let keyframe = |scene: &Scene| NewKeyframe {
+        scene_id: scene.id.clone(),
+        position: KeyframePosition::Start,
+        prompt: "p".into(),
+        image: image.clone(),
+    };
+    let clip = |scene: &Scene| NewVideoClip {
+        scene_id: scene.id.clone(),
+        video: video.clone(),
+        duration_ms: 1000,
+        frame_rate: 12,
+    };
+    let other_keyframe = setup.create_keyframe(keyframe(&other)).expect("keyframe");
+    let other_clip = setup.create_video_clip(clip(&other)).expect("clip");
+    setup.commit("setup").expect("commit");
+    let before = project_detail(&mut f.main, &p.id).expect("detail");
+
+    let mut shard = session(&mut f, &p.id);
+    shard.set_scope(Some(mine.id.clone()));
+    assert_eq!(shard.scope(), Some(mine.id.as_str()));
+    let out_of_scope = |r: Result<(), DbError>, what: &str| match r {
+        Err(DbError::OutOfScope(message)) => assert!(
+            message.contains(what),
+            "{what}: the message says what was refused: {message}"
+        ),
+        other => panic!("{what}: expected out-of-scope, got {other:?}"),
+    };
+    // It reads the whole project...
+    assert_eq!(shard.list_scenes(None, 10).expect("list").items.len(), 2);
+    assert!(shard.get_keyframe(&other_keyframe.id).is_ok());
+    // ...but every write to another scene, and every creation or deletion of a scene, is refused.
+    out_of_scope(shard.create_scene(scene(2)).map(drop), "creating a scene");
+    out_of_scope(shard.delete_scene(&mine.id).map(drop), "deleting a scene");
+    out_of_scope(shard.delete_scene(&other.id).map(drop), "deleting a scene");
+    out_of_scope(
+        shard
+            .update_scene(
+                &other.id,
+                SceneUpdate {
+                    title: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .map(drop),
+        "updating a scene",
+    );
+    out_of_scope(
+        shard.create_keyframe(keyframe(&other)).map(drop),
+        "creating a keyframe",
+    );
+    out_of_scope(
+        shard
+            .update_keyframe(
+                &other_keyframe.id,
+                KeyframeUpdate {
+                    prompt: Some("x".into()),
+                    ..Default::default()
+                },
+            )
+            .map(drop),
+        "updating a keyframe",
+    );
+    out_of_scope(
+        shard.create_video_clip(clip(&other)).map(drop),
+        "creating a video clip",
+    );
+    out_of_scope(
+        shard
+            .update_video_clip(
+                &other_clip.id,
+                VideoClipUpdate {
+                    duration_ms: Some(5),
+                    ..Default::default()
+                },
+            )
+            .map(drop),
+        "updating a video clip",
+    );
+    // Its own scene's rows it writes.
+    shard
+        .update_scene(
+            &mine.id,
+            SceneUpdate {
+                title: Some("mine".into()),
+                ..Default::default()
+            },
+        )
+        .expect("its own scene");
+    let own = shard
+        .create_keyframe(keyframe(&mine))
+        .expect("its keyframe");
+    shard
+        .update_keyframe(
+            &own.id,
+            KeyframeUpdate {
+                prompt: Some("q".into()),
+                ..Default::default()
+            },
+        )
+        .expect("its keyframe again");
+    shard.create_video_clip(clip(&mine)).expect("its clip");
+    shard.commit("shard").expect("commit");
+    let after = project_detail(&mut f.main, &p.id).expect("detail");
+    // Nothing of the other scene changed.
+    let of = |d: &crate::db::ProjectDetail, id: &str| {
+        (
+            d.scenes.iter().find(|s| s.id == id).cloned(),
+            d.keyframes
+                .iter()
+                .filter(|k| k.scene_id == id)
+                .cloned()
+                .collect::<Vec<_>>(),
+            d.video_clips
+                .iter()
+                .filter(|c| c.scene_id == id)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(of(&before, &other.id), of(&after, &other.id));
+    assert_eq!(after.scenes.len(), 2);
+    let (scene0, keyframes0, clips0) = of(&after, &mine.id);
+    assert_eq!(scene0.expect("scene 0").title, "mine");
+    assert_eq!((keyframes0.len(), clips0.len()), (1, 1));
+}
+
+#[test]
+fn each_kind_of_read_changes_its_digest_when_what_it_read_changes_and_only_then() {
+    use crate::db::Read;
+    use crate::db::reads::digest;
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "script", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    let a = s.create_scene(scene(0)).expect("scene a");
+    let b = s.create_scene(scene(1)).expect("scene b");
+    for (name, kind) in [
+        ("a.png", Kind::Keyframe),
+        ("b.png", Kind::Keyframe),
+        ("a.mp4", Kind::Clip),
+    ] {
+        s.stage_artifact(kind, name, &format!(".stage-{name}"), 1, &"a".repeat(64))
+            .expect("stage");
+    }
+    let image = |name: &str| ArtifactRef {
+        kind: Kind::Keyframe,
+        name: name.into(),
+    };
+    let keyframe = |scene: &Scene, name: &str| NewKeyframe {
+        scene_id: scene.id.clone(),
+        position: KeyframePosition::Start,
+        prompt: "p".into(),
+        image: image(name),
+    };
+    let ka = s.create_keyframe(keyframe(&a, "a.png")).expect("ka");
+    let kb = s.create_keyframe(keyframe(&b, "b.png")).expect("kb");
+    let ca = s
+        .create_video_clip(NewVideoClip {
+            scene_id: a.id.clone(),
+            video: ArtifactRef {
+                kind: Kind::Clip,
+                name: "a.mp4".into(),
+            },
+            duration_ms: 1000,
+            frame_rate: 12,
+        })
+        .expect("clip");
+    s.commit("setup").expect("commit");
+
+    let reads = [
+        Read::Project,
+        Read::Scene(a.id.clone()),
+        Read::Keyframe(ka.id.clone()),
+        Read::Clip(ca.id.clone()),
+        Read::Scenes,
+        Read::Keyframes(Some(a.id.clone())),
+        Read::Keyframes(None),
+        Read::Clips(Some(a.id.clone())),
+        Read::Clips(None),
+        Read::Artifacts(Kind::Keyframe),
+        Read::Artifact(Kind::Keyframe, "a.png".into()),
+        Read::Scene(uuid::Uuid::now_v7().to_string()),
+    ];
+    let snapshot = |conn: &Connection| -> Vec<String> {
+        reads
+            .iter()
+            .map(|r| digest(conn, &p.id, r).expect("digest"))
+            .collect()
+    };
+    let mut last = snapshot(&f.main);
+    let sha = "b".repeat(64);
+    // Each change, and the reads (by position in `reads`) whose answer it changes.
+    let changes: Vec<(String, Vec<usize>)> = vec![
+        // Times and statuses are not what a stage reads.
+        (
+            "UPDATE scenes SET updated_at = updated_at + 7; UPDATE projects SET status = 'failed', updated_at = 1".into(),
+            vec![],
+        ),
+        ("UPDATE projects SET script = 'a new script'".into(), vec![0]),
+        (format!("UPDATE scenes SET title = 'x' WHERE id = '{}'", a.id), vec![1, 4]),
+        (format!("UPDATE scenes SET title = 'y' WHERE id = '{}'", b.id), vec![4]),
+        (format!("UPDATE keyframes SET prompt = 'x' WHERE id = '{}'", ka.id), vec![2, 5, 6]),
+        (format!("UPDATE keyframes SET prompt = 'y' WHERE id = '{}'", kb.id), vec![6]),
+        (format!("UPDATE video_clips SET frame_rate = 30 WHERE id = '{}'", ca.id), vec![3, 7, 8]),
+        (format!("UPDATE artifacts SET sha256 = '{sha}' WHERE name = 'a.png'"), vec![9, 10]),
+        (format!("UPDATE artifacts SET sha256 = '{sha}' WHERE name = 'b.png'"), vec![9]),
+        // Clip artifacts are not among the reads.
+        (format!("UPDATE artifacts SET sha256 = '{sha}' WHERE name = 'a.mp4'"), vec![]),
+        // Another project's rows are never read.
+        ("UPDATE projects SET script = 'other' WHERE name = 'elsewhere'".into(), vec![]),
+        // Deleting scene b takes its keyframe with it.
+        (format!("DELETE FROM scenes WHERE id = '{}'", b.id), vec![4, 6]),
+    ];
+    for (sql, changed) in changes {
+        f.main.execute_batch(&sql).expect(&sql);
+        let now = snapshot(&f.main);
+        let differ: Vec<usize> = (0..reads.len()).filter(|&i| now[i] != last[i]).collect();
+        assert_eq!(differ, changed, "{sql}");
+        last = now;
+    }
+}
+
+#[test]
+fn a_run_records_what_its_guest_read_with_digests_of_the_committed_answers() {
+    use crate::db::Read;
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut s = session(&mut f, &p.id);
+    let a = s.create_scene(scene(0)).expect("scene");
+    // Noted reads (what the guest asked), including of its own writes; malformed ids never
+    // name a row and are not noted.
+    s.observe(Read::Scenes);
+    s.observe(Read::Scene(a.id.clone()));
+    s.observe(Read::Scene("not an id".into()));
+    s.observe(Read::Scenes);
+    assert_eq!(s.reads().map(|r| r.len()), Some(2));
+    let run = s.run_id().to_owned();
+    s.commit("done").expect("commit");
+    let recorded = crate::db::run_reads(&f.main, &run)
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(
+        recorded.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+        vec![Read::Scene(a.id.clone()), Read::Scenes]
+    );
+    // As committed, nothing has changed since.
+    assert_eq!(
+        crate::db::reads::first_changed(&f.main, &p.id, &recorded).expect("check"),
+        None
+    );
+    f.main
+        .execute_batch("UPDATE scenes SET description = 'changed'")
+        .expect("edit");
+    assert_eq!(
+        crate::db::reads::first_changed(&f.main, &p.id, &recorded).expect("check"),
+        Some(Read::Scene(a.id.clone()))
+    );
+
+    // A run that reads more than MAX_READS different things records none: never reused.
+    let mut big = session(&mut f, &p.id);
+    for _ in 0..=MAX_READS {
+        big.observe(Read::Scene(uuid::Uuid::now_v7().to_string()));
+    }
+    assert!(big.reads().is_none());
+    let run = big.run_id().to_owned();
+    big.commit("done").expect("commit");
+    assert_eq!(crate::db::run_reads(&f.main, &run).expect("read"), None);
 }

@@ -1,9 +1,10 @@
 //! `bulk-stage`: a test plugin that does a lot of deterministic work, so crash and concurrency
 //! tests have something big to interrupt.
 //!
-//! For every scene of the project (written by an earlier stage), it publishes artifacts and
-//! points rows at them; it also writes `extra-scenes` scenes of its own. Re-running it updates
-//! the same rows and replaces the same files, so its end state depends only on its input.
+//! For every scene of the project (written by an earlier stage), or for its one scene when it
+//! runs as a shard (`for-each = "scene"`), it publishes artifacts and points rows at them; it
+//! also writes `extra-scenes` scenes of its own. Re-running it updates the same rows and
+//! replaces the same files, so its end state depends only on its input.
 //!
 //! | key | meaning | default |
 //! | --- | --- | --- |
@@ -12,6 +13,8 @@
 //! | `extra-scenes` | scenes to write at indexes 1000, 1001, … | `0` |
 //! | `spin` | busy iterations between artifacts, to stretch the stage out in time | `0` |
 //! | `description-bytes` | length of each extra scene's description (a repeated phrase), to make the stage's commit large | `0` (a short phrase) |
+//! | `grow-scene`, `grow-mib` | before working on the scene of index `grow-scene`, allocate and touch `grow-mib` MiB (to fail one shard by its memory limit) | none, `0` |
+//! | `escape-scene` | first retitle the scene of this index, whichever scene the run is bound to (a shard of another scene is refused: `out-of-scope`) | none |
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
 #[allow(unsafe_code)]
@@ -41,6 +44,12 @@ pub struct Config {
     pub spin: u64,
     /// Length of each extra scene's description, or 0 for a short phrase.
     pub description_bytes: u32,
+    /// The scene index before whose work `grow_mib` MiB are allocated.
+    pub grow_scene: Option<u32>,
+    /// How many MiB.
+    pub grow_mib: u32,
+    /// The scene index to retitle first.
+    pub escape_scene: Option<u32>,
 }
 
 /// Parses the configuration; unknown keys and bad numbers are errors.
@@ -51,6 +60,9 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
         extra_scenes: 0,
         spin: 0,
         description_bytes: 0,
+        grow_scene: None,
+        grow_mib: 0,
+        escape_scene: None,
     };
     for (key, value) in config {
         let number = || {
@@ -76,9 +88,18 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
                 c.description_bytes = u32::try_from(number()?)
                     .map_err(|_| "`description-bytes` is too large".to_owned())?
             }
+            "grow-scene" | "grow-mib" | "escape-scene" => {
+                let n = u32::try_from(number()?).map_err(|_| format!("`{key}` is too large"))?;
+                match key.as_str() {
+                    "grow-scene" => c.grow_scene = Some(n),
+                    "grow-mib" => c.grow_mib = n,
+                    _ => c.escape_scene = Some(n),
+                }
+            }
             _ => {
                 return Err(format!(
-                    "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin, description-bytes"
+                    "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin, \
+                     description-bytes, grow-scene, grow-mib, escape-scene"
                 ));
             }
         }
@@ -112,7 +133,11 @@ pub fn description(bytes: u32) -> String {
     PHRASE.chars().cycle().take(bytes as usize).collect()
 }
 
+/// The scenes the run works on: a shard's one scene, or every scene of the project.
 fn all_scenes() -> Result<Vec<db::Scene>, Error> {
+    if let db::RunScope::Scene(id) = db::scope() {
+        return Ok(vec![db::get_scene(&id)?]);
+    }
     let mut scenes = Vec::new();
     let mut cursor = None;
     loop {
@@ -148,6 +173,20 @@ impl bindings::Guest for BulkStage {
             message,
         })?;
         let existing = all_scenes()?;
+        if let Some(index) = c.escape_scene {
+            // Read through the whole project (reads are never out of scope).
+            let page = db::list_scenes(None, 500)?;
+            if let Some(target) = page.items.iter().find(|s| s.index == index) {
+                db::update_scene(
+                    &target.id,
+                    &db::SceneUpdate {
+                        title: Some("retitled by bulk-stage".to_owned()),
+                        description: None,
+                        duration_ms: None,
+                    },
+                )?;
+            }
+        }
         for i in 0..c.extra_scenes {
             let index = 1000 + i;
             let title = format!("extra {index}");
@@ -176,6 +215,13 @@ impl bindings::Guest for BulkStage {
         let total = scenes.len() as u64;
         let mut files = 0;
         for (done, scene) in scenes.iter().enumerate() {
+            if c.grow_scene == Some(scene.index) {
+                let mut block = vec![0u8; c.grow_mib as usize * 1024 * 1024];
+                for page in block.chunks_mut(4096) {
+                    page[0] = 1;
+                }
+                std::hint::black_box(&block);
+            }
             if c.keyframes {
                 let have = db::list_keyframes(Some(&scene.id), None, 10)?.items;
                 for (position, end) in [
@@ -268,7 +314,10 @@ mod tests {
                 bytes: 10,
                 extra_scenes: 0,
                 spin: 0,
-                description_bytes: 0
+                description_bytes: 0,
+                grow_scene: None,
+                grow_mib: 0,
+                escape_scene: None,
             })
         );
         assert!(parse(&cfg(&[("kind", "video")])).is_err());

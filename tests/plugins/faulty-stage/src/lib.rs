@@ -194,6 +194,7 @@ fn code_text(code: ErrorCode) -> &'static str {
         ErrorCode::LimitExceeded => "limit-exceeded",
         ErrorCode::Io => "io",
         ErrorCode::Busy => "busy",
+        ErrorCode::OutOfScope => "out-of-scope",
     }
 }
 

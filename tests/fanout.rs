@@ -1,0 +1,289 @@
+//! Fan-out through the real binary: a `for-each = "scene"` stage runs one shard per scene, each
+//! bound to its scene, up to `--jobs` at once; a shard that fails fails alone, and only it runs
+//! again on resume.
+
+// A failed unwrap is a failed test, with its location; that is what tests want.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TestHome, assert_consistent, bulk_manifest, fanned_bulk_manifest, manifest};
+use serde_json::Value;
+
+/// Eight paragraphs: eight scenes.
+const SCRIPT: &str = "One.\n\nTwo.\n\nThree.\n\nFour.\n\nFive.\n\nSix.\n\nSeven.\n\nEight.\n";
+
+/// The stage runs of a project, oldest first, as `runs list --json` gives them.
+fn runs(home: &TestHome, id: &str) -> Vec<Value> {
+    let out = home
+        .vidpipe(&["runs", "list", "--project", id, "--json"])
+        .expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    v["runs"].as_array().unwrap().clone()
+}
+
+fn of_stage<'a>(runs: &'a [Value], stage: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["stage"] == stage).collect()
+}
+
+fn scene_ids(home: &TestHome, id: &str) -> Vec<String> {
+    home.show(id)["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_per_scene_stage_runs_one_shard_per_scene_and_ends_where_a_whole_project_run_does() {
+    let home = TestHome::new();
+    let id = home.project("fan", SCRIPT);
+    let m = manifest(
+        &home,
+        "fanned.toml",
+        &fanned_bulk_manifest(4096, 8192, 0, "", ""),
+    );
+    let out = home
+        .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    assert!(
+        out.stdout.contains("3 stage(s) ran, 0 skipped"),
+        "{}",
+        out.stdout
+    );
+    // One line per shard as it ends, and one per stage.
+    assert_eq!(
+        out.stdout.matches("keyframes: scene ").count(),
+        8,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("[2/3] keyframes: succeeded: 8 scene(s), 8 ran, 0 skipped"),
+        "{}",
+        out.stdout
+    );
+
+    // Each scene has exactly one shard of each per-scene stage, bound to it.
+    let all = runs(&home, &id);
+    let mut scenes = scene_ids(&home, &id);
+    scenes.sort();
+    for stage in ["keyframes", "clips"] {
+        let mut bound: Vec<String> = of_stage(&all, stage)
+            .iter()
+            .map(|r| {
+                assert_eq!(r["status"], "succeeded", "{r}");
+                r["scene_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        bound.sort();
+        assert_eq!(bound, scenes, "{stage}: one shard per scene");
+    }
+    assert!(of_stage(&all, "storyboard")[0]["scene_id"].is_null());
+
+    // The same rows and files as the same stages run once over the whole project.
+    let whole = TestHome::new();
+    let wid = whole.project("fan", SCRIPT);
+    let wm = manifest(&whole, "bulk.toml", &bulk_manifest(4096, 0, 8192, 0));
+    whole
+        .vidpipe(&["run", &wm, "--project", &wid])
+        .expect_code(0);
+    assert_eq!(
+        common::normalized_state(&home, &id),
+        common::normalized_state(&whole, &wid)
+    );
+    assert_consistent(&home);
+
+    // Nothing changed: every shard is skipped, and no new run is recorded.
+    let again = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        again.stdout.contains("0 stage(s) ran, 3 skipped"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("[3/3] clips: skipped (done by earlier runs): 8 scene(s), 0 ran, 8 skipped"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(runs(&home, &id).len(), all.len());
+}
+
+#[test]
+fn a_shard_writing_another_scenes_rows_fails_out_of_scope_and_the_other_shards_stay_committed() {
+    let home = TestHome::new();
+    let id = home.project("escape", SCRIPT);
+    // Every shard first retitles scene 0: allowed to scene 0's own shard only.
+    let text = fanned_bulk_manifest(4096, 8192, 0, "", "escape-scene = 0");
+    let m = manifest(&home, "escape.toml", &text);
+    let out = home.vidpipe(&["run", &m, "--project", &id]).expect_code(1);
+    assert!(
+        out.stderr
+            .contains("stage keyframes (2 of 3): 7 of 8 shards failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("[3/3] clips: not run"),
+        "{}",
+        out.stdout
+    );
+    let all = runs(&home, &id);
+    let shards = of_stage(&all, "keyframes");
+    let failed: Vec<_> = shards.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!((shards.len(), failed.len()), (8, 7));
+    for r in &failed {
+        let error = r["error"].as_str().unwrap();
+        assert!(error.contains("(out-of-scope)"), "{error}");
+        assert!(error.contains("is not this shard's scene"), "{error}");
+    }
+    // Scene 0's shard committed: its scene retitled, its two keyframes; no other scene has any.
+    let d = home.show(&id);
+    let scene0 = d["scenes"].as_array().unwrap()[0].clone();
+    assert_eq!(scene0["title"], "retitled by bulk-stage");
+    let keyframes = d["keyframes"].as_array().unwrap();
+    assert_eq!(keyframes.len(), 2);
+    assert!(keyframes.iter().all(|k| k["scene_id"] == scene0["id"]));
+    assert_consistent(&home);
+}
+
+#[test]
+fn a_shard_that_failed_is_the_only_one_run_again_when_the_pipeline_resumes() {
+    let home = TestHome::new();
+    let id = home.project("resume", SCRIPT);
+    // Scene 3's shard needs 96 MiB more than the others; at 64 MiB it fails.
+    let config = "grow-scene = 3\ngrow-mib = 96";
+    let small = manifest(
+        &home,
+        "small.toml",
+        &fanned_bulk_manifest(4096, 8192, 0, "max-memory = 64", config),
+    );
+    let out = home
+        .vidpipe(&["run", &small, "--project", &id])
+        .expect_code(1);
+    assert!(
+        out.stderr
+            .contains("1 of 8 shards failed: the shard of scene 3 failed"),
+        "{}",
+        out.stderr
+    );
+    let first = runs(&home, &id);
+    let failed: Vec<_> = first.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("memory"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(home.show(&id)["keyframes"].as_array().unwrap().len(), 14);
+
+    // Limits are not part of what a run's work depends on: with more memory, only scene 3's
+    // shard runs again, then every clip.
+    let big = manifest(
+        &home,
+        "big.toml",
+        &fanned_bulk_manifest(4096, 8192, 0, "max-memory = 256", config),
+    );
+    let out = home
+        .vidpipe(&["run", &big, "--project", &id])
+        .expect_code(0);
+    assert!(
+        out.stdout
+            .contains("[2/3] keyframes: succeeded: 8 scene(s), 1 ran, 7 skipped"),
+        "{}",
+        out.stdout
+    );
+    let second = runs(&home, &id);
+    let new: Vec<_> = second[first.len()..].iter().collect();
+    let keyframes: Vec<_> = new.iter().filter(|r| r["stage"] == "keyframes").collect();
+    assert_eq!(keyframes.len(), 1);
+    assert_eq!(keyframes[0]["scene_id"], failed[0]["scene_id"]);
+    assert_eq!(new.iter().filter(|r| r["stage"] == "clips").count(), 8);
+    assert_eq!(new.iter().filter(|r| r["stage"] == "storyboard").count(), 0);
+    assert_eq!(home.show(&id)["keyframes"].as_array().unwrap().len(), 16);
+    assert_consistent(&home);
+}
+
+/// The most shard runs of `stage` that were running at one moment, by their records.
+fn most_at_once(runs: &[Value], stage: &str) -> usize {
+    let spans: Vec<(i64, i64)> = of_stage(runs, stage)
+        .iter()
+        .map(|r| {
+            (
+                r["started_at"].as_i64().unwrap(),
+                r["finished_at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    spans
+        .iter()
+        .map(|&(t, _)| spans.iter().filter(|&&(s, f)| s <= t && t < f).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn shards_run_at_the_same_time_but_never_more_of_them_than_jobs() {
+    // Each shard spins long enough (tens of milliseconds) that shards started together overlap.
+    let text = fanned_bulk_manifest(4096, 4096, 30_000_000, "", "");
+    let mut seen = Vec::new();
+    for jobs in ["1", "2", "3"] {
+        let home = TestHome::new();
+        let id = home.project("jobs", SCRIPT);
+        let m = manifest(&home, "fanned.toml", &text);
+        home.vidpipe(&["run", &m, "--project", &id, "--jobs", jobs])
+            .expect_code(0);
+        let all = runs(&home, &id);
+        seen.push(most_at_once(&all, "keyframes").max(most_at_once(&all, "clips")));
+        assert_consistent(&home);
+    }
+    assert_eq!(seen[0], 1, "--jobs 1 runs one shard at a time: {seen:?}");
+    assert_eq!(
+        seen[1], 2,
+        "--jobs 2 runs two at once, never three: {seen:?}"
+    );
+    assert!((2..=3).contains(&seen[2]), "--jobs 3: {seen:?}");
+}
+
+#[test]
+fn bad_jobs_and_for_each_values_are_refused_before_anything_runs() {
+    let home = TestHome::new();
+    let id = home.project("bad", SCRIPT);
+    let good = fanned_bulk_manifest(4096, 4096, 0, "", "");
+    let m = manifest(&home, "good.toml", &good);
+    for jobs in ["0", "257", "-1", "two"] {
+        let flag = format!("--jobs={jobs}");
+        let out = home.vidpipe(&["run", &m, "--project", &id, &flag]);
+        assert_eq!(out.code, 2, "--jobs {jobs}: {}", out.stderr);
+        assert!(out.stderr.contains("--jobs"), "{}", out.stderr);
+    }
+    let cases = [
+        (
+            good.replacen("name = \"fanned\"", "name = \"fanned\"\njobs = 0", 1),
+            "`jobs` is 0",
+        ),
+        (
+            good.replacen("for-each = \"scene\"", "for-each = \"take\"", 1),
+            "`stage[1].for-each` is \"take\"",
+        ),
+        (
+            format!(
+                "[[stage]]\nname = \"old\"\nplugin = \"{}\"\nfor-each = \"scene\"\n",
+                vidpipe_example_plugins::V0_1_STAGE_PATH
+            ),
+            "`stage[0].for-each` needs a plugin built for vidpipe:plugin@0.2.0",
+        ),
+    ];
+    for (text, says) in cases {
+        let m = manifest(&home, "bad.toml", &text);
+        let out = home.vidpipe(&["run", &m, "--project", &id]);
+        assert_eq!(out.code, 2, "{text}\n{}", out.stderr);
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
+    // Nothing ran.
+    assert!(runs(&home, &id).is_empty());
+}
