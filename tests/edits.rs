@@ -224,3 +224,113 @@ fn a_pipeline_after_a_project_update_reruns_from_its_first_stage_and_then_skips_
     );
     run("0 stage(s) ran, 3 skipped");
 }
+
+/// The demo pipeline, from the repository.
+const DEMO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../guest-example/examples/demo.toml"
+);
+const LIGHTHOUSE: &str = include_str!("../guest-example/examples/lighthouse.txt");
+
+#[test]
+fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_are_drawn_again() {
+    let home = TestHome::new();
+    let id = home.project("Lighthouse", LIGHTHOUSE);
+    home.vidpipe(&["run", DEMO, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let before = home.show(&id);
+    let runs_before = before["runs"].as_array().unwrap().len();
+    assert_eq!(
+        runs_before,
+        1 + 5 + 5 + 1,
+        "one run per stage, one per shard"
+    );
+
+    // Nothing changed: nothing runs, and no run is recorded.
+    let same = home
+        .vidpipe(&["run", DEMO, "--project", &id])
+        .expect_code(0);
+    assert!(
+        same.stdout.contains("0 stage(s) ran, 4 skipped"),
+        "{}",
+        same.stdout
+    );
+    assert_eq!(
+        home.show(&id)["runs"].as_array().unwrap().len(),
+        runs_before
+    );
+
+    // Paragraph 3 of 5 reworded.
+    update_script(
+        &home,
+        &id,
+        &LIGHTHOUSE.replacen("rowing hard", "rowing hard and fast", 1),
+    );
+    let edited = home
+        .vidpipe(&["run", DEMO, "--project", &id])
+        .expect_code(0);
+    for line in [
+        "[2/4] keyframes: succeeded: 5 scene(s), 1 ran, 4 skipped",
+        "[3/4] clips: succeeded: 5 scene(s), 1 ran, 4 skipped",
+        "[2/4] keyframes: scene 2: succeeded",
+        "[3/4] clips: scene 2: succeeded",
+    ] {
+        assert!(edited.stdout.contains(line), "{line}: {}", edited.stdout);
+    }
+    let after = home.show(&id);
+    let new: Vec<&Value> = after["runs"].as_array().unwrap()[runs_before..]
+        .iter()
+        .collect();
+    let scene2 = after["scenes"][2]["id"].clone();
+    let stages: Vec<(&str, &Value)> = new
+        .iter()
+        .map(|r| (r["stage"].as_str().unwrap(), &r["scene_id"]))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("storyboard", &Value::Null),
+            ("keyframes", &scene2),
+            ("clips", &scene2),
+            ("assemble", &Value::Null)
+        ],
+        "exactly one scene's keyframes and clip were drawn again"
+    );
+    // The other scenes' media are the very same rows and files.
+    for index in [0, 1, 3, 4] {
+        assert_eq!(media_of(&after, index), media_of(&before, index));
+    }
+    let sha = |d: &Value, name: &str| {
+        d["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["sha256"].clone())
+    };
+    assert_eq!(sha(&after, "scene-000.mp4"), sha(&before, "scene-000.mp4"));
+    assert_ne!(sha(&after, "scene-002.mp4"), sha(&before, "scene-002.mp4"));
+    assert_ne!(sha(&after, "final.mp4"), sha(&before, "final.mp4"));
+
+    // `runs show` says why each ran or was skipped.
+    let pipeline = edited
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split("(run ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .unwrap()
+        .to_owned();
+    let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
+    for line in [
+        "storyboard            ran      the project (its name, script or settings) changed",
+        "keyframes scene 2     ran      scene 2 changed",
+        "keyframes scene 0     skipped  unchanged since run",
+        "clips scene 2         ran      scene 2 changed",
+        "clips scene 4         skipped  unchanged since run",
+        "assemble              ran",
+    ] {
+        assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);
+    }
+    common::assert_consistent(&home);
+}

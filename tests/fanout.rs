@@ -1,6 +1,7 @@
-//! Fan-out through the real binary: a `for-each = "scene"` stage runs one shard per scene, each
-//! bound to its scene, up to `--jobs` at once; a shard that fails fails alone, and only it runs
-//! again on resume.
+//! Fan-out and the graph through the real binary: a `for-each = "scene"` stage runs one shard
+//! per scene, each bound to its scene, up to `--jobs` at once; a shard that fails fails alone,
+//! and only it runs again on resume; stages whose inputs are ready run at the same time, and a
+//! failed stage stops only the stages after it.
 
 // A failed unwrap is a failed test, with its location; that is what tests want.
 #![allow(clippy::unwrap_used)]
@@ -285,5 +286,144 @@ fn bad_jobs_and_for_each_values_are_refused_before_anything_runs() {
         assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
     }
     // Nothing ran.
+    assert!(runs(&home, &id).is_empty());
+}
+
+/// A pipeline of the storyboard and two bulk stages that both run after it alone, so that
+/// they are ready at the same time; `extra` goes at the end.
+fn forked(spin: u64, extra: &str) -> String {
+    format!(
+        r#"name = "forked"
+
+[[stage]]
+name = "storyboard"
+plugin = "{storyboard}"
+
+[[stage]]
+name = "keyframes"
+plugin = "{bulk}"
+[stage.config]
+kind = "keyframe"
+bytes = 4096
+spin = {spin}
+
+[[stage]]
+name = "clips"
+plugin = "{bulk}"
+after = ["storyboard"]
+[stage.config]
+kind = "clip"
+bytes = 4096
+spin = {spin}
+{extra}"#,
+        storyboard = vidpipe_example_plugins::STORYBOARD_PATH,
+        bulk = vidpipe_example_plugins::BULK_STAGE_PATH,
+    )
+}
+
+/// Whether the runs of stages `a` and `b` were running at one moment, by their records.
+fn overlapped(runs: &[Value], a: &str, b: &str) -> bool {
+    let span = |stage: &str| {
+        let r = of_stage(runs, stage)[0];
+        (
+            r["started_at"].as_i64().unwrap(),
+            r["finished_at"].as_i64().unwrap(),
+        )
+    };
+    let ((s1, f1), (s2, f2)) = (span(a), span(b));
+    s1 < f2 && s2 < f1
+}
+
+#[test]
+fn stages_whose_inputs_are_ready_run_at_the_same_time_within_jobs() {
+    let text = forked(60_000_000, "");
+    let mut seen = Vec::new();
+    for jobs in ["1", "2"] {
+        let home = TestHome::new();
+        let id = home.project("graph", SCRIPT);
+        let m = manifest(&home, "forked.toml", &text);
+        let out = home
+            .vidpipe(&["run", &m, "--project", &id, "--jobs", jobs])
+            .expect_code(0);
+        assert!(out.stdout.contains("3 stage(s) ran"), "{}", out.stdout);
+        let all = runs(&home, &id);
+        // Both ran after the storyboard had committed.
+        let story_end = of_stage(&all, "storyboard")[0]["finished_at"]
+            .as_i64()
+            .unwrap();
+        for stage in ["keyframes", "clips"] {
+            assert!(of_stage(&all, stage)[0]["started_at"].as_i64().unwrap() >= story_end);
+        }
+        seen.push(overlapped(&all, "keyframes", "clips"));
+    }
+    assert_eq!(
+        seen,
+        [false, true],
+        "--jobs 1 runs them one at a time, --jobs 2 together"
+    );
+}
+
+#[test]
+fn a_failed_stage_stops_only_the_stages_that_run_after_it() {
+    let home = TestHome::new();
+    let id = home.project("graph", SCRIPT);
+    // keyframes fails (its memory limit); clips runs after the storyboard alone and goes on;
+    // "late" runs after keyframes and is not reached.
+    let text = forked(0, "")
+        .replacen(
+            "name = \"keyframes\"\n",
+            "name = \"keyframes\"\nmax-memory = 64\n",
+            1,
+        )
+        .replacen("spin = 0\n", "spin = 0\ngrow-scene = 0\ngrow-mib = 96\n", 1)
+        + &format!(
+            "\n[[stage]]\nname = \"late\"\nplugin = \"{}\"\nafter = [\"keyframes\", \"clips\"]\n",
+            vidpipe_example_plugins::BULK_STAGE_PATH
+        );
+    let m = manifest(&home, "failing.toml", &text);
+    let out = home.vidpipe(&["run", &m, "--project", &id]).expect_code(1);
+    for line in [
+        "[2/4] keyframes: FAILED",
+        "[3/4] clips: succeeded",
+        "[4/4] late: not run (an earlier stage failed)",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    assert!(
+        out.stderr.contains("stage keyframes (2 of 4) failed"),
+        "{}",
+        out.stderr
+    );
+    let all = runs(&home, &id);
+    assert_eq!(of_stage(&all, "clips")[0]["status"], "succeeded");
+    assert!(of_stage(&all, "late").is_empty());
+    assert_eq!(home.show(&id)["video_clips"].as_array().unwrap().len(), 8);
+    assert_consistent(&home);
+}
+
+#[test]
+fn a_cycle_or_an_unknown_stage_in_after_is_refused_naming_the_stages() {
+    let home = TestHome::new();
+    let id = home.project("graph", SCRIPT);
+    let cases = [
+        (
+            forked(0, "").replacen(
+                "name = \"storyboard\"\n",
+                "name = \"storyboard\"\nafter = [\"clips\"]\n",
+                1,
+            ),
+            "`stage[0].after` makes a cycle: storyboard → clips → storyboard",
+        ),
+        (
+            forked(0, "").replacen("after = [\"storyboard\"]", "after = [\"story\"]", 1),
+            "`stage[2].after` names \"story\", which is no stage of this pipeline",
+        ),
+    ];
+    for (text, says) in cases {
+        let m = manifest(&home, "bad.toml", &text);
+        let out = home.vidpipe(&["run", &m, "--project", &id]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
     assert!(runs(&home, &id).is_empty());
 }

@@ -81,6 +81,7 @@ struct RawStage {
     name: String,
     plugin: String,
     for_each: Option<String>,
+    after: Option<Vec<String>>,
     #[serde(default)]
     config: toml::Table,
     #[serde(flatten)]
@@ -96,8 +97,8 @@ fn stage_limits(raw: &toml::Table) -> Result<LimitSettings, (String, String)> {
             return Err((
                 key.clone(),
                 format!(
-                    "unknown field `{key}`: a stage takes name, plugin, for-each, config and the \
-                     limits {}",
+                    "unknown field `{key}`: a stage takes name, plugin, for-each, after, config \
+                     and the limits {}",
                     keys.join(", ")
                 ),
             ));
@@ -146,6 +147,9 @@ pub struct StageSpec {
     pub plugin: PluginSource,
     /// `Some`: the stage runs as shards, one per scene; `None`: once, for the whole project.
     pub for_each: Option<ForEach>,
+    /// The stages (by index in the manifest) it runs after: `after = [names]`, or by default
+    /// the stage before it.
+    pub after: Vec<usize>,
     /// Its configuration.
     pub config: KeyValues,
     /// Its limits (defaults where the manifest is silent).
@@ -179,6 +183,37 @@ pub fn check_stage_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A cycle of `after` edges, as stage indexes in order (each runs after the next, the last
+/// after the first), if there is one.
+fn find_cycle(stages: &[StageSpec]) -> Option<Vec<usize>> {
+    // Depth-first search over "runs after": 0 unvisited, 1 on the current path, 2 done.
+    fn visit(i: usize, stages: &[StageSpec], mark: &mut [u8], path: &mut Vec<usize>) -> bool {
+        mark[i] = 1;
+        path.push(i);
+        for &j in &stages[i].after {
+            if mark[j] == 1 {
+                let start = path.iter().position(|&k| k == j).unwrap_or(0);
+                path.drain(..start);
+                return true;
+            }
+            if mark[j] == 0 && visit(j, stages, mark, path) {
+                return true;
+            }
+        }
+        mark[i] = 2;
+        path.pop();
+        false
+    }
+    let mut mark = vec![0u8; stages.len()];
+    for i in 0..stages.len() {
+        let mut path = Vec::new();
+        if mark[i] == 0 && visit(i, stages, &mut mark, &mut path) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// Checks a number of jobs: 1 to [`MAX_JOBS`].
@@ -229,6 +264,7 @@ impl Manifest {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut stages: Vec<StageSpec> = Vec::with_capacity(raw.stage.len());
+        let mut after_names: Vec<Option<Vec<String>>> = Vec::with_capacity(raw.stage.len());
         for (i, st) in raw.stage.into_iter().enumerate() {
             let key = |field: &str| format!("stage[{i}].{field}");
             check_stage_name(&st.name).map_err(|r| invalid(key("name"), r))?;
@@ -290,13 +326,50 @@ impl Manifest {
                     Limits::from_settings(&settings).map_err(|(k, r)| (k.to_owned(), r))
                 })
                 .map_err(|(k, reason)| invalid(key(&k), reason))?;
+            after_names.push(st.after);
             stages.push(StageSpec {
                 name: st.name,
                 plugin,
                 for_each,
+                after: Vec::new(),
                 config,
                 limits,
             });
+        }
+        for (i, names) in after_names.into_iter().enumerate() {
+            let after = match names {
+                None => i.checked_sub(1).into_iter().collect(),
+                Some(names) => {
+                    let mut after = Vec::with_capacity(names.len());
+                    for name in names {
+                        let Some(j) = stages.iter().position(|s| s.name == name) else {
+                            return Err(invalid(
+                                format!("stage[{i}].after"),
+                                format!(
+                                    "names {:?}, which is no stage of this pipeline",
+                                    crate::text::cut(&name, 64)
+                                ),
+                            ));
+                        };
+                        if !after.contains(&j) {
+                            after.push(j);
+                        }
+                    }
+                    after
+                }
+            };
+            stages[i].after = after;
+        }
+        if let Some(cycle) = find_cycle(&stages) {
+            let names: Vec<&str> = cycle.iter().map(|&i| stages[i].name.as_str()).collect();
+            return Err(invalid(
+                format!("stage[{}].after", cycle[0]),
+                format!(
+                    "makes a cycle: {} → {}; a stage cannot run after itself",
+                    names.join(" → "),
+                    names[0]
+                ),
+            ));
         }
         let name = match raw.name {
             Some(n) if !n.trim().is_empty() => n,

@@ -54,13 +54,13 @@
 //! journal does here. The guest, its store and its overlay need no change: a shard already
 //! reads and writes only through its session, and commits in one transaction.
 
-mod fanout;
 mod manifest;
+mod schedule;
 
 use crate::capabilities::ProgressSink;
 use crate::db::{self, RunStatus};
 use crate::home::{Home, HomeError, doing};
-use crate::runner::{self, StageReport, StageRequest};
+use crate::runner::StageReport;
 use crate::runtime::{Plugin, Runtime};
 pub use manifest::{
     ForEach, MAX_JOBS, MAX_MANIFEST_BYTES, MAX_STAGES, Manifest, ManifestError, PluginSource,
@@ -144,9 +144,8 @@ impl PipelineOptions {
     }
 }
 
-/// What a running pipeline tells its caller, stage by stage, as it happens. The shards of a
-/// stage run on threads of their own, so an observer is `Send`; it is called by one thread at
-/// a time.
+/// What a running pipeline tells its caller, stage by stage, as it happens. Stages and shards
+/// run on threads of their own, so an observer is `Send`; it is called by one thread at a time.
 pub trait Observer: Send {
     /// Stage `index` (named `name`) is about to run: where its progress goes. For a per-scene
     /// stage, that is the count of its shards done (`done` of `total`, message `scenes`).
@@ -156,7 +155,8 @@ pub trait Observer: Send {
     /// That shard ran (and succeeded or failed).
     fn shard_finished(&mut self, index: usize, name: &str, scene: &db::Scene, report: &StageReport);
     /// Stage `index` is done with: it ran (and succeeded or failed), was skipped, or was not
-    /// reached. Called once per stage, in manifest order.
+    /// reached. Called once per stage, as each ends (stages that do not run after one another
+    /// may end in any order).
     fn finished(&mut self, index: usize, name: &str, outcome: &StageOutcome);
 }
 
@@ -209,30 +209,24 @@ pub fn run_pipeline(
         ran: 0,
         skipped: 0,
     };
-    let jobs = options.jobs_for(manifest);
-    let mut outcomes = Vec::with_capacity(manifest.stages.len());
-    for (i, (spec, plugin)) in manifest.stages.iter().zip(plugins).enumerate() {
-        let outcome = if at.failure.is_some() {
-            StageOutcome::NotReached
-        } else {
-            let stage = StageRun {
-                runtime,
-                manifest,
-                spec,
-                plugin,
-                index: i,
-                pipeline_id: &record.id,
-                project_id: &project.id,
-                jobs,
-            };
-            match stage.run(home, &mut at, observer) {
-                Ok(outcome) => outcome,
-                Err(e) => return Err(abandon(home, &record.id, &at.plan, e)),
-            }
-        };
-        observer.finished(i, &spec.name, &outcome);
-        outcomes.push((spec.name.clone(), outcome));
-    }
+    let graph = schedule::Graph {
+        manifest,
+        plugins,
+        runtime,
+        pipeline_id: &record.id,
+        project_id: &project.id,
+        jobs: options.jobs_for(manifest),
+    };
+    let outcomes = match schedule::run(home, observer, &mut at, &graph) {
+        Ok(outcomes) => outcomes,
+        Err(e) => return Err(abandon(home, &record.id, &at.plan, e)),
+    };
+    let outcomes: Vec<(String, StageOutcome)> = manifest
+        .stages
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(outcomes)
+        .collect();
     let summary = format!("{} stage(s) ran, {} skipped", at.ran, at.skipped);
     let outcome = match &at.failure {
         Some(reason) => Err(reason.as_str()),
@@ -247,253 +241,81 @@ pub fn run_pipeline(
     })
 }
 
-/// One stage of a pipeline run, about to run.
-struct StageRun<'a> {
-    runtime: &'a Runtime,
-    manifest: &'a Manifest,
-    spec: &'a StageSpec,
-    plugin: &'a Plugin,
-    index: usize,
-    pipeline_id: &'a str,
-    project_id: &'a str,
-    jobs: usize,
+/// Whether `previous` (the latest run of this stage, or of this shard) did the work the stage
+/// would do now: it succeeded with the same plugin and configuration, its files are all in
+/// place, and everything it read is as its commit left it.
+fn decide(
+    home: &Home,
+    project_id: &str,
+    spec: &StageSpec,
+    plugin: &Plugin,
+    force: bool,
+    previous: Option<db::Run>,
+) -> Result<Decision, HomeError> {
+    let run = |reason: &str| Ok(Decision::Run(reason.to_owned()));
+    if force {
+        return run("forced (--force)");
+    }
+    let Some(previous) = previous else {
+        return run("first run");
+    };
+    match previous.status {
+        RunStatus::Succeeded => {}
+        RunStatus::Interrupted => return run("the last run was interrupted"),
+        RunStatus::Failed => return run("the last run failed"),
+        // Another process's run, still going (or never started): this one does the work.
+        RunStatus::Running | RunStatus::Queued => return run("the last run did not finish"),
+    }
+    if previous.plugin_sha256 != plugin.sha256 {
+        return run("plugin changed");
+    }
+    if previous.config != spec.config {
+        return run("configuration changed");
+    }
+    // A run whose files could not all be put in place did not do its work.
+    let damaged = db::damaged_journal(home.conn(), project_id)?;
+    if damaged.iter().any(|d| d.entry.run_id == previous.id) {
+        return run("the last run's files were damaged");
+    }
+    let Some(reads) = db::run_reads(home.conn(), &previous.id)? else {
+        return run("what the last run read was not recorded");
+    };
+    match db::reads::first_changed(home.conn(), project_id, &reads)? {
+        Some(read) => run(&db::reads::describe(home.conn(), project_id, &read)),
+        None => Ok(Decision::Reuse(Box::new(previous))),
+    }
 }
 
-impl StageRun<'_> {
-    /// Runs the stage (or its shards), or skips what earlier runs did, and moves `at` on.
-    fn run(
-        &self,
-        home: &mut Home,
-        at: &mut Progress,
-        observer: &mut dyn Observer,
-    ) -> Result<StageOutcome, HomeError> {
-        if self.spec.for_each.is_some() {
-            return self.fan_out(home, at, observer);
-        }
-        let previous = db::latest_run_of_stage(home.conn(), self.project_id, &self.spec.name)?;
-        let reason = match self.decide(home, at, previous)? {
-            Decision::Reuse(previous) => {
-                let previous = *previous;
-                tracing::info!(stage = %self.spec.name, run = %previous.id, "skipped: done by an earlier run");
-                at.skipped += 1;
-                at.plan
-                    .push(self.step(None, false, Some(&previous.id), unchanged(&previous)));
-                return Ok(StageOutcome::Skipped { previous });
-            }
-            Decision::Run(reason) => reason,
-        };
-        let request = StageRequest {
-            project_id: self.project_id.to_owned(),
-            config: self.spec.config.clone(),
-            limits: self.spec.limits,
-            progress: observer.started(self.index, &self.spec.name),
-            pipeline: Some((self.pipeline_id.to_owned(), self.position())),
-            scene: None,
-            reason: Some(reason.clone()),
-        };
-        let report = runner::run_stage(home, self.runtime, self.plugin, request)?;
-        at.ran += 1;
-        at.plan
-            .push(self.step(None, true, Some(&report.run.id), reason));
-        if let Some(why) = self.not_done(home, &report)? {
-            at.failure = Some(format!("stage {} {why}", self.label()));
-        }
-        Ok(StageOutcome::Ran(report))
+/// Why the run of `report` did not do its work, if it did not: it failed, or it committed but
+/// its files are not all in place even after one more try.
+fn not_done(
+    home: &mut Home,
+    project_id: &str,
+    report: &StageReport,
+) -> Result<Option<String>, HomeError> {
+    if !report.succeeded() {
+        // The stage's own record says why; the pipeline's says which.
+        return Ok(Some(format!("failed (run {})", report.run.id)));
     }
-
-    /// Runs the shards of a per-scene stage whose work is not done, `jobs` at once.
-    fn fan_out(
-        &self,
-        home: &mut Home,
-        at: &mut Progress,
-        observer: &mut dyn Observer,
-    ) -> Result<StageOutcome, HomeError> {
-        let scenes = db::list_scenes(home.conn(), self.project_id)?;
-        let mut decided = Vec::with_capacity(scenes.len());
-        let mut to_run = Vec::new();
-        for scene in &scenes {
-            let previous =
-                db::latest_run_of_shard(home.conn(), self.project_id, &self.spec.name, &scene.id)?;
-            let decision = self.decide(home, at, previous)?;
-            if let Decision::Run(reason) = &decision {
-                to_run.push((scene.clone(), reason.clone()));
-            }
-            decided.push(decision);
-        }
-        let reports = if to_run.is_empty() {
-            Vec::new()
-        } else {
-            let stage_bar = observer.started(self.index, &self.spec.name);
-            let plan = fanout::Shards {
-                spec: self.spec,
-                plugin: self.plugin,
-                index: self.index,
-                pipeline_id: self.pipeline_id,
-                project_id: self.project_id,
-                jobs: self.jobs,
-            };
-            fanout::run_shards(home, self.runtime, observer, stage_bar, &plan, &to_run)?
-        };
-        let mut reports = reports.into_iter();
-        let mut shards = Vec::with_capacity(scenes.len());
-        let mut failed = Vec::new();
-        for (scene, decision) in scenes.into_iter().zip(decided) {
-            let at_scene = Some((scene.index, scene.id.clone()));
-            let outcome = match decision {
-                Decision::Reuse(previous) => {
-                    let previous = *previous;
-                    at.plan.push(self.step(
-                        at_scene,
-                        false,
-                        Some(&previous.id),
-                        unchanged(&previous),
-                    ));
-                    StageOutcome::Skipped { previous }
-                }
-                Decision::Run(reason) => match reports.next() {
-                    Some(report) => {
-                        at.plan
-                            .push(self.step(at_scene, true, Some(&report.run.id), reason));
-                        if let Some(why) = self.not_done(home, &report)? {
-                            failed.push(format!("the shard of scene {} {why}", scene.index));
-                        }
-                        StageOutcome::Ran(report)
-                    }
-                    None => StageOutcome::NotReached,
-                },
-            };
-            shards.push(Shard { scene, outcome });
-        }
-        let ran = shards
-            .iter()
-            .filter(|s| matches!(s.outcome, StageOutcome::Ran(_)))
-            .count();
-        if ran > 0 {
-            at.ran += 1;
-        } else {
-            at.skipped += 1;
-            if shards.is_empty() {
-                at.plan
-                    .push(self.step(None, false, None, "the project has no scenes".into()));
-            }
-        }
-        if !failed.is_empty() {
-            let shown = failed.len().min(3);
-            let more = match failed.len() - shown {
-                0 => String::new(),
-                n => format!(", and {n} more"),
-            };
-            at.failure = Some(format!(
-                "stage {}: {} of {} shards failed: {}{more}",
-                self.label(),
-                failed.len(),
-                shards.len(),
-                failed[..shown].join("; ")
-            ));
-        }
-        Ok(StageOutcome::Fanned(shards))
-    }
-
-    /// Whether `previous` (the latest run of this stage, or of this shard) did the work this
-    /// stage would do now: it succeeded with the same plugin and configuration, its files are
-    /// all in place, and everything it read is as its commit left it.
-    fn decide(
-        &self,
-        home: &Home,
-        at: &Progress,
-        previous: Option<db::Run>,
-    ) -> Result<Decision, HomeError> {
-        let run = |reason: &str| Ok(Decision::Run(reason.to_owned()));
-        if at.force {
-            return run("forced (--force)");
-        }
-        let Some(previous) = previous else {
-            return run("first run");
-        };
-        match previous.status {
-            RunStatus::Succeeded => {}
-            RunStatus::Interrupted => return run("the last run was interrupted"),
-            RunStatus::Failed => return run("the last run failed"),
-            // Another process's run, still going (or never started): this one does the work.
-            RunStatus::Running | RunStatus::Queued => return run("the last run did not finish"),
-        }
-        if previous.plugin_sha256 != self.plugin.sha256 {
-            return run("plugin changed");
-        }
-        if previous.config != self.spec.config {
-            return run("configuration changed");
-        }
-        // A run whose files could not all be put in place did not do its work.
-        let damaged = db::damaged_journal(home.conn(), self.project_id)?;
-        if damaged.iter().any(|d| d.entry.run_id == previous.id) {
-            return run("the last run's files were damaged");
-        }
-        let Some(reads) = db::run_reads(home.conn(), &previous.id)? else {
-            return run("what the last run read was not recorded");
-        };
-        match db::reads::first_changed(home.conn(), self.project_id, &reads)? {
-            Some(read) => run(&db::reads::describe(home.conn(), self.project_id, &read)),
-            None => Ok(Decision::Reuse(Box::new(previous))),
-        }
-    }
-
-    fn step(
-        &self,
-        scene: Option<(u32, String)>,
-        ran: bool,
-        run: Option<&str>,
-        reason: String,
-    ) -> db::Step {
-        db::Step {
-            stage: self.spec.name.clone(),
-            scene,
-            ran,
-            run: run.map(str::to_owned),
-            reason,
-        }
-    }
-
-    /// Why the run of `report` did not do its work, if it did not: it failed, or it committed
-    /// but its files are not all in place even after one more try.
-    fn not_done(&self, home: &mut Home, report: &StageReport) -> Result<Option<String>, HomeError> {
-        if !report.succeeded() {
-            // The stage's own record says why; the pipeline's says which.
-            return Ok(Some(format!("failed (run {})", report.run.id)));
-        }
-        let Some(why) = &report.unpublished else {
-            return Ok(None);
-        };
-        // A stage whose files are not all in place is not done: roll its publish forward
-        // before going on, or stop. Files recorded as damaged will never be in place.
-        let retried = home.finish_publishes(self.project_id, None);
-        let damaged = db::damaged_journal(home.conn(), self.project_id)
-            .map_err(doing("read the damaged artifacts"))?
-            .iter()
-            .any(|d| d.entry.run_id == report.run.id);
-        let stopped = match retried {
-            Err(e) => Some(format!(
-                "its files could not all be moved into place: {e}; run the pipeline again \
-                 to finish moving them"
-            )),
-            Ok(_) if damaged => Some(why.clone()),
-            Ok(_) => None,
-        };
-        Ok(stopped.map(|stopped| format!("committed (run {}), but {stopped}", report.run.id)))
-    }
-
-    /// `NAME (I of N)`.
-    fn label(&self) -> String {
-        format!(
-            "{} ({} of {})",
-            self.spec.name,
-            self.index + 1,
-            self.manifest.stages.len()
-        )
-    }
-
-    fn position(&self) -> u32 {
-        u32::try_from(self.index).unwrap_or(u32::MAX)
-    }
+    let Some(why) = &report.unpublished else {
+        return Ok(None);
+    };
+    // A stage whose files are not all in place is not done: roll its publish forward before
+    // going on, or stop. Files recorded as damaged will never be in place.
+    let retried = home.finish_publishes(project_id, None);
+    let damaged = db::damaged_journal(home.conn(), project_id)
+        .map_err(doing("read the damaged artifacts"))?
+        .iter()
+        .any(|d| d.entry.run_id == report.run.id);
+    let stopped = match retried {
+        Err(e) => Some(format!(
+            "its files could not all be moved into place: {e}; run the pipeline again to \
+             finish moving them"
+        )),
+        Ok(_) if damaged => Some(why.clone()),
+        Ok(_) => None,
+    };
+    Ok(stopped.map(|stopped| format!("committed (run {}), but {stopped}", report.run.id)))
 }
 
 /// Why a run's work was reused, for the plan.

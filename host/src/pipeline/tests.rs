@@ -64,6 +64,27 @@ fn a_stage_may_run_once_per_scene_with_the_pipeline_saying_how_many_at_once() {
 }
 
 #[test]
+fn a_stage_runs_after_the_one_before_it_unless_it_names_the_stages_it_runs_after() {
+    let m = parse(
+        "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n\
+         [[stage]]\nname = \"b\"\nplugin = \"builtin:x\"\n\
+         [[stage]]\nname = \"c\"\nplugin = \"builtin:x\"\nafter = [\"a\"]\n\
+         [[stage]]\nname = \"d\"\nplugin = \"builtin:x\"\nafter = [\"b\", \"c\", \"b\"]\n\
+         [[stage]]\nname = \"e\"\nplugin = \"builtin:x\"\nafter = []\n",
+    )
+    .expect("valid");
+    let after: Vec<Vec<usize>> = m.stages.iter().map(|s| s.after.clone()).collect();
+    assert_eq!(after, [vec![], vec![0], vec![0], vec![1, 2], vec![]]);
+    // A stage may also run after a stage listed later.
+    let later = parse(
+        "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nafter = [\"b\"]\n\
+         [[stage]]\nname = \"b\"\nplugin = \"builtin:x\"\nafter = []\n",
+    )
+    .expect("valid");
+    assert_eq!(later.stages[0].after, [1]);
+}
+
+#[test]
 fn bad_manifests_name_the_key_and_the_reason() {
     let cases = [
         (
@@ -117,6 +138,24 @@ fn bad_manifests_name_the_key_and_the_reason() {
             "is a directory",
         ),
         ("this is = not toml", "malformed"),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nafter = [\"nope\"]\n",
+            "`stage[0].after` names \"nope\", which is no stage of this pipeline",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nafter = [\"a\"]\n",
+            "makes a cycle: a → a",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nafter = [\"c\"]\n\
+             [[stage]]\nname = \"b\"\nplugin = \"builtin:x\"\n\
+             [[stage]]\nname = \"c\"\nplugin = \"builtin:x\"\n",
+            "makes a cycle: a → c → b → a",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nafter = \"b\"\n",
+            "malformed",
+        ),
         (
             "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"frame\"\n",
             "`stage[0].for-each` is \"frame\"; the only value is \"scene\"",

@@ -37,9 +37,13 @@ pub struct PoolShape {
 }
 
 impl Default for PoolShape {
+    /// Slot sets for as many runs at once as the machine has cores (the default `--jobs`), and
+    /// at least 8; at most 64 (each set reserves address space for its memories, not memory).
+    /// Runs beyond them, with a larger `--jobs`, run on demand.
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         PoolShape {
-            stages: 8,
+            stages: u32::try_from(cores.clamp(8, 64)).unwrap_or(8),
             core_instances: 16,
             memories: 4,
             tables: 8,

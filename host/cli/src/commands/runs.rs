@@ -112,7 +112,7 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                     }
                 }
                 say!(
-                    "stage runs ({} of {} stages)",
+                    "stage runs ({}; the manifest has {} stages)",
                     runs.len(),
                     pipeline.stage_count
                 );
