@@ -159,9 +159,15 @@ fn printed_outcomes(run: &Run) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Every check of the module docs for one fault.
+/// Every check of the module docs for one fault, on a new project.
 fn check(home: &TestHome, m: &str, fault: Fault, expected: &serde_json::Value) {
     let id = home.project(NAME, SCRIPT);
+    check_on(home, m, &id, fault, expected);
+}
+
+/// Every check of the module docs for one fault, on project `id`.
+fn check_on(home: &TestHome, m: &str, id: &str, fault: Fault, expected: &serde_json::Value) {
+    let id = id.to_owned();
     let run = run_with(home, m, &id, Some(fault), None);
     let what = format!("{fault:?}: exit {}\n{}{}", run.code, run.stdout, run.stderr);
     // Reported, for reading what each fault came to.
@@ -256,6 +262,69 @@ fn an_eio_at_any_fsync_of_a_pipeline_never_loses_or_half_shows_a_stage() {
                 kill_after: None,
             };
             check(&home, &m, fault, &expected);
+        }
+    }
+}
+
+/// A project of the fanned-out pipeline run once whole, then edited to lose its last paragraph:
+/// its next run deletes a scene (with its keyframes, clip and files) and reuses every shard
+/// of the others.
+fn edited_fanned(home: &TestHome, m: &str) -> String {
+    let id = home.project(NAME, SCRIPT);
+    home.vidpipe(&["run", m, "--project", &id]).expect_code(0);
+    let script = home.dir.path().join("edited.txt");
+    std::fs::write(&script, "One.\n\nTwo.\n").unwrap();
+    home.vidpipe(&[
+        "project",
+        "update",
+        &id,
+        "--script",
+        script.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    id
+}
+
+#[test]
+fn an_eio_at_any_fsync_of_a_fanned_out_pipeline_deleting_a_scene_never_loses_or_half_shows_a_shard()
+{
+    let home = TestHome::new();
+    let m = manifest(
+        &home,
+        "fanned.toml",
+        &common::fanned_bulk_manifest(8 * 1024, 16 * 1024, 0, "", ""),
+    );
+    // The reference: the same edit, no fault.
+    let id = edited_fanned(&home, &m);
+    let count = home.dir.path().join("count");
+    let counting = Fault {
+        ops: "fsync",
+        at: 0,
+        errno: "EIO",
+        persist: false,
+        kill_after: None,
+    };
+    run_with(&home, &m, &id, Some(counting), Some(&count)).expect_code(0);
+    let total: u64 = std::fs::read_to_string(count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = normalized_state(&home, &id);
+    assert_eq!(expected["scenes"].as_array().unwrap().len(), 2);
+    assert_eq!(expected["keyframes"].as_array().unwrap().len(), 4);
+    println!("the edited fanned-out pipeline makes {total} fsyncs on the home's files");
+    for at in points(total, None) {
+        for persist in [false, true] {
+            let fault = Fault {
+                ops: "fsync",
+                at,
+                errno: "EIO",
+                persist,
+                kill_after: None,
+            };
+            let id = edited_fanned(&home, &m);
+            check_on(&home, &m, &id, fault, &expected);
         }
     }
 }
