@@ -35,7 +35,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use journal::*;
 pub use projects::*;
-pub use reads::{Read, Reads};
+pub use reads::Read;
 pub use rows::*;
 pub use runs::*;
 

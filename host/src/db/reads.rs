@@ -2,12 +2,15 @@
 //! whether its work still stands.
 //!
 //! Every read a guest makes goes through the host, so the host sees what a stage depends on
-//! without being told. A run's session notes each read as a [`Read`] — what was asked, not what
-//! came back. When the run commits, inside its commit's transaction (after its own writes), the
-//! host takes a digest of each one's answer in the committed state ([`digest`]) and stores the
-//! list with the run's record. A later pipeline takes the same digests again
-//! ([`first_changed`]): if none differs, everything the run read is as its commit left it, and
-//! running the stage again on the same input would only do its work over.
+//! without being told. A run's session notes each read as a [`Read`] — what was asked — with a
+//! digest of the committed answer when it was first asked ([`digest`]). When the run commits,
+//! inside its commit's transaction, the host first takes each digest again: if one differs,
+//! another run of the project (a stage or shard running at the same time) changed what this
+//! one read while it ran, and nothing is recorded (the run is never reused). Otherwise, after
+//! its own writes, it takes each digest once more and stores the list with the run's record. A
+//! later pipeline takes the same digests again ([`first_changed`]): if none differs,
+//! everything the run read is as its commit left it, and running the stage again on the same
+//! input would only do its work over.
 //!
 //! Digests are of the answer as the committed state gives it after the commit, so they include
 //! the run's own writes (a storyboard that lists scenes and then writes them reads, next time,
@@ -15,8 +18,6 @@
 //! that running it on its own output changes nothing. A listing is digested whole, whatever
 //! page the guest read: a change anywhere in it counts. Times (`created_at`, `updated_at`) and
 //! statuses are left out; ids, positions, text and artifact contents (by SHA-256) are in.
-
-use std::collections::BTreeSet;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
@@ -49,9 +50,6 @@ pub enum Read {
     /// One artifact, by folder and name: its size and SHA-256 (its absence, if it has none).
     Artifact(Kind, String),
 }
-
-/// The reads of one run.
-pub type Reads = BTreeSet<Read>;
 
 /// The query that answers a read: `?1` is the read's own key (an id, a scene id or a folder;
 /// `NULL` where it has none) and `?2` the project.
@@ -142,14 +140,6 @@ pub fn digest(conn: &Connection, project_id: &str, read: &Read) -> Result<String
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The digests of `reads`, for a run's record.
-pub fn digests(conn: &Connection, project_id: &str, reads: &Reads) -> Result<Vec<(Read, String)>> {
-    reads
-        .iter()
-        .map(|read| Ok((read.clone(), digest(conn, project_id, read)?)))
-        .collect()
 }
 
 /// The first of a run's recorded reads whose answer is not what it was, if any.

@@ -32,7 +32,7 @@ impl StageSession {
             })
             .collect();
         let overlay = &self.overlay;
-        let reads = (!self.reads_overflowed).then_some(&self.reads);
+        let reads = (!self.reads_lost).then_some(&self.reads);
         let now = now_ms();
         crate::db::write_transaction(&mut self.conn, |tx| {
             let still_running: bool = tx
@@ -44,6 +44,18 @@ impl StageSession {
                 return Err(DbError::Conflict(format!(
                     "run {run} is no longer running; nothing was committed"
                 )));
+            }
+            // What the run read must still be what it was when it asked (another stage or shard
+            // of the project may have committed since); if not, its reads are not recorded.
+            let mut reads = reads;
+            if let Some(seen) = reads {
+                for (read, digest) in seen {
+                    if &crate::db::reads::digest(tx, &project, read)? != digest {
+                        tracing::info!(run = %run, "what the run read changed while it ran ({read:?}); its work will not be reused");
+                        reads = None;
+                        break;
+                    }
+                }
             }
             // Order matters for foreign keys: deleted scenes first (their keyframes and clips
             // go with them by cascade, and a new scene may take their index), artifacts and
@@ -153,9 +165,15 @@ impl StageSession {
             }
             // What the run read, as its own writes leave it: a later pipeline compares.
             let recorded = match reads {
-                Some(reads) => Some(crate::db::reads::to_json(&crate::db::reads::digests(
-                    tx, &project, reads,
-                )?)),
+                Some(reads) => {
+                    let after = reads
+                        .keys()
+                        .map(|read| {
+                            Ok((read.clone(), crate::db::reads::digest(tx, &project, read)?))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Some(crate::db::reads::to_json(&after))
+                }
                 None => None,
             };
             tx.prepare_cached(

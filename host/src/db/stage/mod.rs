@@ -191,11 +191,12 @@ pub struct StageSession {
     overlay: Overlay,
     /// The scene a shard is bound to; `None`: the whole project.
     scope: Option<String>,
-    /// What the guest has read (see [`super::reads`]).
-    reads: super::Reads,
-    /// Whether it read more than [`MAX_READS`] different things: then none is recorded, and
-    /// the run's work is never reused.
-    reads_overflowed: bool,
+    /// What the guest has read (see [`super::reads`]), each with a digest of the committed
+    /// answer when it first asked.
+    reads: std::collections::BTreeMap<super::Read, String>,
+    /// Whether what it read is lost: it read more than [`MAX_READS`] different things, or a
+    /// digest could not be taken. Then none is recorded, and the run's work is never reused.
+    reads_lost: bool,
 }
 
 /// Most different reads a run records; a run that makes more is simply never reused (its
@@ -354,8 +355,8 @@ impl StageSession {
             bytes: 0,
             overlay: Overlay::default(),
             scope: None,
-            reads: super::Reads::new(),
-            reads_overflowed: false,
+            reads: std::collections::BTreeMap::new(),
+            reads_lost: false,
         })
     }
 
@@ -419,6 +420,11 @@ impl StageSession {
     /// later pipeline can tell whether it changed (see [`super::reads`]). Called by the
     /// capabilities for what the guest asks, not by the session for its own checks.
     ///
+    /// The first time, a digest of the committed answer is taken too: the commit compares it
+    /// with the answer then, before its own writes, and records nothing if another run of the
+    /// project (a stage or shard running at the same time) changed it meanwhile — the guest
+    /// may have worked from the old answer, and its work must not be taken for the new one's.
+    ///
     /// An id that is not well formed names no row, now or ever, and is not noted.
     pub fn observe(&mut self, read: super::Read) {
         use super::Read;
@@ -427,20 +433,27 @@ impl StageSession {
             Read::Keyframes(scene) | Read::Clips(scene) => scene.as_ref(),
             _ => None,
         };
-        if id.is_some_and(|id| parse_id("row", id).is_err()) || self.reads_overflowed {
+        if id.is_some_and(|id| parse_id("row", id).is_err())
+            || self.reads_lost
+            || self.reads.contains_key(&read)
+        {
             return;
         }
-        if self.reads.len() >= MAX_READS && !self.reads.contains(&read) {
-            self.reads_overflowed = true;
-            self.reads.clear();
-            return;
-        }
-        self.reads.insert(read);
+        let seen = match super::reads::digest(&self.conn, &self.project_id, &read) {
+            Ok(seen) if self.reads.len() < MAX_READS => seen,
+            _ => {
+                self.reads_lost = true;
+                self.reads.clear();
+                return;
+            }
+        };
+        self.reads.insert(read, seen);
     }
 
-    /// What the guest has read so far, or `None` if that was more than [`MAX_READS`] things.
-    pub fn reads(&self) -> Option<&super::Reads> {
-        (!self.reads_overflowed).then_some(&self.reads)
+    /// What the guest has read so far (with the digests of the answers when it first asked),
+    /// or `None` if that is lost (see [`StageSession::observe`]).
+    pub fn reads(&self) -> Option<&std::collections::BTreeMap<super::Read, String>> {
+        (!self.reads_lost).then_some(&self.reads)
     }
 
     /// The scene this session is bound to, if it is a shard's.

@@ -1225,3 +1225,31 @@ fn a_run_records_what_its_guest_read_with_digests_of_the_committed_answers() {
     big.commit("done").expect("commit");
     assert_eq!(crate::db::run_reads(&f.main, &run).expect("read"), None);
 }
+
+#[test]
+fn a_run_whose_reads_changed_under_it_records_none_and_is_never_reused() {
+    use crate::db::Read;
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut setup = session(&mut f, &p.id);
+    let a = setup.create_scene(scene(0)).expect("scene");
+    setup.commit("setup").expect("commit");
+    // A run reads scene a; another run of the project (a shard running beside it) then
+    // commits a change to it before this one commits.
+    let mut s = session(&mut f, &p.id);
+    s.observe(Read::Scene(a.id.clone()));
+    s.observe(Read::Scenes);
+    f.main
+        .execute_batch(&format!(
+            "UPDATE scenes SET title = 'changed meanwhile' WHERE id = '{}'",
+            a.id
+        ))
+        .expect("concurrent change");
+    let run = s.run_id().to_owned();
+    s.commit("done").expect("the commit itself succeeds");
+    assert_eq!(
+        get_run(&f.main, &run).expect("run").status,
+        crate::db::RunStatus::Succeeded
+    );
+    assert_eq!(crate::db::run_reads(&f.main, &run).expect("read"), None);
+}
