@@ -124,8 +124,14 @@ pub(crate) fn rows(b: &mut Bench, quick: bool) -> Result<Vec<Row>> {
              scenes, assemble) on a fresh project each time, on {cores} cores; the storyboard \
              and assemble stages run alone either way"
         ),
-        miss: "the storyboard and assemble stages are one run each and cannot be shared out; \
-               with 5 scenes over 2 workers the last round has one shard alone",
+        miss: "a bound, not a bug to chase: the 5 clips shards cost about the same (1.5–2.1 s \
+               each here), and 5 shards on 2 workers take 3 rounds, so the clips alone take at \
+               least 3/5 = 0.6 of their --jobs 1 time, one core idle in the last round; the \
+               storyboard and assemble cannot be shared out, and two encoders running at once \
+               each run 10–20% slower than one alone (memory bandwidth). Closing it needs work \
+               finer than a scene (a clip encoded in independent pieces, each a shard) or a \
+               clips shard starting as soon as its own scene's keyframes are done rather than \
+               after the whole keyframes stage (worth about the keyframes' 0.2 s)",
     }];
 
     // A rerun after one paragraph of five changed, against a full run.
