@@ -26,7 +26,7 @@ fn session() -> &'static Mutex<StageSession> {
             "seed",
             &"0".repeat(64),
             &KeyValues::new(),
-            None,
+            db::Origin::default(),
         )
         .expect("run");
         let mut seed = StageSession::open(&path, &project.id, &run.id).expect("session");
@@ -46,7 +46,7 @@ fn session() -> &'static Mutex<StageSession> {
             "fuzz",
             &"0".repeat(64),
             &KeyValues::new(),
-            None,
+            db::Origin::default(),
         )
         .expect("run");
         Mutex::new(StageSession::open(&path, &project.id, &run.id).expect("session"))
