@@ -22,6 +22,17 @@
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
+/// The component of the example stage a manifest names `builtin:NAME`, if there is one.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "storyboard" => Some(STORYBOARD),
+        "keyframes" => Some(KEYFRAMES),
+        "clips" => Some(CLIPS),
+        "assemble" => Some(ASSEMBLE),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,16 +33,6 @@ impl Observer for Quiet {
     fn finished(&mut self, _: usize, _: &str, _: &StageOutcome) {}
 }
 
-fn builtin(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "storyboard" => Some(vidpipe_example_plugins::STORYBOARD),
-        "keyframes" => Some(vidpipe_example_plugins::KEYFRAMES),
-        "clips" => Some(vidpipe_example_plugins::CLIPS),
-        "assemble" => Some(vidpipe_example_plugins::ASSEMBLE),
-        _ => None,
-    }
-}
-
 /// Runs the demo pipeline on `project` with `jobs`; returns its seconds and report.
 fn run(
     b: &mut Bench,
@@ -95,7 +85,7 @@ fn ran(report: &PipelineReport) -> Vec<(String, usize)> {
 /// The three rows of the demo pipeline.
 pub(crate) fn rows(b: &mut Bench, quick: bool) -> Result<Vec<Row>> {
     let manifest = Manifest::parse(Path::new("demo.toml"), MANIFEST)?;
-    let plugins = manifest.load_plugins(&b.runtime, builtin)?;
+    let plugins = manifest.load_plugins(&b.runtime, vidpipe_example_plugins::builtin)?;
     let rounds = if quick { 1 } else { 3 };
 
     // --jobs 2 against --jobs 1, each on a fresh project, in alternating order.

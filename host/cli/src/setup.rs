@@ -81,17 +81,6 @@ pub fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
     )?)
 }
 
-/// The plugins built into this binary, for `builtin:NAME` in manifests.
-pub fn builtin_plugin(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "storyboard" => Some(vidpipe_example_plugins::STORYBOARD),
-        "keyframes" => Some(vidpipe_example_plugins::KEYFRAMES),
-        "clips" => Some(vidpipe_example_plugins::CLIPS),
-        "assemble" => Some(vidpipe_example_plugins::ASSEMBLE),
-        _ => None,
-    }
-}
-
 /// The stage name: `--name` as given (checked), else the plugin's file stem made into a valid
 /// name (other characters become `-`, cut to 64).
 pub fn stage_name(path: &Path, name: Option<&str>) -> anyhow::Result<String> {

@@ -22,7 +22,7 @@ pub fn exec(globals: &Globals) -> Result<(), Failure> {
     let manifest = Manifest::parse(Path::new("builtin:demo.toml"), DEMO_MANIFEST)?;
     let mut home = Home::init(&globals.home)?;
     let runtime = setup::runtime(&globals.home, globals.no_cache)?;
-    let plugins = manifest.load_plugins(&runtime, setup::builtin_plugin)?;
+    let plugins = manifest.load_plugins(&runtime, vidpipe_example_plugins::builtin)?;
     let existing = db::list_projects(home.conn())?
         .into_iter()
         .find(|p| p.name == DEMO_PROJECT);

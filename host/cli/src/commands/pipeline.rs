@@ -48,7 +48,7 @@ pub fn exec(globals: &Globals, args: PipelineRun) -> Result<(), Failure> {
     setup::check_writable(&globals.home)?;
     let manifest = Manifest::load(&args.manifest)?;
     let runtime = setup::runtime(&globals.home, globals.no_cache)?;
-    let plugins = manifest.load_plugins(&runtime, setup::builtin_plugin)?;
+    let plugins = manifest.load_plugins(&runtime, vidpipe_example_plugins::builtin)?;
     let mut home = setup::writable_home(&globals.home)?;
     let options = PipelineOptions {
         force: args.force,
