@@ -304,7 +304,12 @@ fn an_eio_at_any_fsync_of_a_fanned_out_pipeline_deleting_a_scene_never_loses_or_
         persist: false,
         kill_after: None,
     };
-    run_with(&home, &m, &id, Some(counting), Some(&count)).expect_code(0);
+    let reference = run_with(&home, &m, &id, Some(counting), Some(&count)).expect_code(0);
+    // The faults below land on the path of reuse: the two scenes the edit kept are skipped.
+    for stage in ["keyframes", "clips"] {
+        let line = format!("{stage}: skipped (done by earlier runs): 2 scene(s), 0 ran, 2 skipped");
+        assert!(reference.stdout.contains(&line), "{}", reference.stdout);
+    }
     let total: u64 = std::fs::read_to_string(count)
         .unwrap()
         .trim()

@@ -72,6 +72,15 @@ pub enum HomeError {
         /// The first, with why.
         first: String,
     },
+    /// The host itself panicked while running a unit of a pipeline (a bug in vidpipe): the
+    /// pipeline stops, and the runs it had started are found interrupted by the next command.
+    #[error("the host failed while running {unit}: {message} (a bug in vidpipe; please report it)")]
+    Panicked {
+        /// What it was running, e.g. "stage clips (3 of 4), scene 2".
+        unit: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The home does not exist and creating it was not asked for.
     #[error("{0} is not a vidpipe home (no vidpipe.db); run `vidpipe init` first")]
     Missing(PathBuf),

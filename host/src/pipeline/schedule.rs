@@ -5,8 +5,8 @@
 //! A stage that becomes ready is decided at once, on the state its inputs committed: skipped
 //! (its latest run's work stands), or queued — whole, or as one unit per scene whose shard must
 //! run. A shard is a stage run of its own: its record names its scene, and it has its own store,
-//! limits, database session — bound to its scene, so that writing another scene's rows is
-//! `out-of-scope` ([`StageSession::set_scope`]) — and commit. A shard that fails fails alone;
+//! limits, database session — bound to its scene, so that writing another scene's rows or files
+//! is `out-of-scope` ([`StageSession::set_scope`]) — and commit. A shard that fails fails alone;
 //! the shards that succeeded stay committed. A stage whose input failed (or was not reached) is
 //! not reached; stages that do not depend on it go on.
 //!
@@ -123,42 +123,70 @@ pub(super) fn run(
 }
 
 /// One worker: takes units off the queue until there are none left to come.
+///
+/// A unit that panics (a bug of the host: a guest's faults are its run's errors) does not take
+/// the others down with it, nor leave them waiting for it: it is counted done, and its panic
+/// becomes the pipeline's error, so no unit starts after it and the pipeline ends.
 fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
     loop {
-        let mut s = lock(shared);
-        let unit = loop {
-            if s.error.is_some() {
-                return;
+        let unit = {
+            let mut s = lock(shared);
+            loop {
+                if s.error.is_some() {
+                    return;
+                }
+                if let Some(unit) = s.queue.pop_front() {
+                    s.busy += 1;
+                    break unit;
+                }
+                // Nothing queued, and nothing running that could queue more: all is done.
+                if s.busy == 0 {
+                    wake.notify_all();
+                    return;
+                }
+                s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
             }
-            if let Some(unit) = s.queue.pop_front() {
-                break unit;
-            }
-            // Nothing queued, and nothing running that could queue more: all is done.
-            if s.busy == 0 {
-                wake.notify_all();
-                return;
-            }
-            s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
         };
-        s.busy += 1;
-        let prepared = s.prepare(&unit);
-        let graph = s.graph;
-        drop(s);
-        let called = prepared.map(|prepared| {
-            let plugin = &graph.plugins[unit.stage];
-            // The guest runs with nothing locked.
-            prepared.call(|ctx, config, limits| graph.runtime.call(plugin, ctx, config, limits))
-        });
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shared, &unit)));
         let mut s = lock(shared);
-        let done = called.and_then(|called| runner::conclude(s.home, called));
-        match done.and_then(|report| s.complete(&unit, report)) {
-            Ok(()) => s.start_ready(),
-            Err(e) => {
+        match ran {
+            Ok(Ok(())) => s.start_ready(),
+            Ok(Err(e)) => {
                 s.error.get_or_insert(e);
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                let mut unit_name = format!("stage {}", s.label(unit.stage));
+                if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
+                    unit_name.push_str(&format!(", scene {}", r.shards[slot].0.index));
+                }
+                s.error.get_or_insert(HomeError::Panicked {
+                    unit: unit_name,
+                    message: crate::text::cut(&message, 500),
+                });
             }
         }
         s.busy -= 1;
         wake.notify_all();
+    }
+
+    /// Runs `unit`: records its start, calls its guest with nothing locked, commits.
+    fn run(shared: &Mutex<Shared<'_, '_>>, unit: &Unit) -> Result<(), HomeError> {
+        let mut s = lock(shared);
+        let prepared = s.prepare(unit);
+        let graph = s.graph;
+        drop(s);
+        let called = prepared.map(|prepared| {
+            let plugin = &graph.plugins[unit.stage];
+            prepared.call(|ctx, config, limits| graph.runtime.call(plugin, ctx, config, limits))
+        });
+        let mut s = lock(shared);
+        let report = called.and_then(|called| runner::conclude(s.home, called))?;
+        s.complete(unit, report)
     }
 }
 
@@ -354,12 +382,12 @@ impl Shared<'_, '_> {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
         let plugin = &graph.plugins[i];
-        let input_failed = spec
+        let failed_input = spec
             .after
             .iter()
-            .any(|&j| matches!(self.states[j], State::Done(true)));
-        if input_failed {
-            self.end_unreached(i);
+            .find(|&&j| matches!(self.states[j], State::Done(true)));
+        if let Some(&j) = failed_input {
+            self.end_unreached(i, j);
             return Ok(());
         }
         let project = graph.project_id;
@@ -441,10 +469,21 @@ impl Shared<'_, '_> {
         Ok(())
     }
 
-    /// Ends stage `i` as not reached: a stage it runs after failed.
-    fn end_unreached(&mut self, i: usize) {
+    /// Ends stage `i` as not reached: stage `failed`, which it runs after, failed (or was not
+    /// reached itself). The plan says so, so that `runs show` lists every stage.
+    fn end_unreached(&mut self, i: usize, failed: usize) {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
+        self.at.plan.push(db::Step {
+            stage: spec.name.clone(),
+            scene: None,
+            ran: false,
+            run: None,
+            reason: format!(
+                "not reached: {}, which it runs after, did not succeed",
+                graph.manifest.stages[failed].name
+            ),
+        });
         self.observer
             .finished(i, &spec.name, &StageOutcome::NotReached);
         self.outcomes[i] = Some(StageOutcome::NotReached);

@@ -224,3 +224,90 @@ mod manifest_properties {
         }
     }
 }
+
+/// An observer that panics when the `n`th shard finishes, like a host bug would.
+struct PanicsAtShard {
+    finished: usize,
+    n: usize,
+}
+
+impl Observer for PanicsAtShard {
+    fn started(&mut self, _: usize, _: &str) -> ProgressSink {
+        Box::new(|_, _, _, _| {})
+    }
+    fn shard_started(&mut self, _: usize, _: &str, _: &db::Scene) -> ProgressSink {
+        Box::new(|_, _, _, _| {})
+    }
+    fn shard_finished(&mut self, _: usize, _: &str, _: &db::Scene, _: &StageReport) {
+        self.finished += 1;
+        assert!(
+            self.finished != self.n,
+            "the observer broke at shard {}",
+            self.n
+        );
+    }
+    fn finished(&mut self, _: usize, _: &str, _: &StageOutcome) {}
+}
+
+#[test]
+fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_the_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut home = Home::init(&dir.path().join("home")).expect("home");
+    let runtime = Runtime::new().expect("runtime");
+    let manifest = parse(
+        "[[stage]]\nname = \"storyboard\"\nplugin = \"builtin:storyboard\"\n\
+         [[stage]]\nname = \"keyframes\"\nplugin = \"builtin:keyframes\"\nfor-each = \"scene\"\n\
+         [stage.config]\nwidth = 64\nheight = 36\n",
+    )
+    .expect("valid");
+    let plugins = manifest
+        .load_plugins(&runtime, vidpipe_example_plugins::builtin)
+        .expect("plugins");
+    let script = "One.\n\nTwo.\n\nThree.\n\nFour.\n\nFive.\n";
+    let project = home
+        .create_project("p", script, &db::KeyValues::new())
+        .expect("project");
+    let options = PipelineOptions {
+        jobs: Some(2),
+        ..PipelineOptions::default()
+    };
+    // Run on a thread of its own, so that a hang fails the test rather than wedging it.
+    let (sent, got) = std::sync::mpsc::channel();
+    let home_path = dir.path().join("home");
+    let project_id = project.id.clone();
+    std::thread::spawn(move || {
+        let mut observer = PanicsAtShard { finished: 0, n: 2 };
+        let result = run_pipeline(
+            &mut home,
+            &runtime,
+            &manifest,
+            &plugins,
+            &project.id,
+            options,
+            &mut observer,
+        );
+        let _ = sent.send(result.map(|r| r.pipeline.status));
+    });
+    let result = got
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the pipeline ended");
+    let error = result.expect_err("a panic is the host's failure");
+    assert!(
+        matches!(&error, HomeError::Panicked { unit, message }
+            if unit.starts_with("stage keyframes (2 of 2), scene ") && message.contains("broke at shard 2")),
+        "{error}"
+    );
+    // The pipeline is recorded as failed, and the next command finds the home usable.
+    let home = Home::open(&home_path).expect("home opens");
+    let pipelines = db::list_pipelines(home.conn(), &project_id).expect("pipelines");
+    assert_eq!(pipelines[0].status, RunStatus::Failed);
+    assert!(
+        pipelines[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("the host failed"),
+        "{:?}",
+        pipelines[0].error
+    );
+}

@@ -107,7 +107,11 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                             Some((index, _)) => format!("{} scene {index}", step.stage),
                             None => step.stage.clone(),
                         };
-                        let verdict = if step.ran { "ran" } else { "skipped" };
+                        let verdict = match (step.ran, &step.run) {
+                            (true, _) => "ran",
+                            (false, Some(_)) => "skipped",
+                            (false, None) => "not run",
+                        };
                         say!("  {name:<20}  {verdict:<7}  {}", step.reason);
                     }
                 }
