@@ -398,6 +398,19 @@ fn a_failed_stage_stops_only_the_stages_that_run_after_it() {
     assert_eq!(of_stage(&all, "clips")[0]["status"], "succeeded");
     assert!(of_stage(&all, "late").is_empty());
     assert_eq!(home.show(&id)["video_clips"].as_array().unwrap().len(), 8);
+    // `runs show` lists every stage, the one not reached too, and says why.
+    let pipeline: String = home
+        .db()
+        .query_row("SELECT id FROM pipelines", [], |r| r.get(0))
+        .unwrap();
+    let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
+    assert!(
+        shown.stdout.contains(
+            "late                  not run  not reached: keyframes, which it runs after, did not succeed"
+        ),
+        "{}",
+        shown.stdout
+    );
     assert_consistent(&home);
 }
 
@@ -426,4 +439,176 @@ fn a_cycle_or_an_unknown_stage_in_after_is_refused_naming_the_stages() {
         assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
     }
     assert!(runs(&home, &id).is_empty());
+}
+
+/// A one-stage pipeline running the attacker plugin in `mode`, once per scene if `fanned`.
+fn attacker_manifest(mode: &str, fanned: bool, config: &str) -> String {
+    let for_each = if fanned { "for-each = \"scene\"\n" } else { "" };
+    format!(
+        "name = \"attack\"\n\n[[stage]]\nname = \"attack\"\nplugin = \"{}\"\n{for_each}\
+         [stage.config]\nmode = \"{mode}\"\n{config}\n",
+        vidpipe_example_plugins::ATTACKER_PATH
+    )
+}
+
+/// `name`'s record in a `project show --json` document, as (kind, size, sha256).
+fn artifact<'a>(d: &'a Value, name: &str) -> Option<(&'a Value, &'a Value, &'a Value)> {
+    d["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .map(|a| (&a["kind"], &a["size"], &a["sha256"]))
+}
+
+#[test]
+fn a_hostile_shard_is_refused_other_scenes_rows_and_files_through_the_binary() {
+    let home = TestHome::new();
+    let id = home.project("hostile", SCRIPT);
+    let m = manifest(
+        &home,
+        "fanned.toml",
+        &fanned_bulk_manifest(4096, 8192, 0, "", ""),
+    );
+    home.vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    // A file of the whole project, which no row names and no shard wrote.
+    home.vidpipe(&[
+        "stage",
+        "run",
+        vidpipe_example_plugins::ATTACKER_PATH,
+        "--project",
+        &id,
+        "--set",
+        "mode=leave-file",
+        "--set",
+        "name=project.bin",
+    ])
+    .expect_code(0);
+    let before = home.show(&id);
+    let files_before = home.files(&id);
+
+    // Each shard writes its own side file, then tries every write outside its scene.
+    let attack = manifest(
+        &home,
+        "attack.toml",
+        &attacker_manifest("scope-escape", true, ""),
+    );
+    home.vidpipe(&["run", &attack, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let all = runs(&home, &id);
+    let shards = of_stage(&all, "attack");
+    assert_eq!(shards.len(), 8);
+    for r in shards {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let summary = r["summary"].as_str().unwrap();
+        let (n, rest) = summary.split_once(" attempts: ").unwrap();
+        let counts = rest
+            .strip_suffix("; allowed: none")
+            .unwrap_or_else(|| panic!("every attempt is refused: {summary}"));
+        // Per other scene: its update and delete, a keyframe's update and a new keyframe (28);
+        // a new scene; and a replace and a delete of each file it does not own: 14 keyframes,
+        // 7 clips, storyboard.md, project.bin, and the side files of the shards that committed
+        // before it.
+        let n: usize = n.parse().unwrap();
+        assert!(n >= 28 + 1 + 2 * (14 + 7 + 2), "{summary}");
+        assert!(n <= 28 + 1 + 2 * (14 + 7 + 2 + 7), "{summary}");
+        let mut refused = 0;
+        for count in counts.split(", ") {
+            let (got, k) = count.rsplit_once(' ').unwrap();
+            let k: usize = k.parse().unwrap();
+            match got {
+                "out-of-scope" => {}
+                // Deleting a file a row names is refused before its scope is asked.
+                "conflict" => assert_eq!(k, 14 + 7, "{summary}"),
+                other => panic!("an attempt got {other}: {summary}"),
+            }
+            refused += k;
+        }
+        assert_eq!(refused, n, "{summary}");
+    }
+
+    // Nothing outside each shard's own side file changed: rows, files and their contents.
+    let after = home.show(&id);
+    for table in ["scenes", "keyframes", "video_clips"] {
+        assert_eq!(after[table], before[table], "{table}");
+    }
+    for a in before["artifacts"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        assert_eq!(
+            artifact(&after, name),
+            artifact(&before, name),
+            "{name} is as it was"
+        );
+    }
+    let mut expected = files_before.clone();
+    for i in 0..8 {
+        let (_, size, _) = artifact(&after, &format!("side-{i}.bin")).unwrap();
+        assert_eq!(size, 4);
+        expected.push(format!("output/side-{i}.bin"));
+    }
+    expected.sort();
+    assert_eq!(
+        after["artifacts"].as_array().unwrap().len(),
+        before["artifacts"].as_array().unwrap().len() + 8
+    );
+    assert_eq!(home.files(&id), expected);
+    assert_consistent(&home);
+}
+
+#[test]
+fn a_stage_that_reads_more_than_the_host_records_always_runs_again() {
+    let home = TestHome::new();
+    let id = home.project("flood", SCRIPT);
+    // 20,000 different scenes read, more than the 10,000 reads a run records: none is kept.
+    let flood = manifest(
+        &home,
+        "flood.toml",
+        &attacker_manifest("read-flood", false, "count = 20000"),
+    );
+    home.vidpipe(&["run", &flood, "--project", &id])
+        .expect_code(0);
+    let again = home
+        .vidpipe(&["run", &flood, "--project", &id])
+        .expect_code(0);
+    assert!(
+        again.stdout.contains("1 stage(s) ran, 0 skipped"),
+        "{}",
+        again.stdout
+    );
+    let pipeline = again
+        .stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split("(run ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .unwrap()
+        .to_owned();
+    let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
+    assert!(
+        shown
+            .stdout
+            .contains("ran      what the last run read was not recorded"),
+        "{}",
+        shown.stdout
+    );
+    assert_eq!(of_stage(&runs(&home, &id), "attack").len(), 2);
+
+    // 100 reads are recorded, and nothing they read changed: the rerun skips it.
+    let few = manifest(
+        &home,
+        "few.toml",
+        &attacker_manifest("read-flood", false, "count = 100"),
+    );
+    home.vidpipe(&["run", &few, "--project", &id])
+        .expect_code(0);
+    let skipped = home
+        .vidpipe(&["run", &few, "--project", &id])
+        .expect_code(0);
+    assert!(
+        skipped.stdout.contains("0 stage(s) ran, 1 skipped"),
+        "{}",
+        skipped.stdout
+    );
+    assert_eq!(of_stage(&runs(&home, &id), "attack").len(), 3);
 }

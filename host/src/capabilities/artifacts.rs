@@ -155,8 +155,10 @@ impl StageContext {
     /// staged files and its unfinished writers would then take more than the project quota.
     /// Everything counts while it is on disk, in whole blocks ([`disk_bytes`]): an artifact the
     /// run replaces or deletes keeps its bytes until the run commits, and every file takes at
-    /// least a block. Checked before each writer is opened and each chunk is written, so the
-    /// project never holds more than its quota.
+    /// least a block. Checked before each writer is opened and each chunk is written, so a run
+    /// alone never makes the project hold more than its quota. The committed bytes are summed
+    /// once per run: runs of the project committing while this one runs (other shards) are not
+    /// seen, so runs at once can pass it together (SECURITY.md says by how much).
     fn check_quota(&mut self, extra: u64) -> Result<(), HostError> {
         let committed = match self.artifacts.committed_disk_bytes {
             Some(bytes) => bytes,
@@ -269,6 +271,8 @@ impl Host for StageContext {
                 ),
             ));
         }
+        // A shard may not replace another scene's file.
+        self.db.touch_artifact(kind(k).into(), &name, "replacing")?;
         // A new file takes a block before anything is written to it.
         self.check_quota(disk_bytes(0))?;
         let writer = self

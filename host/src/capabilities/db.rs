@@ -224,6 +224,8 @@ impl Host for StageContext {
             description: changes.description,
             duration_ms: changes.duration_ms,
         };
+        // The whole row comes back: the guest has read it.
+        self.db.observe(Read::Scene(id.clone()));
         Ok(scene(self.db.update_scene(&id, changes)?))
     }
 
@@ -282,6 +284,7 @@ impl Host for StageContext {
             prompt: changes.prompt,
             image: changes.image.map(artifact_ref).transpose()?,
         };
+        self.db.observe(Read::Keyframe(id.clone()));
         Ok(keyframe(self.db.update_keyframe(&id, changes)?))
     }
 
@@ -326,6 +329,7 @@ impl Host for StageContext {
             duration_ms: changes.duration_ms,
             frame_rate: changes.frame_rate,
         };
+        self.db.observe(Read::Clip(id.clone()));
         Ok(clip(self.db.update_video_clip(&id, changes)?))
     }
 }

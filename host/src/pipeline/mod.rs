@@ -16,7 +16,7 @@
 //! [[stage]]
 //! name = "clips"
 //! plugin = "builtin:clips"
-//! for-each = "scene"                # one shard per scene (see `fanout`)
+//! for-each = "scene"                # one shard per scene (see "Fan-out")
 //! ```
 //!
 //! # Fan-out
@@ -28,15 +28,26 @@
 //! its own. The stage succeeds when every shard has; a shard that fails fails the stage, named,
 //! and the shards that succeeded stay committed.
 //!
-//! # Resume
+//! # Resume and reuse
 //!
-//! A stage — or a shard, for its scene — is skipped when its latest run on the project
-//! succeeded with the same plugin (by SHA-256) and the same configuration, and started after
-//! the run the stage before it relied on (for the first stage, after the project's last
-//! `project update`) — so its input has not changed since. Limits are not part of that: a
-//! shard that failed by its memory or time limit runs again with new limits while the others
-//! stay skipped. Once one stage or shard runs, every stage after it runs too: its input may
-//! have changed. `force` runs everything.
+//! Every read a guest makes goes through the host, which notes it (`db::reads`): the project,
+//! rows by id, listings, artifacts by name. A run's commit records a digest of each answer. A
+//! stage — or a shard, for its scene — is skipped ([`decide`]) when its latest run succeeded
+//! with the same plugin (by SHA-256) and the same configuration, its files are all in place,
+//! and every digest still matches what the database holds now: nothing it read has changed.
+//! Otherwise it runs, and the reason is recorded with the run and in the pipeline's plan
+//! ("first run", "plugin changed", "configuration changed", "the last run failed", "the last
+//! run was interrupted", "the last run did not finish", "the last run's files were damaged",
+//! "what the last run read was not recorded", or what changed: "scene 3 changed", …). Limits
+//! are not part of it: a shard that failed by its memory or time limit runs again with new
+//! limits while the others stay skipped. `force` runs everything.
+//!
+//! A run whose reads another unit changed while it ran (a digest taken when the guest first
+//! asked differs at commit) records none, and is never reused. That includes a torn read: a
+//! guest reading an artifact, in several calls, while another unit publishes a new version of
+//! it may see parts of both. Its run still commits (what it wrote is its own), but the next
+//! pipeline runs it again on the settled state. Writes are guarded at commit too: see
+//! `db::stage` for how concurrent runs of one project never overwrite each other's changes.
 //!
 //! # Ready for more than one machine
 //!

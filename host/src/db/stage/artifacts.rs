@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::overlay::{merge, paginate};
+use super::overlay::{Overlay, merge, paginate};
 use super::{ArtifactView, Page, StageSession, check_limit};
 use crate::artifacts::disk_bytes;
 use crate::db::rows::{ARTIFACT_COLUMNS, artifact_from_row};
@@ -102,6 +102,7 @@ impl StageSession {
 
     /// Records a finished staged file as the new content of `kind/name`. Returns the staged file
     /// of an earlier write of the same name in this run, which the caller must discard.
+    /// A shard may not replace an artifact outside its scene ([`Self::check_artifact_scope`]).
     pub fn stage_artifact(
         &mut self,
         kind: Kind,
@@ -110,6 +111,7 @@ impl StageSession {
         size: u64,
         sha256: &str,
     ) -> Result<Option<String>> {
+        self.touch_artifact(kind, name, "replacing")?;
         self.charge(name.len())?;
         let info = Artifact {
             kind,
@@ -125,6 +127,23 @@ impl StageSession {
             .artifacts
             .insert((kind, name.to_owned()), Some((info, staged.to_owned())));
         Ok(self.forget_staged(previous))
+    }
+
+    /// Before the run first writes or deletes `kind/name` (`what`: "replacing", "deleting"):
+    /// refuses it outside a shard's scope, and notes the committed record the run saw, which
+    /// the commit checks is still there. Called when the guest opens a writer, so that it
+    /// learns before writing, and again when the file is staged.
+    pub fn touch_artifact(&mut self, kind: Kind, name: &str, what: &str) -> Result<()> {
+        let key = (kind, name.to_owned());
+        if self.overlay.seen_artifacts.contains_key(&key) {
+            return Ok(());
+        }
+        let committed = self.committed_artifact(kind, name)?;
+        if let Some(committed) = &committed {
+            check_artifact_scope(&self.conn, &self.project_id, self.scope(), what, committed)?;
+        }
+        self.overlay.seen_artifacts.insert(key, committed);
+        Ok(())
     }
 
     /// Takes a replaced staged file off the books; returns its name.
@@ -189,7 +208,6 @@ impl StageSession {
     /// Stages the deletion of `kind/name`. Refused while a keyframe or clip (as this run sees
     /// them) refers to it. Returns a staged file of this run that the caller must discard.
     pub fn stage_delete(&mut self, kind: Kind, name: &str) -> Result<Option<String>> {
-        self.charge(name.len())?;
         if self.artifact(kind, name)?.is_none() {
             return Err(DbError::NotFound(format!("no artifact {kind}/{name}")));
         }
@@ -198,20 +216,27 @@ impl StageSession {
                 "artifact {kind}/{name} is still referred to by a keyframe or video clip"
             )));
         }
-        let committed = self.committed_artifact(kind, name)?.is_some();
+        self.touch_artifact(kind, name, "deleting")?;
+        self.charge(name.len())?;
+        let committed = self.committed_artifact(kind, name)?;
         Ok(self.apply_delete(kind, name, committed))
     }
 
-    /// The deletion of an artifact that exists (`committed` if the database has it), checked
-    /// already: it cannot fail. Returns a staged file of this run that the caller must discard.
+    /// The deletion of an artifact that exists (`committed`: its record in the database, if
+    /// it has one), checked already: it cannot fail. Returns a staged file of this run that the
+    /// caller must discard.
     pub(super) fn apply_delete(
         &mut self,
         kind: Kind,
         name: &str,
-        committed: bool,
+        committed: Option<Artifact>,
     ) -> Option<String> {
         let key = (kind, name.to_owned());
-        let previous = if committed {
+        self.overlay
+            .seen_artifacts
+            .entry(key.clone())
+            .or_insert_with(|| committed.clone());
+        let previous = if committed.is_some() {
             // A tombstone: hides the committed row now, deletes it at commit.
             self.overlay.artifacts.insert(key, None)
         } else {
@@ -220,9 +245,9 @@ impl StageSession {
         self.forget_staged(previous)
     }
 
-    /// Whether the database has `kind/name` for this project (whatever this run staged).
-    pub(super) fn artifact_committed(&self, kind: Kind, name: &str) -> Result<bool> {
-        Ok(self.committed_artifact(kind, name)?.is_some())
+    /// The database's record of `kind/name` for this project (whatever this run staged).
+    pub(super) fn artifact_committed(&self, kind: Kind, name: &str) -> Result<Option<Artifact>> {
+        self.committed_artifact(kind, name)
     }
 
     /// Every staged file this run still holds, to discard when the run fails.
@@ -234,4 +259,88 @@ impl StageSession {
             .filter_map(|((kind, _), v)| v.as_ref().map(|(_, file)| (*kind, file.clone())))
             .collect())
     }
+}
+
+/// Refuses `what` (replacing or deleting) of the committed artifact `a` of `project` if `scope`
+/// is a shard's scene and the artifact is not that scene's: a keyframe or clip of another scene
+/// names it, or none of its own scene does and no run bound to its scene wrote it (a file of the
+/// whole project, say the assembled video). A new name is any shard's to take; two shards
+/// taking the same one conflict at the second commit. Checked on `conn`: the session's when the
+/// guest asks, and the commit's transaction, which checks again.
+fn check_artifact_scope(
+    conn: &Connection,
+    project: &str,
+    scope: Option<&str>,
+    what: &str,
+    a: &Artifact,
+) -> Result<()> {
+    let Some(own) = scope else {
+        return Ok(());
+    };
+    let mut st = conn.prepare_cached(
+        "SELECT scene_id FROM main.keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3
+         UNION
+         SELECT scene_id FROM main.video_clips WHERE project_id = ?1 AND video_kind = ?2 AND video_name = ?3",
+    )?;
+    let scenes = st
+        .query_map(params![project, a.kind, a.name], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let refuse = |why: String| {
+        Err(DbError::OutOfScope(format!(
+            "{what} artifact {}/{}: {why}; this shard is bound to scene {own}",
+            a.kind, a.name
+        )))
+    };
+    if let Some(other) = scenes.iter().find(|s| *s != own) {
+        return refuse(format!("a row of scene {other} refers to it"));
+    }
+    if !scenes.is_empty() {
+        return Ok(());
+    }
+    let writer_scene: Option<String> = match &a.run_id {
+        Some(run) => query_row_cached(
+            conn,
+            "SELECT scene_id FROM main.pipeline_runs WHERE id = ?1",
+            [run],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten(),
+        None => None,
+    };
+    if writer_scene.as_deref() == Some(own) {
+        return Ok(());
+    }
+    refuse("no row of this scene refers to it, and no run of this scene wrote it".to_owned())
+}
+
+/// Checks, inside the commit's transaction `tx`, that every artifact of `project` the run
+/// wrote or deleted (in `overlay`) is still as the run first saw it — no other run of the
+/// project wrote or deleted it meanwhile — and, for a shard bound to `scope`, still its own.
+pub(super) fn check_artifacts_unchanged(
+    tx: &Connection,
+    project: &str,
+    scope: Option<&str>,
+    overlay: &Overlay,
+) -> Result<()> {
+    let mut st = tx.prepare_cached(&format!(
+        "SELECT {ARTIFACT_COLUMNS} FROM main.artifacts
+         WHERE project_id = ?1 AND kind = ?2 AND name = ?3"
+    ))?;
+    for (kind, name) in overlay.artifacts.keys() {
+        let now = st
+            .query_row(params![project, kind, name], artifact_from_row)
+            .optional()?;
+        let seen = overlay.seen_artifacts.get(&(*kind, name.clone()));
+        if seen != Some(&now) {
+            return Err(DbError::Conflict(format!(
+                "artifact {kind}/{name} was written or deleted by another run of the project \
+                 while this one ran; nothing was committed"
+            )));
+        }
+        if let Some(now) = &now {
+            check_artifact_scope(tx, project, scope, "replacing", now)?;
+        }
+    }
+    Ok(())
 }

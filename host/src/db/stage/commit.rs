@@ -1,7 +1,7 @@
 //! The one transaction that makes a run's work visible: its staged rows into the main tables,
 //! its file moves into the publish journal, its record `succeeded` with what it read.
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 
 use super::StageSession;
 use crate::db::JournalEntry;
@@ -31,9 +31,9 @@ impl StageSession {
                 staged: staged.as_ref().map(|(_, file)| file.clone()),
             })
             .collect();
-        let overlay = &self.overlay;
         let reads = (!self.reads_lost).then_some(&self.reads);
         let now = now_ms();
+        let (overlay, scope) = (&self.overlay, self.scope.as_deref());
         crate::db::write_transaction(&mut self.conn, |tx| {
             let still_running: bool = tx
                 .prepare_cached(
@@ -57,14 +57,27 @@ impl StageSession {
                     }
                 }
             }
+            super::artifacts::check_artifacts_unchanged(tx, &project, scope, overlay)?;
             // Order matters for foreign keys: deleted scenes first (their keyframes and clips
             // go with them by cascade, and a new scene may take their index), artifacts and
             // scenes before the rows that refer to them, deletions of artifacts after the rows
             // that may have stopped referring to them.
-            let mut delete_scene =
-                tx.prepare_cached("DELETE FROM main.scenes WHERE id = ?1 AND project_id = ?2")?;
+            //
+            // A committed row the run changed or deleted is written only if it is as the run
+            // first saw it (by `updated_at`, which every change moves on); a new row only if its
+            // key is still free. Another run of the project may have committed meanwhile (a
+            // shard, or a stage that does not run after this one): then this run worked from
+            // rows that are gone, and nothing of it is committed.
+            let seen = |id: &str| overlay.seen_rows.get(id).copied();
+            let mut delete_scene = tx.prepare_cached(
+                "DELETE FROM main.scenes WHERE id = ?1 AND project_id = ?2 AND updated_at = ?3",
+            )?;
             for id in overlay.deleted_scenes.keys() {
-                delete_scene.execute(params![id, project])?;
+                if delete_scene.execute(params![id, project, seen(id)])? == 0
+                    && exists(tx, "scenes", id)?
+                {
+                    return Err(changed("scene", id));
+                }
             }
             let mut put_artifact = tx.prepare_cached(
                 "INSERT INTO main.artifacts (project_id, kind, name, size, sha256, run_id, created_at)
@@ -84,65 +97,134 @@ impl StageSession {
                     info.created_at
                 ])?;
             }
-            let mut put_scene = tx.prepare_cached(
+            let mut new_scene = tx.prepare_cached(
                 "INSERT INTO main.scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET
-                     title = excluded.title, description = excluded.description,
-                     duration_ms = excluded.duration_ms, updated_at = excluded.updated_at",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut change_scene = tx.prepare_cached(
+                "UPDATE main.scenes SET title = ?3, description = ?4, duration_ms = ?5, updated_at = ?6
+                 WHERE id = ?1 AND project_id = ?2 AND updated_at = ?7",
             )?;
             for s in overlay.scenes.values() {
-                put_scene.execute(params![
-                    s.id,
-                    project,
-                    s.index,
-                    s.title,
-                    s.description,
-                    s.duration_ms,
-                    s.created_at,
-                    s.updated_at
-                ])?;
+                match seen(&s.id) {
+                    None => {
+                        let inserted = new_scene.execute(params![
+                            s.id,
+                            project,
+                            s.index,
+                            s.title,
+                            s.description,
+                            s.duration_ms,
+                            s.created_at,
+                            s.updated_at
+                        ]);
+                        inserted.map_err(taken(&format!("scene index {}", s.index)))?;
+                    }
+                    Some(seen) => {
+                        let changed_rows = change_scene.execute(params![
+                            s.id,
+                            project,
+                            s.title,
+                            s.description,
+                            s.duration_ms,
+                            s.updated_at,
+                            seen
+                        ])?;
+                        if changed_rows != 1 {
+                            return Err(changed("scene", &s.id));
+                        }
+                    }
+                }
             }
-            let mut put_keyframe = tx.prepare_cached(
+            let mut new_keyframe = tx.prepare_cached(
                 "INSERT INTO main.keyframes (id, project_id, scene_id, position, prompt, image_kind, image_name, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (id) DO UPDATE SET
-                     prompt = excluded.prompt, image_kind = excluded.image_kind,
-                     image_name = excluded.image_name, updated_at = excluded.updated_at",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut change_keyframe = tx.prepare_cached(
+                "UPDATE main.keyframes SET prompt = ?3, image_kind = ?4, image_name = ?5, updated_at = ?6
+                 WHERE id = ?1 AND project_id = ?2 AND updated_at = ?7",
             )?;
             for k in overlay.keyframes.values() {
-                put_keyframe.execute(params![
-                    k.id,
-                    project,
-                    k.scene_id,
-                    k.position,
-                    k.prompt,
-                    k.image.kind,
-                    k.image.name,
-                    k.created_at,
-                    k.updated_at
-                ])?;
+                match seen(&k.id) {
+                    None => {
+                        let inserted = new_keyframe.execute(params![
+                            k.id,
+                            project,
+                            k.scene_id,
+                            k.position,
+                            k.prompt,
+                            k.image.kind,
+                            k.image.name,
+                            k.created_at,
+                            k.updated_at
+                        ]);
+                        inserted.map_err(taken(&format!(
+                            "the {} keyframe of scene {}",
+                            k.position, k.scene_id
+                        )))?;
+                    }
+                    Some(seen) => {
+                        let changed_rows = change_keyframe
+                            .execute(params![
+                                k.id,
+                                project,
+                                k.prompt,
+                                k.image.kind,
+                                k.image.name,
+                                k.updated_at,
+                                seen
+                            ])
+                            .map_err(taken(&format!("keyframe {}", k.id)))?;
+                        if changed_rows != 1 {
+                            return Err(changed("keyframe", &k.id));
+                        }
+                    }
+                }
             }
-            let mut put_clip = tx.prepare_cached(
+            let mut new_clip = tx.prepare_cached(
                 "INSERT INTO main.video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (id) DO UPDATE SET
-                     video_kind = excluded.video_kind, video_name = excluded.video_name,
-                     duration_ms = excluded.duration_ms, frame_rate = excluded.frame_rate,
-                     updated_at = excluded.updated_at",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut change_clip = tx.prepare_cached(
+                "UPDATE main.video_clips SET video_kind = ?3, video_name = ?4, duration_ms = ?5,
+                     frame_rate = ?6, updated_at = ?7
+                 WHERE id = ?1 AND project_id = ?2 AND updated_at = ?8",
             )?;
             for c in overlay.clips.values() {
-                put_clip.execute(params![
-                    c.id,
-                    project,
-                    c.scene_id,
-                    c.video.kind,
-                    c.video.name,
-                    c.duration_ms,
-                    c.frame_rate,
-                    c.created_at,
-                    c.updated_at
-                ])?;
+                match seen(&c.id) {
+                    None => {
+                        let inserted = new_clip.execute(params![
+                            c.id,
+                            project,
+                            c.scene_id,
+                            c.video.kind,
+                            c.video.name,
+                            c.duration_ms,
+                            c.frame_rate,
+                            c.created_at,
+                            c.updated_at
+                        ]);
+                        inserted
+                            .map_err(taken(&format!("the video clip of scene {}", c.scene_id)))?;
+                    }
+                    Some(seen) => {
+                        let changed_rows = change_clip
+                            .execute(params![
+                                c.id,
+                                project,
+                                c.video.kind,
+                                c.video.name,
+                                c.duration_ms,
+                                c.frame_rate,
+                                c.updated_at,
+                                seen
+                            ])
+                            .map_err(taken(&format!("video clip {}", c.id)))?;
+                        if changed_rows != 1 {
+                            return Err(changed("video clip", &c.id));
+                        }
+                    }
+                }
             }
             let mut delete_artifact = tx.prepare_cached(
                 "DELETE FROM main.artifacts WHERE project_id = ?1 AND kind = ?2 AND name = ?3",
@@ -193,5 +275,35 @@ impl StageSession {
             Ok(())
         })?;
         Ok(journal)
+    }
+}
+
+/// Whether the project's table `table` has a row `id`.
+fn exists(tx: &Connection, table: &str, id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM main.{table} WHERE id = ?1)"
+        ))?
+        .query_row([id], |r| r.get(0))?)
+}
+
+/// The conflict of a committed row that changed (or went) while the run that changes it ran.
+fn changed(what: &str, id: &str) -> DbError {
+    DbError::Conflict(format!(
+        "{what} {id} was changed or deleted by another run of the project while this one ran; \
+         nothing was committed"
+    ))
+}
+
+/// Turns a constraint violation of the commit (a key another run took meanwhile, a row it
+/// refers to that another run deleted) into the conflict it is.
+fn taken(what: &str) -> impl FnOnce(rusqlite::Error) -> DbError {
+    let what = what.to_owned();
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => DbError::Conflict(format!(
+            "{what}: another run of the project committed a conflicting change while this one \
+             ran ({e}); nothing was committed"
+        )),
+        _ => DbError::from(e),
     }
 }

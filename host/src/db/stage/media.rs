@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::overlay::{KeyframeSlot, merge, paginate};
 use super::{
     KeyframeUpdate, NewKeyframe, NewVideoClip, Page, StageSession, VideoClipUpdate, bad_cursor,
-    check_limit, check_positive, check_text, new_id, parse_index_cursor,
+    check_limit, check_positive, check_text, new_id, next_updated_at, parse_index_cursor,
 };
 use crate::db::rows::{CLIP_COLUMNS, KEYFRAME_COLUMNS, clip_from_row, keyframe_from_row};
 use crate::db::{
@@ -201,6 +201,7 @@ impl StageSession {
     pub fn update_keyframe(&mut self, id: &str, changes: KeyframeUpdate) -> Result<Keyframe> {
         let (slot, mut k) = self.find_keyframe(id)?;
         self.check_scope("updating a keyframe", Some(&k.scene_id))?;
+        let committed = self.overlay.keyframe(&k.id).is_none();
         if let Some(prompt) = changes.prompt {
             check_text("a keyframe prompt", &prompt)?;
             k.prompt = prompt;
@@ -210,7 +211,10 @@ impl StageSession {
             k.image = image;
         }
         self.charge(k.prompt.len() + k.image.name.len())?;
-        k.updated_at = now_ms();
+        if committed {
+            self.overlay.saw_row(&k.id, k.updated_at);
+        }
+        k.updated_at = next_updated_at(k.updated_at);
         self.overlay.put_keyframe(slot, k.clone());
         Ok(k)
     }
@@ -342,6 +346,7 @@ impl StageSession {
     pub fn update_video_clip(&mut self, id: &str, changes: VideoClipUpdate) -> Result<VideoClip> {
         let (index, mut c) = self.find_clip(id)?;
         self.check_scope("updating a video clip", Some(&c.scene_id))?;
+        let committed = self.overlay.clip(&c.id).is_none();
         if let Some(video) = changes.video {
             self.require_artifact(&video)?;
             c.video = video;
@@ -355,7 +360,10 @@ impl StageSession {
             c.frame_rate = f;
         }
         self.charge(c.video.name.len())?;
-        c.updated_at = now_ms();
+        if committed {
+            self.overlay.saw_row(&c.id, c.updated_at);
+        }
+        c.updated_at = next_updated_at(c.updated_at);
         self.overlay.put_clip(index, c.clone());
         Ok(c)
     }

@@ -20,9 +20,17 @@
 //!
 //! Uniqueness and references are checked at write time against the overlay and the committed
 //! rows, so a stage gets its `conflict` or `not-found` error at the call that caused it; the
-//! commit re-checks them through the main tables' constraints and foreign keys. While the run
-//! holds its project's lock nobody else commits to the project, so the committed rows it
-//! checked against do not change under it.
+//! commit re-checks them through the main tables' constraints and foreign keys.
+//!
+//! Other runs of the same project may commit while this one runs: the shards of a per-scene
+//! stage, and stages of a pipeline that do not run after one another. The commit therefore
+//! writes a run's changes only onto what the run saw (optimistic concurrency, as an ORM's
+//! version column does): a committed row it changed or deleted must still have the
+//! `updated_at` it had when the run first changed it (every change moves it on, even within
+//! a millisecond), an artifact it wrote or deleted must still have the record it had, and a
+//! new row's key must still be free. Otherwise the commit fails with `conflict` and nothing of
+//! the run is committed: a change it never saw is not overwritten, and a row another run
+//! deleted is not brought back. Rerunning it works from the new state.
 //!
 //! Every query carries the session's project id: an id of another project is simply not found.
 //!
@@ -264,6 +272,13 @@ fn check_positive(what: &str, v: u32) -> Result<()> {
     Ok(())
 }
 
+/// The `updated_at` of a row changed now that had `previous`: later than it, even within the
+/// same millisecond, so that every committed change moves it (the commit relies on that to tell
+/// whether a row changed under a run).
+fn next_updated_at(previous: i64) -> i64 {
+    super::now_ms().max(previous.saturating_add(1))
+}
+
 /// A new row id: time-ordered (UUIDv7), so rows a run creates append to the right edge of
 /// each index rather than landing all over it.
 fn new_id() -> String {
@@ -409,9 +424,10 @@ impl StageSession {
 
     /// Binds the session to one scene of its project (a shard of a per-scene stage): it may
     /// still read the whole project, but writes only that scene's rows — updating the scene,
-    /// creating and changing its keyframes and its clip — and artifacts. Creating or deleting
-    /// a scene, or writing another scene's rows, is [`DbError::OutOfScope`]. `None`: the
-    /// whole project (the default).
+    /// creating and changing its keyframes and its clip — and its own artifacts (see
+    /// `check_artifact_scope` in `artifacts.rs`). Creating or deleting a scene, or writing
+    /// another scene's rows or files, is [`DbError::OutOfScope`]. `None`: the whole project
+    /// (the default).
     pub fn set_scope(&mut self, scene_id: Option<String>) {
         self.scope = scene_id;
     }

@@ -45,14 +45,30 @@ pub(crate) struct Overlay {
     /// Bytes on disk of the staged files (see [`crate::artifacts::disk_bytes`]).
     pub staged_disk_bytes: u64,
     /// The indexes of the project's committed scenes, once a run has checked enough new
-    /// indexes to make loading them pay (other runs do not change them while this one holds
-    /// the lock; a scene this run deletes is taken out).
+    /// indexes to make loading them pay (a scene this run deletes is taken out). Another run
+    /// of the project may commit a scene meanwhile: then the commit's insert finds the index
+    /// taken, and fails as a conflict.
     pub committed_indexes: Option<std::collections::HashSet<u32>>,
     /// How many index checks have asked the database so far.
     pub index_queries: u32,
+    /// The committed scenes, keyframes and clips this run changed or deleted: the
+    /// `updated_at` each had when the run first changed it, by id. The commit changes such a
+    /// row only if it still has it (see `commit.rs`).
+    pub seen_rows: HashMap<String, i64>,
+    /// The artifacts this run wrote or deleted: the committed record of each (`None`: there
+    /// was none) when the run first touched it. The commit goes ahead only if each is still so.
+    pub seen_artifacts: HashMap<(Kind, String), Option<Artifact>>,
 }
 
 impl Overlay {
+    /// Notes that the run changes committed row `id`, which had `updated_at` (unless it
+    /// already did: the first time counts).
+    pub fn saw_row(&mut self, id: &str, updated_at: i64) {
+        if !self.seen_rows.contains_key(id) {
+            self.seen_rows.insert(id.to_owned(), updated_at);
+        }
+    }
+
     /// Stages a scene, new or changed.
     pub fn put_scene(&mut self, scene: Scene) {
         self.scene_ids.insert(scene.id.clone(), scene.index);

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::overlay::{merge, paginate};
 use super::{
     MAX_TITLE_CHARS, NewScene, Page, SceneUpdate, StageSession, check_limit, check_positive,
-    check_text, new_id, parse_index_cursor,
+    check_text, new_id, next_updated_at, parse_index_cursor,
 };
 use crate::db::rows::{SCENE_COLUMNS, scene_from_row};
 use crate::db::{ArtifactRef, DbError, Kind, Result, Scene, now_ms, query_row_cached};
@@ -160,6 +160,7 @@ impl StageSession {
     pub fn update_scene(&mut self, id: &str, changes: SceneUpdate) -> Result<Scene> {
         let mut scene = self.get_scene(id)?;
         self.check_scope("updating a scene", Some(&scene.id))?;
+        let committed = self.overlay.scene(&scene.id).is_none();
         if let Some(title) = changes.title {
             check_title(&title)?;
             scene.title = title;
@@ -173,7 +174,10 @@ impl StageSession {
             scene.duration_ms = d;
         }
         self.charge(scene.title.len() + scene.description.len())?;
-        scene.updated_at = now_ms();
+        if committed {
+            self.overlay.saw_row(&scene.id, scene.updated_at);
+        }
+        scene.updated_at = next_updated_at(scene.updated_at);
         self.overlay.put_scene(scene.clone());
         Ok(scene)
     }
@@ -227,6 +231,8 @@ impl StageSession {
         let overlay = &mut self.overlay;
         overlay.remove_scene(scene.index);
         if committed {
+            // Its staged version, if the run changed it, keeps what the run first saw.
+            overlay.saw_row(&scene.id, scene.updated_at);
             overlay.deleted_scenes.insert(scene.id.clone(), scene.index);
             overlay.deleted_indexes.insert(scene.index);
             overlay.deleted_media.extend(removed);

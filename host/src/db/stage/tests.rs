@@ -1090,6 +1090,12 @@ fn each_kind_of_read_changes_its_digest_when_what_it_read_changes_and_only_then(
     use crate::db::reads::digest;
     let mut f = fixture();
     let p = create_project(&mut f.main, "p", "script", &KeyValues::new()).expect("project");
+    // Another project, with a scene of its own, whose changes no read of p sees.
+    let elsewhere =
+        create_project(&mut f.main, "elsewhere", "its script", &KeyValues::new()).expect("other");
+    let mut there = session(&mut f, &elsewhere.id);
+    there.create_scene(scene(0)).expect("its scene");
+    there.commit("there").expect("commit");
     let mut s = session(&mut f, &p.id);
     let a = s.create_scene(scene(0)).expect("scene a");
     let b = s.create_scene(scene(1)).expect("scene b");
@@ -1166,12 +1172,14 @@ fn each_kind_of_read_changes_its_digest_when_what_it_read_changes_and_only_then(
         // Clip artifacts are not among the reads.
         (format!("UPDATE artifacts SET sha256 = '{sha}' WHERE name = 'a.mp4'"), vec![]),
         // Another project's rows are never read.
-        ("UPDATE projects SET script = 'other' WHERE name = 'elsewhere'".into(), vec![]),
+        (format!("UPDATE projects SET script = 'other' WHERE id = '{}'", elsewhere.id), vec![]),
+        (format!("UPDATE scenes SET title = 'other' WHERE project_id = '{}'", elsewhere.id), vec![]),
         // Deleting scene b takes its keyframe with it.
         (format!("DELETE FROM scenes WHERE id = '{}'", b.id), vec![4, 6]),
     ];
     for (sql, changed) in changes {
         f.main.execute_batch(&sql).expect(&sql);
+        assert!(f.main.changes() > 0, "{sql} changes a row");
         let now = snapshot(&f.main);
         let differ: Vec<usize> = (0..reads.len()).filter(|&i| now[i] != last[i]).collect();
         assert_eq!(differ, changed, "{sql}");
@@ -1252,4 +1260,315 @@ fn a_run_whose_reads_changed_under_it_records_none_and_is_never_reused() {
         crate::db::RunStatus::Succeeded
     );
     assert_eq!(crate::db::run_reads(&f.main, &run).expect("read"), None);
+}
+
+/// A session of a shard bound to `scene` of `project`: its run's record names the scene.
+fn shard_session(f: &mut Fixture, project: &str, scene: &str) -> StageSession {
+    let origin = crate::db::Origin {
+        scene: Some(scene),
+        ..Default::default()
+    };
+    let run = start_run(
+        &mut f.main,
+        project,
+        "shard",
+        &"0".repeat(64),
+        &KeyValues::new(),
+        origin,
+    )
+    .expect("run")
+    .id;
+    let mut s = StageSession::open(&f.path, project, &run).expect("session");
+    s.set_scope(Some(scene.to_owned()));
+    s
+}
+
+fn is_conflict<T: std::fmt::Debug>(r: Result<T>, what: &str) {
+    match r {
+        Err(DbError::Conflict(m)) => assert!(m.contains("nothing was committed"), "{what}: {m}"),
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    }
+}
+
+fn titled(title: &str) -> SceneUpdate {
+    SceneUpdate {
+        title: Some(title.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn runs_of_one_project_committing_in_turn_never_lose_an_update_nor_bring_back_a_deleted_row() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut setup = session(&mut f, &p.id);
+    let s0 = setup.create_scene(scene(0)).expect("scene 0");
+    let s1 = setup.create_scene(scene(1)).expect("scene 1");
+    let s2 = setup.create_scene(scene(2)).expect("scene 2");
+    setup
+        .stage_artifact(Kind::Keyframe, "k.png", ".stage-k", 1, &"a".repeat(64))
+        .expect("stage");
+    let image = ArtifactRef {
+        kind: Kind::Keyframe,
+        name: "k.png".into(),
+    };
+    let k0 = setup
+        .create_keyframe(NewKeyframe {
+            scene_id: s0.id.clone(),
+            position: KeyframePosition::Start,
+            prompt: "first".into(),
+            image: image.clone(),
+        })
+        .expect("keyframe");
+    setup.commit("setup").expect("commit");
+    let title_of = |f: &mut Fixture, id: &str| {
+        project_detail(&mut f.main, &p.id)
+            .expect("detail")
+            .scenes
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.title)
+    };
+
+    // Two runs change the same scene, both from what was committed when they started; the
+    // one that commits second would overwrite the first's change with a row it never saw.
+    let mut a = session(&mut f, &p.id);
+    let mut b = session(&mut f, &p.id);
+    a.update_scene(&s0.id, titled("by a")).expect("a");
+    b.update_scene(&s0.id, titled("by b")).expect("b");
+    b.commit("b").expect("b commits");
+    is_conflict(a.commit("a"), "a second update of a scene");
+    assert_eq!(title_of(&mut f, &s0.id).as_deref(), Some("by b"));
+    assert_eq!(
+        get_run(&f.main, a.run_id()).expect("run").status,
+        crate::db::RunStatus::Running,
+        "nothing of a is committed, not even its record: the runner records it failed"
+    );
+
+    // A shard changes scene 1 while a whole-project run deletes it: the deletion commits
+    // first, and the shard's update must not bring the scene back.
+    let mut shard = shard_session(&mut f, &p.id, &s1.id);
+    let mut deleter = session(&mut f, &p.id);
+    shard.update_scene(&s1.id, titled("kept?")).expect("shard");
+    deleter.delete_scene(&s1.id).expect("delete");
+    deleter.commit("deleter").expect("the deletion commits");
+    is_conflict(shard.commit("shard"), "an update of a deleted scene");
+    assert_eq!(title_of(&mut f, &s1.id), None, "scene 1 stays deleted");
+
+    // The other way round: the update commits first, then a deletion made without seeing it.
+    let mut updater = session(&mut f, &p.id);
+    let mut deleter = session(&mut f, &p.id);
+    updater
+        .update_scene(&s2.id, titled("updated"))
+        .expect("update");
+    deleter.delete_scene(&s2.id).expect("delete");
+    updater.commit("updater").expect("the update commits");
+    is_conflict(deleter.commit("deleter"), "a deletion of a changed scene");
+    assert_eq!(title_of(&mut f, &s2.id).as_deref(), Some("updated"));
+
+    // Keyframes (and, by the same code, clips) likewise.
+    let mut a = session(&mut f, &p.id);
+    let mut b = session(&mut f, &p.id);
+    for (s, prompt) in [(&mut a, "a"), (&mut b, "b")] {
+        s.update_keyframe(
+            &k0.id,
+            KeyframeUpdate {
+                prompt: Some(prompt.into()),
+                ..Default::default()
+            },
+        )
+        .expect("update");
+    }
+    a.commit("a").expect("a commits");
+    is_conflict(b.commit("b"), "a second update of a keyframe");
+
+    // Two new scenes at one index: the second finds it taken at commit.
+    let mut a = session(&mut f, &p.id);
+    let mut b = session(&mut f, &p.id);
+    a.create_scene(scene(7)).expect("a");
+    b.create_scene(scene(7)).expect("b");
+    a.commit("a").expect("a commits");
+    is_conflict(b.commit("b"), "a second scene at one index");
+
+    // A new clip of a scene another run deleted meanwhile.
+    let s7 = project_detail(&mut f.main, &p.id)
+        .expect("detail")
+        .scenes
+        .into_iter()
+        .find(|s| s.index == 7)
+        .expect("scene 7");
+    let mut shard = shard_session(&mut f, &p.id, &s7.id);
+    let mut deleter = session(&mut f, &p.id);
+    shard
+        .create_keyframe(NewKeyframe {
+            scene_id: s7.id.clone(),
+            position: KeyframePosition::End,
+            prompt: "late".into(),
+            image: image.clone(),
+        })
+        .expect("keyframe");
+    deleter.delete_scene(&s7.id).expect("delete");
+    deleter.commit("deleter").expect("commits");
+    is_conflict(shard.commit("shard"), "a keyframe of a deleted scene");
+    let detail = project_detail(&mut f.main, &p.id).expect("detail");
+    assert!(detail.keyframes.iter().all(|k| k.scene_id != s7.id));
+    let check: String = f
+        .main
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn a_run_changing_a_row_twice_within_a_millisecond_still_moves_it_on() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let mut setup = session(&mut f, &p.id);
+    let s0 = setup.create_scene(scene(0)).expect("scene");
+    setup.commit("setup").expect("commit");
+    // Many quick updates, each committed: each one's `updated_at` is later than the last, so
+    // a run that saw any earlier one is told it changed.
+    let mut last = s0.updated_at;
+    for i in 0..20 {
+        let mut s = session(&mut f, &p.id);
+        let stale = session(&mut f, &p.id);
+        let updated = s.update_scene(&s0.id, titled(&format!("t{i}"))).expect("u");
+        assert!(updated.updated_at > last);
+        last = updated.updated_at;
+        let mut stale = stale;
+        stale.update_scene(&s0.id, titled("stale")).expect("stale");
+        s.commit("s").expect("commit");
+        is_conflict(stale.commit("stale"), "a stale update");
+    }
+}
+
+#[test]
+fn a_shard_replaces_or_deletes_only_its_own_scenes_artifacts() {
+    let mut f = fixture();
+    let p = create_project(&mut f.main, "p", "", &KeyValues::new()).expect("project");
+    let sha = "a".repeat(64);
+    let mut setup = session(&mut f, &p.id);
+    let s0 = setup.create_scene(scene(0)).expect("scene 0");
+    let s1 = setup.create_scene(scene(1)).expect("scene 1");
+    for (kind, name) in [
+        (Kind::Keyframe, "k0.png"),
+        (Kind::Keyframe, "k1.png"),
+        (Kind::Keyframe, "both.png"),
+        (Kind::Output, "final.mp4"),
+    ] {
+        setup
+            .stage_artifact(kind, name, &format!(".stage-{name}"), 1, &sha)
+            .expect("stage");
+    }
+    let frame = |scene: &Scene, position, name: &str| NewKeyframe {
+        scene_id: scene.id.clone(),
+        position,
+        prompt: "p".into(),
+        image: ArtifactRef {
+            kind: Kind::Keyframe,
+            name: name.into(),
+        },
+    };
+    setup
+        .create_keyframe(frame(&s0, KeyframePosition::Start, "k0.png"))
+        .expect("k0");
+    setup
+        .create_keyframe(frame(&s1, KeyframePosition::Start, "k1.png"))
+        .expect("k1");
+    setup
+        .create_keyframe(frame(&s0, KeyframePosition::End, "both.png"))
+        .expect("both 0");
+    setup
+        .create_keyframe(frame(&s1, KeyframePosition::End, "both.png"))
+        .expect("both 1");
+    setup.commit("setup").expect("commit");
+    // A shard of scene 1 leaves a file no row names.
+    let mut side = shard_session(&mut f, &p.id, &s1.id);
+    side.stage_artifact(Kind::Output, "side1.json", ".stage-side1", 1, &sha)
+        .expect("its own file");
+    side.commit("side").expect("commit");
+
+    let mut shard = shard_session(&mut f, &p.id, &s0.id);
+    let refused = |r: Result<Option<String>>, what: &str| match r {
+        Err(DbError::OutOfScope(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!("{what}: expected out-of-scope, got {other:?}"),
+    };
+    // Its own scene's image, and a new name, it may write.
+    shard
+        .stage_artifact(Kind::Keyframe, "k0.png", ".stage-k0b", 2, &sha)
+        .expect("its scene's image");
+    shard
+        .stage_artifact(Kind::Keyframe, "new.png", ".stage-new", 2, &sha)
+        .expect("a new name");
+    // Another scene's image, one both scenes name, a file of the whole project, another
+    // shard's own file: refused, to write and to delete.
+    refused(
+        shard.stage_artifact(Kind::Keyframe, "k1.png", ".stage-x", 2, &sha),
+        "a row of scene",
+    );
+    refused(
+        shard.stage_artifact(Kind::Keyframe, "both.png", ".stage-x", 2, &sha),
+        "a row of scene",
+    );
+    refused(
+        shard.stage_artifact(Kind::Output, "final.mp4", ".stage-x", 2, &sha),
+        "no run of this scene wrote it",
+    );
+    refused(
+        shard.stage_artifact(Kind::Output, "side1.json", ".stage-x", 2, &sha),
+        "no run of this scene wrote it",
+    );
+    refused(shard.stage_delete(Kind::Output, "final.mp4"), "deleting");
+    refused(shard.stage_delete(Kind::Output, "side1.json"), "deleting");
+    assert!(
+        shard
+            .touch_artifact(Kind::Keyframe, "k1.png", "replacing")
+            .is_err()
+    );
+    // Its sibling of scene 1 may replace its own file.
+    let mut sibling = shard_session(&mut f, &p.id, &s1.id);
+    sibling
+        .stage_artifact(Kind::Output, "side1.json", ".stage-side1b", 3, &sha)
+        .expect("its own file again");
+    // The sibling takes the same new name and commits first: the second commit conflicts.
+    sibling
+        .stage_artifact(Kind::Keyframe, "new.png", ".stage-new1", 2, &sha)
+        .expect("a new name");
+    sibling.commit("sibling").expect("commit");
+    is_conflict(shard.commit("shard"), "the same new name");
+
+    // A file of its own that another scene's row comes to name while it runs: refused at commit.
+    let mut shard = shard_session(&mut f, &p.id, &s1.id);
+    shard
+        .stage_artifact(Kind::Output, "side1.json", ".stage-side1c", 4, &sha)
+        .expect("its own file");
+    let mut other = session(&mut f, &p.id);
+    other
+        .stage_artifact(Kind::Keyframe, "k1.png", ".stage-k1b", 1, &sha)
+        .expect("stage");
+    other.commit("other").expect("commit");
+    let mut renamer = session(&mut f, &p.id);
+    renamer
+        .update_keyframe(
+            &project_detail(&mut f.main, &p.id)
+                .expect("detail")
+                .keyframes
+                .into_iter()
+                .find(|k| k.scene_id == s0.id && k.position == KeyframePosition::Start)
+                .expect("k0")
+                .id,
+            KeyframeUpdate {
+                image: Some(ArtifactRef {
+                    kind: Kind::Output,
+                    name: "side1.json".into(),
+                }),
+                ..Default::default()
+            },
+        )
+        .expect("scene 0's keyframe now names side1.json");
+    renamer.commit("renamer").expect("commit");
+    match shard.commit("shard") {
+        Err(DbError::OutOfScope(m)) => assert!(m.contains("a row of scene"), "{m}"),
+        other => panic!("expected out-of-scope at commit, got {other:?}"),
+    }
 }

@@ -16,6 +16,9 @@
 //! | `hoard` | stages up to config `mib` MiB as `output/big.bin`, then writes 1 MiB chunks into an unfinished `output/more.bin` until refused, logs `hoarded …`, and sleeps as `sleep` does |
 //! | `big-summary` | returns a summary of config `bytes` bytes (default 40 MiB) |
 //! | `exit` | calls `std::process::exit(3)` |
+//! | `scope-escape` | as a shard: writes its own `output/side-<scene index>.bin`, then tries every write outside its scene — updating, deleting and creating scenes, changing and adding keyframes of other scenes, replacing and deleting every file of the project its own scene's rows do not name — and returns how many attempts got each outcome and which were allowed, e.g. `73 attempts: out-of-scope 73; allowed: none` |
+//! | `leave-file` | writes `output/<config name>` (default `left.bin`), a file no row names |
+//! | `read-flood` | reads config `count` (default 20,000) different scenes by well-formed ids that name nothing, then the project |
 //!
 //! Hostile text is [`HOSTILE`]: terminal escape sequences (set the window title, clear the
 //! screen), a newline that forges an output line, and bidi overrides that reverse what follows.
@@ -136,6 +139,25 @@ impl bindings::Guest for Attacker {
                 Ok("s".repeat(usize::try_from(bytes).unwrap_or(usize::MAX)))
             }
             "exit" => std::process::exit(3),
+            "scope-escape" => scope_escape(),
+            "leave-file" => {
+                let name = value(&config, "name", "left.bin");
+                let w = artifacts::create(ArtifactKind::Output, name)?;
+                w.write(b"left behind")?;
+                artifacts::Writer::finish(w)?;
+                Ok(format!("left {name}"))
+            }
+            "read-flood" => {
+                let count = number(&config, "count", 20_000)?;
+                for i in 0..count {
+                    let _ = db::get_scene(&format!("00000000-0000-7000-8000-{i:012x}"));
+                }
+                let project = db::get_project()?;
+                Ok(format!(
+                    "read {count} scenes that are not there, and {}",
+                    project.name
+                ))
+            }
             other => Err(Error {
                 code: ErrorCode::InvalidInput,
                 message: format!("unknown mode {other:?}"),
@@ -255,4 +277,152 @@ fn hoard(mib: u64, config: &[(String, String)]) -> Result<String, Error> {
     );
     black_box(&more);
     sleep(config)
+}
+
+/// What one attempt got: `ok`, or its error's case.
+fn outcome<T>(r: Result<T, Error>) -> &'static str {
+    r.map_or_else(|e| code_text(e.code), |_| "ok")
+}
+
+/// Every scene of the project, by index.
+fn all_scenes() -> Result<Vec<db::Scene>, Error> {
+    let (mut scenes, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = db::list_scenes(cursor.as_deref(), 500)?;
+        scenes.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(scenes),
+        }
+    }
+}
+
+/// A shard's attempts to write outside its scene; see the module docs.
+fn scope_escape() -> Result<String, Error> {
+    let db::RunScope::Scene(own) = db::scope() else {
+        return Err(Error {
+            code: ErrorCode::InvalidInput,
+            message: "scope-escape runs as a shard (for-each = \"scene\")".to_owned(),
+        });
+    };
+    let mut report = Vec::new();
+    let scenes = all_scenes()?;
+    // Its own file, which it may write; and the files its own scene's rows name, which it may
+    // replace. Every other attempt below must be refused.
+    let own_index = scenes.iter().find(|s| s.id == own).map_or(0, |s| s.index);
+    let side = format!("side-{own_index}.bin");
+    let w = artifacts::create(ArtifactKind::Output, &side)?;
+    w.write(b"mine")?;
+    artifacts::Writer::finish(w)?;
+    let mut own_files = vec![(ArtifactKind::Output, side)];
+    own_files.extend(
+        db::list_keyframes(Some(&own), None, 500)?
+            .items
+            .into_iter()
+            .map(|k| (k.image.kind, k.image.name)),
+    );
+    own_files.extend(
+        db::list_video_clips(Some(&own), None, 500)?
+            .items
+            .into_iter()
+            .map(|c| (c.video.kind, c.video.name)),
+    );
+    for scene in scenes.iter().filter(|s| s.id != own) {
+        let i = scene.index;
+        let update = db::update_scene(
+            &scene.id,
+            &db::SceneUpdate {
+                title: Some("taken over".to_owned()),
+                description: None,
+                duration_ms: None,
+            },
+        );
+        report.push(format!("scene {i} update: {}", outcome(update)));
+        report.push(format!(
+            "scene {i} delete: {}",
+            outcome(db::delete_scene(&scene.id))
+        ));
+        let keyframes = db::list_keyframes(Some(&scene.id), None, 2)?.items;
+        if let Some(k) = keyframes.first() {
+            let changed = db::update_keyframe(
+                &k.id,
+                &db::KeyframeUpdate {
+                    prompt: Some("taken over".to_owned()),
+                    image: None,
+                },
+            );
+            report.push(format!("scene {i} keyframe update: {}", outcome(changed)));
+            let added = db::create_keyframe(&db::NewKeyframe {
+                scene_id: scene.id.clone(),
+                position: db::KeyframePosition::End,
+                prompt: "extra".to_owned(),
+                image: k.image.clone(),
+            });
+            report.push(format!("scene {i} keyframe create: {}", outcome(added)));
+        }
+    }
+    let created = db::create_scene(&db::NewScene {
+        index: 9_999,
+        title: "mine now".to_owned(),
+        description: String::new(),
+        duration_ms: 1000,
+    });
+    report.push(format!("scene create: {}", outcome(created)));
+    // Every file of the project: replace it, then delete it.
+    for kind in [
+        ArtifactKind::Keyframe,
+        ArtifactKind::Clip,
+        ArtifactKind::Output,
+    ] {
+        let mut names = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = artifacts::list(kind, cursor.as_deref(), 500)?;
+            names.extend(page.items.into_iter().map(|a| a.name));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        for name in names
+            .into_iter()
+            .filter(|n| !own_files.iter().any(|(k, o)| *k == kind && o == n))
+        {
+            let replaced = artifacts::create(kind, &name).and_then(|w| {
+                w.write(b"taken over")?;
+                artifacts::Writer::finish(w)
+            });
+            report.push(format!("{name} replace: {}", outcome(replaced)));
+            report.push(format!(
+                "{name} delete: {}",
+                outcome(artifacts::delete(kind, &name))
+            ));
+        }
+    }
+    Ok(tally(&report))
+}
+
+/// `report`'s attempts counted by outcome, and every one that was allowed by name, e.g.
+/// `73 attempts: conflict 21, out-of-scope 52; allowed: none` — short enough for a summary.
+fn tally(report: &[String]) -> String {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut allowed = Vec::new();
+    for attempt in report {
+        let (what, got) = attempt.rsplit_once(": ").unwrap_or((attempt, ""));
+        *counts.entry(got).or_default() += 1;
+        if got == "ok" {
+            allowed.push(what);
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(got, n)| format!("{got} {n}")).collect();
+    let allowed = if allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        allowed.join(", ")
+    };
+    format!(
+        "{} attempts: {}; allowed: {allowed}",
+        report.len(),
+        counts.join(", ")
+    )
 }
