@@ -203,7 +203,25 @@ fn a_shard_that_failed_is_the_only_one_run_again_when_the_pipeline_resumes() {
     let keyframes: Vec<_> = new.iter().filter(|r| r["stage"] == "keyframes").collect();
     assert_eq!(keyframes.len(), 1);
     assert_eq!(keyframes[0]["scene_id"], failed[0]["scene_id"]);
-    assert_eq!(new.iter().filter(|r| r["stage"] == "clips").count(), 8);
+    // The clips of scenes whose keyframes were done before scene 3's shard failed may have
+    // run already, scene by scene; they stay committed, so each scene's clip ran exactly once.
+    let mut clips: Vec<&str> = second
+        .iter()
+        .filter(|r| r["stage"] == "clips")
+        .map(|r| {
+            assert_eq!(r["status"], "succeeded", "{r}");
+            r["scene_id"].as_str().unwrap()
+        })
+        .collect();
+    clips.sort_unstable();
+    let mut scenes = scene_ids(&home, &id);
+    scenes.sort();
+    assert_eq!(clips, scenes);
+    assert!(
+        !first
+            .iter()
+            .any(|r| r["stage"] == "clips" && r["scene_id"] == failed[0]["scene_id"])
+    );
     assert_eq!(new.iter().filter(|r| r["stage"] == "storyboard").count(), 0);
     assert_eq!(home.show(&id)["keyframes"].as_array().unwrap().len(), 16);
     assert_consistent(&home);
@@ -611,4 +629,73 @@ fn a_stage_that_reads_more_than_the_host_records_always_runs_again() {
         skipped.stdout
     );
     assert_eq!(of_stage(&runs(&home, &id), "attack").len(), 3);
+}
+
+#[test]
+fn a_shard_started_before_its_inputs_were_all_done_runs_again_if_what_it_read_changed() {
+    let home = TestHome::new();
+    let id = home.project("early", SCRIPT);
+    // Scene 7's keyframes end 1.5 s after the others; every clip counts scene 7's keyframes
+    // into its frame rate, so the clips that start early read what is about to change.
+    let text = fanned_bulk_manifest(4096, 8192, 0, "", "sleep-scene = 7\nsleep-ms = 1500")
+        .replacen(
+            "kind = \"clip\"\n",
+            "kind = \"clip\"\ncount-keyframes-of = 7\n",
+            1,
+        );
+    let m = manifest(&home, "early.toml", &text);
+    let out = home
+        .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let all = runs(&home, &id);
+    let scene7 = home.show(&id)["scenes"][7]["id"].clone();
+    let late = of_stage(&all, "keyframes")
+        .into_iter()
+        .find(|r| r["scene_id"] == scene7)
+        .unwrap()["finished_at"]
+        .as_i64()
+        .unwrap();
+    // The clips did not wait for scene 7's keyframes: the free worker drew them meanwhile.
+    let clips = of_stage(&all, "clips");
+    let early: Vec<_> = clips
+        .iter()
+        .filter(|r| r["started_at"].as_i64().unwrap() < late)
+        .collect();
+    assert!(!early.is_empty(), "{}", out.stdout);
+    // Each clip that ran early read no keyframes of scene 7 and ran again once they were
+    // there; the others ran once.
+    for r in &early {
+        assert_ne!(r["scene_id"], scene7);
+        let again: Vec<_> = clips
+            .iter()
+            .filter(|c| c["scene_id"] == r["scene_id"])
+            .collect();
+        assert_eq!(again.len(), 2, "{again:?}");
+        assert!(
+            again[1]["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("(it had run before its inputs were all done)"),
+            "{}",
+            again[1]
+        );
+    }
+    assert_eq!(clips.len(), 8 + early.len());
+    // The end state is the one waiting for every keyframe would give.
+    let d = home.show(&id);
+    let rates: Vec<_> = d["video_clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["frame_rate"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rates, vec![26; 8]);
+    assert_consistent(&home);
+    // And it stands: nothing runs again.
+    let again = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        again.stdout.contains("0 stage(s) ran, 3 skipped"),
+        "{}",
+        again.stdout
+    );
 }

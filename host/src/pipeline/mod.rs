@@ -22,11 +22,13 @@
 //! # Fan-out
 //!
 //! A stage with `for-each = "scene"` runs as shards, one per committed scene of the project
-//! when the stage starts, up to `jobs` at once: each a run of its own (its record names its
+//! when the stage starts (shards cannot create or delete scenes), up to `jobs` at once: each a run of its own (its record names its
 //! scene), in its own store with the stage's limits, its database session bound to its scene
 //! (`db.scope` tells the guest; writes to other scenes' rows are `out-of-scope`), committing on
 //! its own. The stage succeeds when every shard has; a shard that fails fails the stage, named,
-//! and the shards that succeeded stay committed.
+//! and the shards that succeeded stay committed. After per-scene stages, a per-scene stage's
+//! shard starts as soon as their shards of its scene are done, and is checked again once they
+//! are all done (`schedule`, "Scene by scene").
 //!
 //! # Resume and reuse
 //!

@@ -10,6 +10,19 @@
 //! the shards that succeeded stay committed. A stage whose input failed (or was not reached) is
 //! not reached; stages that do not depend on it go on.
 //!
+//! # Scene by scene
+//!
+//! A per-scene stage after per-scene stages does not wait for them to end: its shard of a scene
+//! is decided, and runs, as soon as their shards of that scene have ended (the demo's clip of
+//! scene 0 is drawn while scene 4's keyframes still are), so that no worker idles at the end of
+//! a stage. This is Dagster's identity partition mapping, without its assumption: a shard may
+//! read other scenes too, which may still be changing. So a shard decided before its stage's
+//! inputs were all done is *early*; once they are, each early shard's recorded reads are checked
+//! against the settled state on the host side, as a later pipeline would, and it runs again if
+//! anything it read changed (or it failed, or what it read was not recorded). The end state is
+//! the one waiting would give; the demo's shards read only their own scene, so nothing runs
+//! twice. Once an input fails, no more shards start; those that ran stay committed.
+//!
 //! The guests of running units run at the same time, each on its worker's thread (every thread
 //! drives its own guest through the runtime's executor: see `Runtime::call`). Deciding, recording
 //! a unit's start and committing its work need the [`Home`], and happen one at a time under a
@@ -55,11 +68,27 @@ enum State {
     Done(bool),
 }
 
+/// One scene's shard of a running per-scene stage.
+struct Slot {
+    scene: Scene,
+    /// Its outcome once known: skipped when decided so, ran when its run ended.
+    outcome: Option<StageOutcome>,
+    /// Why it ran or was skipped (or was not reached).
+    reason: String,
+    /// Not decided yet: the same scene's shard of a per-scene stage it runs after has not
+    /// ended (see "Scene by scene" in the module docs).
+    gated: bool,
+    /// Decided while a stage it runs after was still running: checked again when they are
+    /// all done, and run (again) if what it read changed.
+    early: bool,
+    /// Its run failed.
+    failed: bool,
+}
+
 /// A stage whose units are queued or running.
 struct Running {
-    /// A per-scene stage's scenes, each with its outcome once known (a skipped shard's from the
-    /// start); empty for a whole stage.
-    shards: Vec<(Scene, Option<StageOutcome>, String)>,
+    /// A per-scene stage's shards, in scene order; empty for a whole stage.
+    shards: Vec<Slot>,
     /// Units not finished yet.
     pending: usize,
     /// A per-scene stage's own bar (shards done of those run), from its first shard on.
@@ -162,7 +191,7 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
                     .unwrap_or_else(|| "a panic".to_owned());
                 let mut unit_name = format!("stage {}", s.label(unit.stage));
                 if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
-                    unit_name.push_str(&format!(", scene {}", r.shards[slot].0.index));
+                    unit_name.push_str(&format!(", scene {}", r.shards[slot].scene.index));
                 }
                 s.error.get_or_insert(HomeError::Panicked {
                     unit: unit_name,
@@ -199,7 +228,7 @@ impl Shared<'_, '_> {
         let plugin = &graph.plugins[i];
         let (progress, scene) = match (unit.slot, &mut self.states[i]) {
             (Some(slot), State::Running(r)) => {
-                let scene = r.shards[slot].0.clone();
+                let scene = r.shards[slot].scene.clone();
                 if r.bar.is_none() {
                     r.bar = Some(self.observer.started(i, &spec.name));
                 }
@@ -249,27 +278,213 @@ impl Shared<'_, '_> {
                 self.outcomes[i] = Some(StageOutcome::Ran(report));
             }
             Some(slot) => {
-                let scene = r.shards[slot].0.clone();
-                if let Some(why) = why {
-                    r.failed
-                        .push(format!("the shard of scene {} {why}", scene.index));
-                }
+                let scene = r.shards[slot].scene.clone();
                 self.observer.shard_finished(i, &spec.name, &scene, &report);
                 r.done += 1;
                 if let Some(bar) = &mut r.bar {
                     bar(&spec.name, r.done, r.total, "scenes");
                 }
-                r.shards[slot].1 = Some(StageOutcome::Ran(report));
+                let shard = &mut r.shards[slot];
+                shard.failed = why.is_some();
+                if let Some(why) = why {
+                    shard.reason = format!("the shard of scene {} {why}", scene.index);
+                }
+                shard.outcome = Some(StageOutcome::Ran(report));
+                // Its stage ends in `advance`, once the stages it runs after are done too.
+                return Ok(());
             }
         }
         if r.pending == 0 {
-            self.end_stage(i);
+            self.end_stage(i, None);
         }
         Ok(())
     }
 
+    /// Whether stage `j`'s work for `scene` has ended: `Some(true)` if it succeeded (ran or
+    /// was skipped), `Some(false)` if it failed or was not reached, `None` while it may still
+    /// change. A whole stage ends once done; a per-scene stage shard by shard (a shard that
+    /// failed after starting early may still run again, so it has not ended).
+    fn ended_for(&self, j: usize, scene: &str) -> Option<bool> {
+        match &self.states[j] {
+            State::Waiting => None,
+            State::Done(failed) => match &self.outcomes[j] {
+                Some(StageOutcome::Fanned(shards)) => {
+                    Some(shards.iter().find(|s| s.scene.id == scene).is_none_or(
+                        |s| match &s.outcome {
+                            StageOutcome::Skipped { .. } => true,
+                            StageOutcome::Ran(report) => report.succeeded(),
+                            _ => false,
+                        },
+                    ))
+                }
+                _ => Some(!failed),
+            },
+            State::Running(r) => {
+                let slot = r.shards.iter().find(|s| s.scene.id == scene)?;
+                match &slot.outcome {
+                    Some(StageOutcome::NotReached) => Some(false),
+                    Some(_) if slot.failed && slot.early => None,
+                    Some(_) => Some(!slot.failed),
+                    None => None,
+                }
+            }
+        }
+    }
+
+    /// The first stage `i` runs after that has failed for good: done and failed, or with a
+    /// shard that failed (not after starting early) or was not reached. Once there is one,
+    /// no more of `i`'s shards start.
+    fn failed_input(&self, i: usize) -> Option<usize> {
+        self.graph.manifest.stages[i]
+            .after
+            .iter()
+            .copied()
+            .find(|&j| match &self.states[j] {
+                State::Done(failed) => *failed,
+                State::Running(r) => r.shards.iter().any(|s| {
+                    (s.failed && !s.early) || matches!(s.outcome, Some(StageOutcome::NotReached))
+                }),
+                State::Waiting => false,
+            })
+    }
+
+    /// Moves running per-scene stage `i` on: decides the shards whose inputs have ended (or
+    /// leaves them not reached if an input failed), and once nothing of it runs and the stages
+    /// it runs after are all done, checks again the shards decided early and ends it. Returns
+    /// whether anything changed.
+    fn advance(&mut self, i: usize) -> Result<bool, HomeError> {
+        let graph = self.graph;
+        let spec = &graph.manifest.stages[i];
+        let plugin = &graph.plugins[i];
+        let project = graph.project_id;
+        let State::Running(r) = &self.states[i] else {
+            return Ok(false);
+        };
+        if spec.for_each.is_none() {
+            return Ok(false);
+        }
+        let inputs_done = spec
+            .after
+            .iter()
+            .all(|&j| matches!(self.states[j], State::Done(_)));
+        let mut changed = false;
+        // Decide every gated shard whose inputs ended; none once an input failed.
+        let failed_input = self.failed_input(i);
+        let gated: Vec<(usize, String)> = r
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.gated)
+            .map(|(slot, s)| (slot, s.scene.id.clone()))
+            .collect();
+        for (slot, scene) in gated {
+            if let Some(j) = failed_input {
+                let reason = format!(
+                    "not reached: {}, which it runs after, did not succeed",
+                    graph.manifest.stages[j].name
+                );
+                if let State::Running(r) = &mut self.states[i] {
+                    let shard = &mut r.shards[slot];
+                    shard.gated = false;
+                    shard.reason = reason;
+                    shard.outcome = Some(StageOutcome::NotReached);
+                    r.total = r.total.saturating_sub(1);
+                }
+                changed = true;
+                continue;
+            }
+            let ended = spec
+                .after
+                .iter()
+                .all(|&j| self.ended_for(j, &scene).is_some());
+            if !ended {
+                continue;
+            }
+            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene)?;
+            let decision = decide(self.home, project, spec, plugin, self.at.force, previous)?;
+            let State::Running(r) = &mut self.states[i] else {
+                return Ok(changed);
+            };
+            let shard = &mut r.shards[slot];
+            shard.gated = false;
+            shard.early = !inputs_done;
+            match decision {
+                Decision::Reuse(previous) => {
+                    shard.reason = super::unchanged(&previous);
+                    shard.outcome = Some(StageOutcome::Skipped {
+                        previous: *previous,
+                    });
+                    r.total = r.total.saturating_sub(1);
+                }
+                Decision::Run(reason) => {
+                    shard.reason = reason.clone();
+                    r.pending += 1;
+                    self.queue.push_back(Unit {
+                        stage: i,
+                        slot: Some(slot),
+                        reason,
+                    });
+                }
+            }
+            changed = true;
+        }
+        let State::Running(r) = &self.states[i] else {
+            return Ok(changed);
+        };
+        if r.pending > 0 || !inputs_done || r.shards.iter().any(|s| s.gated) {
+            return Ok(changed);
+        }
+        // Everything it runs after is done, and so is everything of it that ran: a shard
+        // decided early runs (again) if what it read has changed since.
+        let early: Vec<(usize, String)> = r
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.early)
+            .map(|(slot, s)| (slot, s.scene.id.clone()))
+            .collect();
+        let mut again = 0;
+        for (slot, scene) in early {
+            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene)?;
+            let decision = decide(self.home, project, spec, plugin, false, previous)?;
+            let State::Running(r) = &mut self.states[i] else {
+                return Ok(true);
+            };
+            let shard = &mut r.shards[slot];
+            shard.early = false;
+            if let Decision::Run(reason) = decision {
+                let reason = format!("{reason} (it had run before its inputs were all done)");
+                // Not ended again until it has run again: the shards after it wait.
+                (shard.reason, shard.failed, shard.outcome) = (reason.clone(), false, None);
+                r.pending += 1;
+                r.total += 1;
+                again += 1;
+                self.queue.push_back(Unit {
+                    stage: i,
+                    slot: Some(slot),
+                    reason,
+                });
+            }
+        }
+        if again == 0 {
+            self.end_stage(i, self.failed_input(i));
+        }
+        Ok(true)
+    }
+
     /// Ends a running stage whose units are all done: its outcome, plan steps and failure.
-    fn end_stage(&mut self, i: usize) {
+    /// `failed_input`: a stage it runs after that did not succeed, so that some of its shards
+    /// were not reached; it counts as failed for the stages after it.
+    fn end_stage(&mut self, i: usize, failed_input: Option<usize>) {
+        if let (Some(j), State::Running(r)) = (failed_input, &self.states[i]) {
+            let none_ran = r
+                .shards
+                .iter()
+                .all(|s| matches!(s.outcome, None | Some(StageOutcome::NotReached)));
+            if none_ran {
+                return self.end_unreached(i, j);
+            }
+        }
         let State::Running(r) = std::mem::replace(&mut self.states[i], State::Done(false)) else {
             return;
         };
@@ -278,7 +493,18 @@ impl Shared<'_, '_> {
         let fanned = spec.for_each.is_some();
         if fanned {
             let mut shards = Vec::with_capacity(r.shards.len());
-            for (scene, outcome, reason) in r.shards {
+            let mut failed = Vec::new();
+            for Slot {
+                scene,
+                outcome,
+                reason,
+                failed: shard_failed,
+                ..
+            } in r.shards
+            {
+                if shard_failed {
+                    failed.push(reason.clone());
+                }
                 let outcome = outcome.unwrap_or(StageOutcome::NotReached);
                 let (ran, run) = match &outcome {
                     StageOutcome::Ran(report) => (true, Some(report.run.id.clone())),
@@ -311,28 +537,29 @@ impl Shared<'_, '_> {
             } else {
                 self.at.skipped += 1;
             }
-            if !r.failed.is_empty() {
-                let shown = r.failed.len().min(3);
-                let more = match r.failed.len() - shown {
+            if !failed.is_empty() {
+                let shown = failed.len().min(3);
+                let more = match failed.len() - shown {
                     0 => String::new(),
                     n => format!(", and {n} more"),
                 };
                 self.fail(format!(
                     "stage {}: {} of {} shards failed: {}{more}",
                     self.label(i),
-                    r.failed.len(),
+                    failed.len(),
                     shards.len(),
-                    r.failed[..shown].join("; ")
+                    failed[..shown].join("; ")
                 ));
             }
             self.outcomes[i] = Some(StageOutcome::Fanned(shards));
+            self.states[i] = State::Done(!failed.is_empty() || failed_input.is_some());
         } else {
             self.at.ran += 1;
             if let Some(why) = r.failed.first() {
                 self.fail(format!("stage {} {why}", self.label(i)));
             }
+            self.states[i] = State::Done(!r.failed.is_empty());
         }
-        self.states[i] = State::Done(!r.failed.is_empty());
         if let Some(outcome) = &self.outcomes[i] {
             self.observer.finished(i, &spec.name, outcome);
         }
@@ -362,19 +589,50 @@ impl Shared<'_, '_> {
             return;
         }
         loop {
-            let ready = (0..self.states.len()).find(|&i| {
-                matches!(self.states[i], State::Waiting)
-                    && self.graph.manifest.stages[i]
-                        .after
-                        .iter()
-                        .all(|&j| matches!(self.states[j], State::Done(_)))
-            });
-            let Some(i) = ready else { return };
-            if let Err(e) = self.start(i) {
-                self.error = Some(e);
+            let mut changed = false;
+            for i in 0..self.states.len() {
+                match self.advance(i) {
+                    Ok(c) => changed |= c,
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
+                    }
+                }
+            }
+            if let Some(i) = (0..self.states.len()).find(|&i| self.startable(i)) {
+                if let Err(e) = self.start(i) {
+                    self.error = Some(e);
+                    return;
+                }
+                changed = true;
+            }
+            if !changed {
                 return;
             }
         }
+    }
+
+    /// Whether waiting stage `i` can start: every stage it runs after is done, or — for a
+    /// per-scene stage — each is done or a per-scene stage running without a failed shard, so
+    /// that its shards can follow theirs scene by scene.
+    fn startable(&self, i: usize) -> bool {
+        if !matches!(self.states[i], State::Waiting) {
+            return false;
+        }
+        let spec = &self.graph.manifest.stages[i];
+        let done = |j: &usize| matches!(self.states[*j], State::Done(_));
+        if spec.after.iter().all(done) {
+            return true;
+        }
+        spec.for_each.is_some()
+            && spec.after.iter().all(|&j| match &self.states[j] {
+                State::Done(failed) => !failed,
+                State::Running(r) => {
+                    self.graph.manifest.stages[j].for_each.is_some()
+                        && !r.shards.iter().any(|s| s.failed)
+                }
+                State::Waiting => false,
+            })
     }
 
     /// Starts stage `i`, whose inputs are all done.
@@ -382,11 +640,15 @@ impl Shared<'_, '_> {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
         let plugin = &graph.plugins[i];
+        let all_done = spec
+            .after
+            .iter()
+            .all(|&j| matches!(self.states[j], State::Done(_)));
         let failed_input = spec
             .after
             .iter()
             .find(|&&j| matches!(self.states[j], State::Done(true)));
-        if let Some(&j) = failed_input {
+        if let (true, Some(&j)) = (all_done, failed_input) {
             self.end_unreached(i, j);
             return Ok(());
         }
@@ -428,44 +690,28 @@ impl Shared<'_, '_> {
             }
             return Ok(());
         }
+        // Each shard is decided in `advance`, once its inputs for its scene have ended.
         let scenes = db::list_scenes(self.home.conn(), project)?;
-        let mut shards = Vec::with_capacity(scenes.len());
-        let mut units = Vec::new();
-        for (slot, scene) in scenes.into_iter().enumerate() {
-            let previous =
-                db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene.id)?;
-            match decide(self.home, project, spec, plugin, self.at.force, previous)? {
-                Decision::Reuse(previous) => {
-                    let reason = super::unchanged(&previous);
-                    let outcome = StageOutcome::Skipped {
-                        previous: *previous,
-                    };
-                    shards.push((scene, Some(outcome), reason));
-                }
-                Decision::Run(reason) => {
-                    units.push(Unit {
-                        stage: i,
-                        slot: Some(slot),
-                        reason: reason.clone(),
-                    });
-                    shards.push((scene, None, reason));
-                }
-            }
-        }
-        let pending = units.len();
+        let total = scenes.len() as u64;
+        let shards = scenes
+            .into_iter()
+            .map(|scene| Slot {
+                scene,
+                outcome: None,
+                reason: String::new(),
+                gated: true,
+                early: false,
+                failed: false,
+            })
+            .collect();
         self.states[i] = State::Running(Running {
             shards,
-            pending,
+            pending: 0,
             bar: None,
             done: 0,
-            total: pending as u64,
+            total,
             failed: Vec::new(),
         });
-        if pending == 0 {
-            self.end_stage(i);
-        } else {
-            self.queue.extend(units);
-        }
         Ok(())
     }
 

@@ -119,22 +119,29 @@ impl pipeline::Observer for Printer {
             StageOutcome::Skipped { previous } => format!("skipped (done by run {})", previous.id),
             StageOutcome::Ran(r) => ran(r),
             StageOutcome::Fanned(shards) => {
-                let ran = shards
-                    .iter()
-                    .filter(|s| matches!(s.outcome, StageOutcome::Ran(_)))
-                    .count();
+                let count = |what: fn(&StageOutcome) -> bool| {
+                    shards.iter().filter(|s| what(&s.outcome)).count()
+                };
+                let ran = count(|o| matches!(o, StageOutcome::Ran(_)));
+                let skipped = count(|o| matches!(o, StageOutcome::Skipped { .. }));
+                let unreached = count(|o| matches!(o, StageOutcome::NotReached));
                 let failed = outcome.failed_runs().len();
                 let verdict = if failed > 0 {
                     format!("FAILED ({failed} failed)")
+                } else if unreached > 0 {
+                    "stopped (an earlier stage failed)".to_owned()
                 } else if ran > 0 {
                     "succeeded".to_owned()
                 } else {
                     "skipped (done by earlier runs)".to_owned()
                 };
+                let unreached = match unreached {
+                    0 => String::new(),
+                    n => format!(", {n} not reached"),
+                };
                 format!(
-                    "{verdict}: {} scene(s), {ran} ran, {} skipped",
+                    "{verdict}: {} scene(s), {ran} ran, {skipped} skipped{unreached}",
                     shards.len(),
-                    shards.len() - ran
                 )
             }
             StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),

@@ -15,6 +15,8 @@
 //! | `description-bytes` | length of each extra scene's description (a repeated phrase), to make the stage's commit large | `0` (a short phrase) |
 //! | `grow-scene`, `grow-mib` | before working on the scene of index `grow-scene`, allocate and touch `grow-mib` MiB (to fail one shard by its memory limit) | none, `0` |
 //! | `escape-scene` | first retitle the scene of this index, whichever scene the run is bound to (a shard of another scene is refused: `out-of-scope`) | none |
+//! | `sleep-scene`, `sleep-ms` | before working on the scene of index `sleep-scene`, sleep `sleep-ms` ms (to make one shard end late) | none, `0` |
+//! | `count-keyframes-of` | clips: read the keyframes of the scene of this index (another scene's, for a shard) and add how many there are to each clip's frame rate, so that the clip depends on them | none |
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
 #[allow(unsafe_code)]
@@ -50,6 +52,12 @@ pub struct Config {
     pub grow_mib: u32,
     /// The scene index to retitle first.
     pub escape_scene: Option<u32>,
+    /// The scene index before whose work the stage sleeps `sleep_ms`.
+    pub sleep_scene: Option<u32>,
+    /// How long, in ms.
+    pub sleep_ms: u64,
+    /// The scene index whose keyframes each clip counts into its frame rate.
+    pub count_keyframes_of: Option<u32>,
 }
 
 /// Parses the configuration; unknown keys and bad numbers are errors.
@@ -63,6 +71,9 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
         grow_scene: None,
         grow_mib: 0,
         escape_scene: None,
+        sleep_scene: None,
+        sleep_ms: 0,
+        count_keyframes_of: None,
     };
     for (key, value) in config {
         let number = || {
@@ -88,18 +99,22 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
                 c.description_bytes = u32::try_from(number()?)
                     .map_err(|_| "`description-bytes` is too large".to_owned())?
             }
-            "grow-scene" | "grow-mib" | "escape-scene" => {
+            "sleep-ms" => c.sleep_ms = number()?,
+            "grow-scene" | "grow-mib" | "escape-scene" | "sleep-scene" | "count-keyframes-of" => {
                 let n = u32::try_from(number()?).map_err(|_| format!("`{key}` is too large"))?;
                 match key.as_str() {
                     "grow-scene" => c.grow_scene = Some(n),
                     "grow-mib" => c.grow_mib = n,
+                    "sleep-scene" => c.sleep_scene = Some(n),
+                    "count-keyframes-of" => c.count_keyframes_of = Some(n),
                     _ => c.escape_scene = Some(n),
                 }
             }
             _ => {
                 return Err(format!(
                     "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin, \
-                     description-bytes, grow-scene, grow-mib, escape-scene"
+                     description-bytes, grow-scene, grow-mib, escape-scene, sleep-scene, sleep-ms, \
+                     count-keyframes-of"
                 ));
             }
         }
@@ -211,6 +226,16 @@ impl bindings::Guest for BulkStage {
                 }
             }
         }
+        // Another scene's keyframes, read through the whole project (reads are never out of
+        // scope).
+        let mut frame_rate = 24;
+        if let Some(index) = c.count_keyframes_of {
+            let page = db::list_scenes(None, 500)?;
+            if let Some(other) = page.items.iter().find(|s| s.index == index) {
+                let seen = db::list_keyframes(Some(&other.id), None, 100)?.items.len();
+                frame_rate += u32::try_from(seen).unwrap_or(0);
+            }
+        }
         let scenes: Vec<db::Scene> = existing.into_iter().filter(|s| s.index < 1000).collect();
         let total = scenes.len() as u64;
         let mut files = 0;
@@ -221,6 +246,9 @@ impl bindings::Guest for BulkStage {
                     page[0] = 1;
                 }
                 std::hint::black_box(&block);
+            }
+            if c.sleep_scene == Some(scene.index) {
+                std::thread::sleep(std::time::Duration::from_millis(c.sleep_ms));
             }
             if c.keyframes {
                 let have = db::list_keyframes(Some(&scene.id), None, 10)?.items;
@@ -272,7 +300,7 @@ impl bindings::Guest for BulkStage {
                             &db::VideoClipUpdate {
                                 video: Some(video),
                                 duration_ms: Some(scene.duration_ms),
-                                frame_rate: Some(24),
+                                frame_rate: Some(frame_rate),
                             },
                         )?;
                     }
@@ -281,7 +309,7 @@ impl bindings::Guest for BulkStage {
                             scene_id: scene.id.clone(),
                             video,
                             duration_ms: scene.duration_ms,
-                            frame_rate: 24,
+                            frame_rate,
                         })?;
                     }
                 }
@@ -318,6 +346,9 @@ mod tests {
                 grow_scene: None,
                 grow_mib: 0,
                 escape_scene: None,
+                sleep_scene: None,
+                sleep_ms: 0,
+                count_keyframes_of: None,
             })
         );
         assert!(parse(&cfg(&[("kind", "video")])).is_err());
