@@ -313,14 +313,7 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
     assert_ne!(sha(&after, "final.mp4"), sha(&before, "final.mp4"));
 
     // `runs show` says why each ran or was skipped.
-    let pipeline = edited
-        .stdout
-        .lines()
-        .last()
-        .and_then(|l| l.split("(run ").nth(1))
-        .and_then(|l| l.split(')').next())
-        .unwrap()
-        .to_owned();
+    let pipeline = common::pipeline_run(&edited);
     let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
     for line in [
         "storyboard            ran      the project (its name, script or settings) changed",

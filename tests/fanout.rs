@@ -594,14 +594,7 @@ fn a_stage_that_reads_more_than_the_host_records_always_runs_again() {
         "{}",
         again.stdout
     );
-    let pipeline = again
-        .stdout
-        .lines()
-        .last()
-        .and_then(|l| l.split("(run ").nth(1))
-        .and_then(|l| l.split(')').next())
-        .unwrap()
-        .to_owned();
+    let pipeline = common::pipeline_run(&again);
     let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
     assert!(
         shown

@@ -155,14 +155,7 @@ fn a_changed_configuration_reruns_that_stage_and_then_only_the_stages_that_read_
         ],
     );
     // `runs show` says why each ran.
-    let pipeline = run
-        .stdout
-        .lines()
-        .last()
-        .and_then(|l| l.split("(run ").nth(1))
-        .and_then(|l| l.split(')').next())
-        .unwrap()
-        .to_owned();
+    let pipeline = common::pipeline_run(&run);
     let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
     expect(
         &shown,

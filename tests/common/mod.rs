@@ -397,6 +397,17 @@ pub fn assert_consistent(home: &TestHome) {
     }
 }
 
+/// The id of the pipeline run that `run` (a `vidpipe run`) reported on its last line.
+pub fn pipeline_run(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .last()
+        .and_then(|l| l.split("(run ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .unwrap_or_else(|| panic!("no pipeline run id: {}", run.stdout))
+        .to_owned()
+}
+
 /// The report of a faulty-stage probing mode whose every attempt the host refused: the run
 /// failed, and its reason (printed on stderr) lists each attempt and what it got.
 pub fn refusals(run: &Run) -> String {
