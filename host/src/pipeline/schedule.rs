@@ -21,7 +21,11 @@
 //! against the settled state on the host side, as a later pipeline would, and it runs again if
 //! anything it read changed (or it failed, or what it read was not recorded). The end state is
 //! the one waiting would give; the demo's shards read only their own scene, so nothing runs
-//! twice. Once an input fails, no more shards start; those that ran stay committed.
+//! twice. A shard that runs again first sends the shards of its scene queued after it back to
+//! wait for it, and waits for those of its scene already running after it to end, so that two
+//! runs of one scene never overlap. Once an input fails, no more shards start (those queued
+//! are not reached, early ones are not checked again: the next pipeline run decides them);
+//! those that ran stay committed. The per-scene bookkeeping is in [`shards`].
 //!
 //! The guests of running units run at the same time, each on its worker's thread (every thread
 //! drives its own guest through the runtime's executor: see `Runtime::call`). Deciding, recording
@@ -31,15 +35,18 @@
 //!
 //! [`StageSession::set_scope`]: crate::db::stage::StageSession::set_scope
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::{Decision, Manifest, Observer, Progress, Shard, StageOutcome, decide, not_done};
-use crate::capabilities::ProgressSink;
-use crate::db::{self, Scene};
+use crate::db;
 use crate::home::{Home, HomeError};
 use crate::runner::{self, StageReport, StageRequest};
 use crate::runtime::{Plugin, Runtime};
+
+mod shards;
+
+use shards::{Phase, Running, Slot};
 
 /// What a pipeline run works on.
 pub(super) struct Graph<'a> {
@@ -63,40 +70,9 @@ enum State {
     /// Some stage it runs after is not done yet.
     Waiting,
     /// Its units are queued or running.
-    Running(Running),
+    Running(Box<Running>),
     /// Done with (ran, skipped or not reached); whether it failed.
     Done(bool),
-}
-
-/// One scene's shard of a running per-scene stage.
-struct Slot {
-    scene: Scene,
-    /// Its outcome once known: skipped when decided so, ran when its run ended.
-    outcome: Option<StageOutcome>,
-    /// Why it ran or was skipped (or was not reached).
-    reason: String,
-    /// Not decided yet: the same scene's shard of a per-scene stage it runs after has not
-    /// ended (see "Scene by scene" in the module docs).
-    gated: bool,
-    /// Decided while a stage it runs after was still running: checked again when they are
-    /// all done, and run (again) if what it read changed.
-    early: bool,
-    /// Its run failed.
-    failed: bool,
-}
-
-/// A stage whose units are queued or running.
-struct Running {
-    /// A per-scene stage's shards, in scene order; empty for a whole stage.
-    shards: Vec<Slot>,
-    /// Units not finished yet.
-    pending: usize,
-    /// A per-scene stage's own bar (shards done of those run), from its first shard on.
-    bar: Option<ProgressSink>,
-    done: u64,
-    total: u64,
-    /// Why the stage failed, shard by shard.
-    failed: Vec<String>,
 }
 
 /// Everything the workers share, used by one at a time.
@@ -107,6 +83,10 @@ struct Shared<'a, 'g> {
     graph: &'g Graph<'g>,
     states: Vec<State>,
     outcomes: Vec<Option<StageOutcome>>,
+    /// The stages that run after each.
+    dependents: Vec<Vec<usize>>,
+    /// For each per-scene stage that is done: whether its work for each scene succeeded.
+    ended: Vec<Option<HashMap<String, bool>>>,
     queue: VecDeque<Unit>,
     /// Units being run now.
     busy: usize,
@@ -122,6 +102,12 @@ pub(super) fn run(
     graph: &Graph<'_>,
 ) -> Result<Vec<StageOutcome>, HomeError> {
     let count = graph.manifest.stages.len();
+    let mut dependents = vec![Vec::new(); count];
+    for (i, stage) in graph.manifest.stages.iter().enumerate() {
+        for &j in &stage.after {
+            dependents[j].push(i);
+        }
+    }
     let shared = Mutex::new(Shared {
         home,
         observer,
@@ -129,12 +115,14 @@ pub(super) fn run(
         graph,
         states: (0..count).map(|_| State::Waiting).collect(),
         outcomes: (0..count).map(|_| None).collect(),
+        dependents,
+        ended: (0..count).map(|_| None).collect(),
         queue: VecDeque::new(),
         busy: 0,
         error: None,
     });
     let wake = Condvar::new();
-    lock(&shared).start_ready();
+    lock(&shared).start_ready_guarded("the pipeline's start");
     let workers = graph.jobs.max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -144,6 +132,14 @@ pub(super) fn run(
     let mut s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(e) = s.error.take() {
         return Err(e);
+    }
+    // Every stage ends (ran, skipped or not reached) once nothing is queued or running; one
+    // that did not is a bug of the scheduler, never to be passed off as success.
+    if let Some(i) = (0..count).find(|&i| !matches!(s.states[i], State::Done(_))) {
+        return Err(HomeError::Panicked {
+            unit: "the pipeline's scheduler".into(),
+            message: format!("stage {} never ended", s.label(i)),
+        });
     }
     Ok(s.outcomes
         .into_iter()
@@ -155,13 +151,15 @@ pub(super) fn run(
 ///
 /// A unit that panics (a bug of the host: a guest's faults are its run's errors) does not take
 /// the others down with it, nor leave them waiting for it: it is counted done, and its panic
-/// becomes the pipeline's error, so no unit starts after it and the pipeline ends.
+/// becomes the pipeline's error, so no unit starts after it and the pipeline ends. So does a
+/// panic while deciding what runs next.
 fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
     loop {
         let unit = {
             let mut s = lock(shared);
             loop {
                 if s.error.is_some() {
+                    wake.notify_all();
                     return;
                 }
                 if let Some(unit) = s.queue.pop_front() {
@@ -178,24 +176,22 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shared, &unit)));
         let mut s = lock(shared);
+        let unit_name = {
+            let mut name = format!("stage {}", s.label(unit.stage));
+            if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
+                name.push_str(&format!(", scene {}", r.shards[slot].scene.index));
+            }
+            name
+        };
         match ran {
-            Ok(Ok(())) => s.start_ready(),
+            Ok(Ok(())) => s.start_ready_guarded(&format!("the end of {unit_name}")),
             Ok(Err(e)) => {
                 s.error.get_or_insert(e);
             }
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|m| (*m).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_owned());
-                let mut unit_name = format!("stage {}", s.label(unit.stage));
-                if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
-                    unit_name.push_str(&format!(", scene {}", r.shards[slot].scene.index));
-                }
                 s.error.get_or_insert(HomeError::Panicked {
                     unit: unit_name,
-                    message: crate::text::cut(&message, 500),
+                    message: panic_message(panic.as_ref()),
                 });
             }
         }
@@ -219,6 +215,16 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
     }
 }
 
+/// What a panic said, cut to a length.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|m| (*m).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    crate::text::cut(&message, 500)
+}
+
 impl Shared<'_, '_> {
     /// Records the start of `unit`'s run and binds it to its stage (and scene).
     fn prepare(&mut self, unit: &Unit) -> Result<runner::Prepared, HomeError> {
@@ -228,6 +234,7 @@ impl Shared<'_, '_> {
         let plugin = &graph.plugins[i];
         let (progress, scene) = match (unit.slot, &mut self.states[i]) {
             (Some(slot), State::Running(r)) => {
+                r.shards[slot].phase = Phase::Running;
                 let scene = r.shards[slot].scene.clone();
                 if r.bar.is_none() {
                     r.bar = Some(self.observer.started(i, &spec.name));
@@ -258,218 +265,55 @@ impl Shared<'_, '_> {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
         let why = not_done(self.home, self.graph.project_id, &report)?;
-        let step = |scene: Option<(u32, String)>| db::Step {
-            stage: spec.name.clone(),
-            scene,
-            ran: true,
-            run: Some(report.run.id.clone()),
-            reason: unit.reason.clone(),
-        };
         let State::Running(r) = &mut self.states[i] else {
             return Ok(());
         };
         r.pending = r.pending.saturating_sub(1);
-        match unit.slot {
-            None => {
-                self.at.plan.push(step(None));
-                if let Some(why) = why {
-                    r.failed.push(why);
-                }
-                self.outcomes[i] = Some(StageOutcome::Ran(report));
+        let Some(slot) = unit.slot else {
+            self.at.plan.push(db::Step {
+                stage: spec.name.clone(),
+                scene: None,
+                ran: true,
+                run: Some(report.run.id.clone()),
+                reason: unit.reason.clone(),
+            });
+            if let Some(why) = why {
+                r.failed.push(why);
             }
-            Some(slot) => {
-                let scene = r.shards[slot].scene.clone();
-                self.observer.shard_finished(i, &spec.name, &scene, &report);
-                r.done += 1;
-                if let Some(bar) = &mut r.bar {
-                    bar(&spec.name, r.done, r.total, "scenes");
-                }
-                let shard = &mut r.shards[slot];
-                shard.failed = why.is_some();
-                if let Some(why) = why {
-                    shard.reason = format!("the shard of scene {} {why}", scene.index);
-                }
-                shard.outcome = Some(StageOutcome::Ran(report));
-                // Its stage ends in `advance`, once the stages it runs after are done too.
-                return Ok(());
-            }
-        }
-        if r.pending == 0 {
+            self.outcomes[i] = Some(StageOutcome::Ran(report));
             self.end_stage(i, None);
+            return Ok(());
+        };
+        let scene = r.shards[slot].scene.clone();
+        self.observer.shard_finished(i, &spec.name, &scene, &report);
+        r.done += 1;
+        if let Some(bar) = &mut r.bar {
+            bar(&spec.name, r.done, r.total, "scenes");
         }
+        let shard = &mut r.shards[slot];
+        shard.phase = Phase::Ended;
+        shard.failed = why.is_some();
+        if shard.failed && !shard.early {
+            r.hard_failed += 1;
+        }
+        if let Some(why) = why {
+            shard.reason = format!("the shard of scene {} {why}", scene.index);
+        }
+        shard.outcome = Some(StageOutcome::Ran(report));
+        // Its stage ends in `advance`, once the stages it runs after are done too.
+        self.scene_ended(i, &scene.id);
         Ok(())
     }
 
-    /// Whether stage `j`'s work for `scene` has ended: `Some(true)` if it succeeded (ran or
-    /// was skipped), `Some(false)` if it failed or was not reached, `None` while it may still
-    /// change. A whole stage ends once done; a per-scene stage shard by shard (a shard that
-    /// failed after starting early may still run again, so it has not ended).
-    fn ended_for(&self, j: usize, scene: &str) -> Option<bool> {
-        match &self.states[j] {
-            State::Waiting => None,
-            State::Done(failed) => match &self.outcomes[j] {
-                Some(StageOutcome::Fanned(shards)) => {
-                    Some(shards.iter().find(|s| s.scene.id == scene).is_none_or(
-                        |s| match &s.outcome {
-                            StageOutcome::Skipped { .. } => true,
-                            StageOutcome::Ran(report) => report.succeeded(),
-                            _ => false,
-                        },
-                    ))
-                }
-                _ => Some(!failed),
-            },
-            State::Running(r) => {
-                let slot = r.shards.iter().find(|s| s.scene.id == scene)?;
-                match &slot.outcome {
-                    Some(StageOutcome::NotReached) => Some(false),
-                    Some(_) if slot.failed && slot.early => None,
-                    Some(_) => Some(!slot.failed),
-                    None => None,
-                }
+    /// Stage `i` is done: stage `i` ends as `failed`, and every gated shard of the stages
+    /// after it is looked at again.
+    fn set_done(&mut self, i: usize, failed: bool) {
+        self.states[i] = State::Done(failed);
+        for k in 0..self.dependents[i].len() {
+            if let State::Running(r) = &mut self.states[self.dependents[i][k]] {
+                r.all_dirty = true;
             }
         }
-    }
-
-    /// The first stage `i` runs after that has failed for good: done and failed, or with a
-    /// shard that failed (not after starting early) or was not reached. Once there is one,
-    /// no more of `i`'s shards start.
-    fn failed_input(&self, i: usize) -> Option<usize> {
-        self.graph.manifest.stages[i]
-            .after
-            .iter()
-            .copied()
-            .find(|&j| match &self.states[j] {
-                State::Done(failed) => *failed,
-                State::Running(r) => r.shards.iter().any(|s| {
-                    (s.failed && !s.early) || matches!(s.outcome, Some(StageOutcome::NotReached))
-                }),
-                State::Waiting => false,
-            })
-    }
-
-    /// Moves running per-scene stage `i` on: decides the shards whose inputs have ended (or
-    /// leaves them not reached if an input failed), and once nothing of it runs and the stages
-    /// it runs after are all done, checks again the shards decided early and ends it. Returns
-    /// whether anything changed.
-    fn advance(&mut self, i: usize) -> Result<bool, HomeError> {
-        let graph = self.graph;
-        let spec = &graph.manifest.stages[i];
-        let plugin = &graph.plugins[i];
-        let project = graph.project_id;
-        let State::Running(r) = &self.states[i] else {
-            return Ok(false);
-        };
-        if spec.for_each.is_none() {
-            return Ok(false);
-        }
-        let inputs_done = spec
-            .after
-            .iter()
-            .all(|&j| matches!(self.states[j], State::Done(_)));
-        let mut changed = false;
-        // Decide every gated shard whose inputs ended; none once an input failed.
-        let failed_input = self.failed_input(i);
-        let gated: Vec<(usize, String)> = r
-            .shards
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.gated)
-            .map(|(slot, s)| (slot, s.scene.id.clone()))
-            .collect();
-        for (slot, scene) in gated {
-            if let Some(j) = failed_input {
-                let reason = format!(
-                    "not reached: {}, which it runs after, did not succeed",
-                    graph.manifest.stages[j].name
-                );
-                if let State::Running(r) = &mut self.states[i] {
-                    let shard = &mut r.shards[slot];
-                    shard.gated = false;
-                    shard.reason = reason;
-                    shard.outcome = Some(StageOutcome::NotReached);
-                    r.total = r.total.saturating_sub(1);
-                }
-                changed = true;
-                continue;
-            }
-            let ended = spec
-                .after
-                .iter()
-                .all(|&j| self.ended_for(j, &scene).is_some());
-            if !ended {
-                continue;
-            }
-            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene)?;
-            let decision = decide(self.home, project, spec, plugin, self.at.force, previous)?;
-            let State::Running(r) = &mut self.states[i] else {
-                return Ok(changed);
-            };
-            let shard = &mut r.shards[slot];
-            shard.gated = false;
-            shard.early = !inputs_done;
-            match decision {
-                Decision::Reuse(previous) => {
-                    shard.reason = super::unchanged(&previous);
-                    shard.outcome = Some(StageOutcome::Skipped {
-                        previous: *previous,
-                    });
-                    r.total = r.total.saturating_sub(1);
-                }
-                Decision::Run(reason) => {
-                    shard.reason = reason.clone();
-                    r.pending += 1;
-                    self.queue.push_back(Unit {
-                        stage: i,
-                        slot: Some(slot),
-                        reason,
-                    });
-                }
-            }
-            changed = true;
-        }
-        let State::Running(r) = &self.states[i] else {
-            return Ok(changed);
-        };
-        if r.pending > 0 || !inputs_done || r.shards.iter().any(|s| s.gated) {
-            return Ok(changed);
-        }
-        // Everything it runs after is done, and so is everything of it that ran: a shard
-        // decided early runs (again) if what it read has changed since.
-        let early: Vec<(usize, String)> = r
-            .shards
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.early)
-            .map(|(slot, s)| (slot, s.scene.id.clone()))
-            .collect();
-        let mut again = 0;
-        for (slot, scene) in early {
-            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene)?;
-            let decision = decide(self.home, project, spec, plugin, false, previous)?;
-            let State::Running(r) = &mut self.states[i] else {
-                return Ok(true);
-            };
-            let shard = &mut r.shards[slot];
-            shard.early = false;
-            if let Decision::Run(reason) = decision {
-                let reason = format!("{reason} (it had run before its inputs were all done)");
-                // Not ended again until it has run again: the shards after it wait.
-                (shard.reason, shard.failed, shard.outcome) = (reason.clone(), false, None);
-                r.pending += 1;
-                r.total += 1;
-                again += 1;
-                self.queue.push_back(Unit {
-                    stage: i,
-                    slot: Some(slot),
-                    reason,
-                });
-            }
-        }
-        if again == 0 {
-            self.end_stage(i, self.failed_input(i));
-        }
-        Ok(true)
     }
 
     /// Ends a running stage whose units are all done: its outcome, plan steps and failure.
@@ -490,9 +334,9 @@ impl Shared<'_, '_> {
         };
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
-        let fanned = spec.for_each.is_some();
-        if fanned {
+        let failed = if spec.for_each.is_some() {
             let mut shards = Vec::with_capacity(r.shards.len());
+            let mut ended = HashMap::with_capacity(r.shards.len());
             let mut failed = Vec::new();
             for Slot {
                 scene,
@@ -511,6 +355,8 @@ impl Shared<'_, '_> {
                     StageOutcome::Skipped { previous } => (false, Some(previous.id.clone())),
                     _ => (false, None),
                 };
+                let ok = !shard_failed && !matches!(outcome, StageOutcome::NotReached);
+                ended.insert(scene.id.clone(), ok);
                 self.at.plan.push(db::Step {
                     stage: spec.name.clone(),
                     scene: Some((scene.index, scene.id.clone())),
@@ -552,14 +398,16 @@ impl Shared<'_, '_> {
                 ));
             }
             self.outcomes[i] = Some(StageOutcome::Fanned(shards));
-            self.states[i] = State::Done(!failed.is_empty() || failed_input.is_some());
+            self.ended[i] = Some(ended);
+            !failed.is_empty() || failed_input.is_some()
         } else {
             self.at.ran += 1;
             if let Some(why) = r.failed.first() {
                 self.fail(format!("stage {} {why}", self.label(i)));
             }
-            self.states[i] = State::Done(!r.failed.is_empty());
-        }
+            !r.failed.is_empty()
+        };
+        self.set_done(i, failed);
         if let Some(outcome) = &self.outcomes[i] {
             self.observer.finished(i, &spec.name, outcome);
         }
@@ -582,8 +430,21 @@ impl Shared<'_, '_> {
         format!("{} ({} of {})", stages[i].name, i + 1, stages.len())
     }
 
-    /// Starts every waiting stage whose inputs are all done: decides it, and queues what must
-    /// run (or ends it at once: skipped, or not reached). Repeats until nothing more starts.
+    /// [`start_ready`](Self::start_ready), with a panic (a bug of the host) turned into the
+    /// pipeline's error, so that the workers waiting for more units end instead of hanging.
+    fn start_ready_guarded(&mut self, after: &str) {
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_ready()));
+        if let Err(panic) = decided {
+            self.error.get_or_insert(HomeError::Panicked {
+                unit: format!("the pipeline's scheduler after {after}"),
+                message: panic_message(panic.as_ref()),
+            });
+        }
+    }
+
+    /// Starts every waiting stage whose inputs are all done (or, for a per-scene stage, that
+    /// can follow them scene by scene), and moves every running per-scene stage on, until
+    /// nothing more changes.
     fn start_ready(&mut self) {
         if self.error.is_some() {
             return;
@@ -613,8 +474,8 @@ impl Shared<'_, '_> {
     }
 
     /// Whether waiting stage `i` can start: every stage it runs after is done, or — for a
-    /// per-scene stage — each is done or a per-scene stage running without a failed shard, so
-    /// that its shards can follow theirs scene by scene.
+    /// per-scene stage — each is done or a per-scene stage running with no shard failed for
+    /// good, so that its shards can follow theirs scene by scene.
     fn startable(&self, i: usize) -> bool {
         if !matches!(self.states[i], State::Waiting) {
             return false;
@@ -629,13 +490,14 @@ impl Shared<'_, '_> {
                 State::Done(failed) => !failed,
                 State::Running(r) => {
                     self.graph.manifest.stages[j].for_each.is_some()
-                        && !r.shards.iter().any(|s| s.failed)
+                        && r.hard_failed == 0
+                        && !r.stopped
                 }
                 State::Waiting => false,
             })
     }
 
-    /// Starts stage `i`, whose inputs are all done.
+    /// Starts stage `i`, whose inputs are all done (or can be followed scene by scene).
     fn start(&mut self, i: usize) -> Result<(), HomeError> {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
@@ -653,65 +515,42 @@ impl Shared<'_, '_> {
             return Ok(());
         }
         let project = graph.project_id;
-        if spec.for_each.is_none() {
-            let previous = db::latest_run_of_stage(self.home.conn(), project, &spec.name)?;
-            match decide(self.home, project, spec, plugin, self.at.force, previous)? {
-                Decision::Reuse(previous) => {
-                    let previous = *previous;
-                    tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
-                    self.at.skipped += 1;
-                    self.at.plan.push(db::Step {
-                        stage: spec.name.clone(),
-                        scene: None,
-                        ran: false,
-                        run: Some(previous.id.clone()),
-                        reason: super::unchanged(&previous),
-                    });
-                    let outcome = StageOutcome::Skipped { previous };
-                    self.observer.finished(i, &spec.name, &outcome);
-                    self.outcomes[i] = Some(outcome);
-                    self.states[i] = State::Done(false);
-                }
-                Decision::Run(reason) => {
-                    self.states[i] = State::Running(Running {
-                        shards: Vec::new(),
-                        pending: 1,
-                        bar: None,
-                        done: 0,
-                        total: 1,
-                        failed: Vec::new(),
-                    });
-                    self.queue.push_back(Unit {
-                        stage: i,
-                        slot: None,
-                        reason,
-                    });
-                }
-            }
+        if spec.for_each.is_some() {
+            // Each shard is decided in `advance`, once its inputs for its scene have ended.
+            let scenes = db::list_scenes(self.home.conn(), project)?;
+            self.states[i] = State::Running(Box::new(Running::of(scenes)));
             return Ok(());
         }
-        // Each shard is decided in `advance`, once its inputs for its scene have ended.
-        let scenes = db::list_scenes(self.home.conn(), project)?;
-        let total = scenes.len() as u64;
-        let shards = scenes
-            .into_iter()
-            .map(|scene| Slot {
-                scene,
-                outcome: None,
-                reason: String::new(),
-                gated: true,
-                early: false,
-                failed: false,
-            })
-            .collect();
-        self.states[i] = State::Running(Running {
-            shards,
-            pending: 0,
-            bar: None,
-            done: 0,
-            total,
-            failed: Vec::new(),
-        });
+        let previous = db::latest_run_of_stage(self.home.conn(), project, &spec.name)?;
+        match decide(self.home, project, spec, plugin, self.at.force, previous)? {
+            Decision::Reuse(previous) => {
+                let previous = *previous;
+                tracing::info!(stage = %spec.name, run = %previous.id, "skipped: done by an earlier run");
+                self.at.skipped += 1;
+                self.at.plan.push(db::Step {
+                    stage: spec.name.clone(),
+                    scene: None,
+                    ran: false,
+                    run: Some(previous.id.clone()),
+                    reason: super::unchanged(&previous),
+                });
+                let outcome = StageOutcome::Skipped { previous };
+                self.observer.finished(i, &spec.name, &outcome);
+                self.outcomes[i] = Some(outcome);
+                self.set_done(i, false);
+            }
+            Decision::Run(reason) => {
+                let mut running = Running::whole();
+                running.pending = 1;
+                running.total = 1;
+                self.states[i] = State::Running(Box::new(running));
+                self.queue.push_back(Unit {
+                    stage: i,
+                    slot: None,
+                    reason,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -734,7 +573,7 @@ impl Shared<'_, '_> {
             .finished(i, &spec.name, &StageOutcome::NotReached);
         self.outcomes[i] = Some(StageOutcome::NotReached);
         // Not reached counts as failed for the stages after it.
-        self.states[i] = State::Done(true);
+        self.set_done(i, true);
     }
 }
 

@@ -249,10 +249,38 @@ impl Observer for PanicsAtShard {
     fn finished(&mut self, _: usize, _: &str, _: &StageOutcome) {}
 }
 
-#[test]
-fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_the_others() {
+/// An observer that panics when stage `stage` ends, as a bug in what runs between units would.
+struct PanicsWhenStageEnds {
+    stage: usize,
+}
+
+impl Observer for PanicsWhenStageEnds {
+    fn started(&mut self, _: usize, _: &str) -> ProgressSink {
+        Box::new(|_, _, _, _| {})
+    }
+    fn shard_started(&mut self, _: usize, _: &str, _: &db::Scene) -> ProgressSink {
+        Box::new(|_, _, _, _| {})
+    }
+    fn shard_finished(&mut self, _: usize, _: &str, _: &db::Scene, _: &StageReport) {}
+    fn finished(&mut self, index: usize, name: &str, _: &StageOutcome) {
+        assert!(index != self.stage, "the observer broke as {name} ended");
+    }
+}
+
+/// Runs a storyboard and a per-scene keyframes stage on two workers with `observer`, on a
+/// thread of its own so that a hang fails the test rather than wedging it; returns how the
+/// pipeline ended and the home's path.
+fn run_observed(
+    observer: impl Observer + 'static,
+) -> (
+    Result<RunStatus, HomeError>,
+    std::path::PathBuf,
+    String,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut home = Home::init(&dir.path().join("home")).expect("home");
+    let home_path = dir.path().join("home");
+    let mut home = Home::init(&home_path).expect("home");
     let runtime = Runtime::new().expect("runtime");
     let manifest = parse(
         "[[stage]]\nname = \"storyboard\"\nplugin = \"builtin:storyboard\"\n\
@@ -271,12 +299,10 @@ fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_
         jobs: Some(2),
         ..PipelineOptions::default()
     };
-    // Run on a thread of its own, so that a hang fails the test rather than wedging it.
     let (sent, got) = std::sync::mpsc::channel();
-    let home_path = dir.path().join("home");
     let project_id = project.id.clone();
     std::thread::spawn(move || {
-        let mut observer = PanicsAtShard { finished: 0, n: 2 };
+        let mut observer = observer;
         let result = run_pipeline(
             &mut home,
             &runtime,
@@ -291,15 +317,13 @@ fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_
     let result = got
         .recv_timeout(std::time::Duration::from_secs(300))
         .expect("the pipeline ended");
-    let error = result.expect_err("a panic is the host's failure");
-    assert!(
-        matches!(&error, HomeError::Panicked { unit, message }
-            if unit.starts_with("stage keyframes (2 of 2), scene ") && message.contains("broke at shard 2")),
-        "{error}"
-    );
-    // The pipeline is recorded as failed, and the next command finds the home usable.
-    let home = Home::open(&home_path).expect("home opens");
-    let pipelines = db::list_pipelines(home.conn(), &project_id).expect("pipelines");
+    (result, home_path, project_id, dir)
+}
+
+/// The next command finds the home usable, and the pipeline recorded as failed by the host.
+fn assert_recorded_as_host_failure(home_path: &std::path::Path, project_id: &str) {
+    let home = Home::open(home_path).expect("home opens");
+    let pipelines = db::list_pipelines(home.conn(), project_id).expect("pipelines");
     assert_eq!(pipelines[0].status, RunStatus::Failed);
     assert!(
         pipelines[0]
@@ -310,4 +334,30 @@ fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_
         "{:?}",
         pipelines[0].error
     );
+}
+
+#[test]
+fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_the_others() {
+    let (result, home_path, project_id, _dir) = run_observed(PanicsAtShard { finished: 0, n: 2 });
+    let error = result.expect_err("a panic is the host's failure");
+    assert!(
+        matches!(&error, HomeError::Panicked { unit, message }
+            if unit.starts_with("stage keyframes (2 of 2), scene ") && message.contains("broke at shard 2")),
+        "{error}"
+    );
+    assert_recorded_as_host_failure(&home_path, &project_id);
+}
+
+#[test]
+fn a_host_panic_while_deciding_what_runs_next_ends_the_pipeline_instead_of_hanging_it() {
+    // A per-scene stage ends between units, as the scheduler moves on after its last shard.
+    let (result, home_path, project_id, _dir) = run_observed(PanicsWhenStageEnds { stage: 1 });
+    let error = result.expect_err("a panic is the host's failure");
+    assert!(
+        matches!(&error, HomeError::Panicked { unit, message }
+            if unit.starts_with("the pipeline's scheduler after the end of stage keyframes (2 of 2), scene ")
+                && message.contains("broke as keyframes ended")),
+        "{error}"
+    );
+    assert_recorded_as_host_failure(&home_path, &project_id);
 }

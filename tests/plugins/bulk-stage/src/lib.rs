@@ -16,6 +16,7 @@
 //! | `grow-scene`, `grow-mib` | before working on the scene of index `grow-scene`, allocate and touch `grow-mib` MiB (to fail one shard by its memory limit) | none, `0` |
 //! | `escape-scene` | first retitle the scene of this index, whichever scene the run is bound to (a shard of another scene is refused: `out-of-scope`) | none |
 //! | `sleep-scene`, `sleep-ms` | before working on the scene of index `sleep-scene`, sleep `sleep-ms` ms (to make one shard end late) | none, `0` |
+//! | `fail-scene`, `fail-ms` | before working on the scene of index `fail-scene`, sleep `fail-ms` ms and then fail with an `invalid-input` error (to fail one shard late) | none, `0` |
 //! | `count-keyframes-of` | clips: read the keyframes of the scene of this index (another scene's, for a shard) and add how many there are to each clip's frame rate, so that the clip depends on them | none |
 
 // The export glue wit-bindgen generates is FFI and has to be unsafe; it is confined here.
@@ -56,6 +57,10 @@ pub struct Config {
     pub sleep_scene: Option<u32>,
     /// How long, in ms.
     pub sleep_ms: u64,
+    /// The scene index before whose work the stage sleeps `fail_ms` and then fails.
+    pub fail_scene: Option<u32>,
+    /// How long, in ms.
+    pub fail_ms: u64,
     /// The scene index whose keyframes each clip counts into its frame rate.
     pub count_keyframes_of: Option<u32>,
 }
@@ -73,6 +78,8 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
         escape_scene: None,
         sleep_scene: None,
         sleep_ms: 0,
+        fail_scene: None,
+        fail_ms: 0,
         count_keyframes_of: None,
     };
     for (key, value) in config {
@@ -100,12 +107,15 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
                     .map_err(|_| "`description-bytes` is too large".to_owned())?
             }
             "sleep-ms" => c.sleep_ms = number()?,
-            "grow-scene" | "grow-mib" | "escape-scene" | "sleep-scene" | "count-keyframes-of" => {
+            "fail-ms" => c.fail_ms = number()?,
+            "grow-scene" | "grow-mib" | "escape-scene" | "sleep-scene" | "fail-scene"
+            | "count-keyframes-of" => {
                 let n = u32::try_from(number()?).map_err(|_| format!("`{key}` is too large"))?;
                 match key.as_str() {
                     "grow-scene" => c.grow_scene = Some(n),
                     "grow-mib" => c.grow_mib = n,
                     "sleep-scene" => c.sleep_scene = Some(n),
+                    "fail-scene" => c.fail_scene = Some(n),
                     "count-keyframes-of" => c.count_keyframes_of = Some(n),
                     _ => c.escape_scene = Some(n),
                 }
@@ -114,7 +124,7 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
                 return Err(format!(
                     "unknown config key `{key}`; known keys: kind, bytes, extra-scenes, spin, \
                      description-bytes, grow-scene, grow-mib, escape-scene, sleep-scene, sleep-ms, \
-                     count-keyframes-of"
+                     fail-scene, fail-ms, count-keyframes-of"
                 ));
             }
         }
@@ -250,6 +260,13 @@ impl bindings::Guest for BulkStage {
             if c.sleep_scene == Some(scene.index) {
                 std::thread::sleep(std::time::Duration::from_millis(c.sleep_ms));
             }
+            if c.fail_scene == Some(scene.index) {
+                std::thread::sleep(std::time::Duration::from_millis(c.fail_ms));
+                return Err(Error {
+                    code: ErrorCode::InvalidInput,
+                    message: format!("asked to fail at scene {}", scene.index),
+                });
+            }
             if c.keyframes {
                 let have = db::list_keyframes(Some(&scene.id), None, 10)?.items;
                 for (position, end) in [
@@ -348,6 +365,8 @@ mod tests {
                 escape_scene: None,
                 sleep_scene: None,
                 sleep_ms: 0,
+                fail_scene: None,
+                fail_ms: 0,
                 count_keyframes_of: None,
             })
         );
