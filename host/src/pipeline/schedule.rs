@@ -21,9 +21,10 @@
 //! against the settled state on the host side, as a later pipeline would, and it runs again if
 //! anything it read changed (or it failed, or what it read was not recorded). The end state is
 //! the one waiting would give; the demo's shards read only their own scene, so nothing runs
-//! twice. A shard that runs again first sends the shards of its scene queued after it back to
-//! wait for it, and waits for those of its scene already running after it to end, so that two
-//! runs of one scene never overlap. Once an input fails, no more shards start (those queued
+//! twice. A shard that runs again first sends the shards of its scene queued in the stages
+//! right after it back to wait for it, and waits for the others of its scene queued or running
+//! further down to end (they are checked again in turn), so that it never runs beside a run
+//! that read its earlier work. Once an input fails, no more shards start (those queued
 //! are not reached, early ones are not checked again: the next pipeline run decides them);
 //! those that ran stay committed. The per-scene bookkeeping is in [`shards`].
 //!
@@ -164,6 +165,7 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
                 }
                 if let Some(unit) = s.queue.pop_front() {
                     s.busy += 1;
+                    s.taken(&unit);
                     break unit;
                 }
                 // Nothing queued, and nothing running that could queue more: all is done.
@@ -234,7 +236,6 @@ impl Shared<'_, '_> {
         let plugin = &graph.plugins[i];
         let (progress, scene) = match (unit.slot, &mut self.states[i]) {
             (Some(slot), State::Running(r)) => {
-                r.shards[slot].phase = Phase::Running;
                 let scene = r.shards[slot].scene.clone();
                 if r.bar.is_none() {
                     r.bar = Some(self.observer.started(i, &spec.name));

@@ -23,8 +23,8 @@ pub(super) enum Phase {
     Queued,
     /// Its run is under way.
     Running,
-    /// To run again (what it read changed), once no shard of its scene that runs after it is
-    /// running: two runs of one scene never overlap because of a rerun.
+    /// To run again (what it read changed), once no shard of its scene in a stage after it is
+    /// queued or running: a rerun never overlaps a run of its scene that read its earlier work.
     Reopening,
     /// Skipped, ran, or not reached: see its outcome.
     Ended,
@@ -356,8 +356,8 @@ impl Shared<'_, '_> {
         Ok(again)
     }
 
-    /// Queues each reopened shard of stage `i` whose scene has no shard running in a stage
-    /// after it. Returns whether any was queued.
+    /// Queues each reopened shard of stage `i` whose scene has no shard queued or running in a
+    /// stage after it (directly or further down). Returns whether any was queued.
     fn reopen_ready(&mut self, i: usize) -> bool {
         let State::Running(r) = &self.states[i] else {
             return false;
@@ -365,20 +365,11 @@ impl Shared<'_, '_> {
         if r.reopening.is_empty() {
             return false;
         }
-        let running_after = |scene: &str| {
-            self.dependents[i].iter().any(|&d| match &self.states[d] {
-                State::Running(rd) => rd
-                    .by_scene
-                    .get(scene)
-                    .is_some_and(|&sd| rd.shards[sd].phase == Phase::Running),
-                _ => false,
-            })
-        };
         let ready: Vec<usize> = r
             .reopening
             .iter()
             .copied()
-            .filter(|&slot| !running_after(&r.shards[slot].scene.id))
+            .filter(|&slot| !self.busy_after(i, &r.shards[slot].scene.id))
             .collect();
         let State::Running(r) = &mut self.states[i] else {
             return false;
@@ -393,6 +384,35 @@ impl Shared<'_, '_> {
             });
         }
         !ready.is_empty()
+    }
+
+    /// Whether a stage that runs after stage `i`, directly or further down, has its shard of
+    /// `scene` queued or running: those were decided on what `i` did before, and run to their
+    /// end (to be checked again once their inputs are done) before `i`'s shard runs again.
+    fn busy_after(&self, i: usize, scene: &str) -> bool {
+        let mut seen = vec![false; self.states.len()];
+        let mut next = self.dependents[i].clone();
+        while let Some(d) = next.pop() {
+            if std::mem::replace(&mut seen[d], true) {
+                continue;
+            }
+            if let State::Running(rd) = &self.states[d]
+                && let Some(&sd) = rd.by_scene.get(scene)
+                && matches!(rd.shards[sd].phase, Phase::Queued | Phase::Running)
+            {
+                return true;
+            }
+            next.extend_from_slice(&self.dependents[d]);
+        }
+        false
+    }
+
+    /// Takes `unit` off the queue's books: its shard's run is under way. Called under the same
+    /// lock as the queue's `pop_front`, so that a shard is `Queued` exactly while it is queued.
+    pub(super) fn taken(&mut self, unit: &Unit) {
+        if let (Some(slot), State::Running(r)) = (unit.slot, &mut self.states[unit.stage]) {
+            r.shards[slot].phase = Phase::Running;
+        }
     }
 
     /// Stage `i`'s input `j` failed for good: none of `i`'s shards that have not started
