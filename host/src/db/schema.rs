@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
@@ -177,4 +178,12 @@ ALTER TABLE pipeline_runs ADD COLUMN reads TEXT;
 ALTER TABLE pipeline_runs ADD COLUMN reason TEXT;
 ALTER TABLE pipelines ADD COLUMN plan TEXT;
 CREATE INDEX pipeline_runs_by_shard ON pipeline_runs(project_id, stage, scene_id) WHERE scene_id IS NOT NULL;
+"#;
+
+/// Version 6: one index fewer for every run record to write. `pipeline_runs_by_project` only
+/// ordered a project's runs by start, which `pipeline_runs_by_stage` (project, stage, start)
+/// finds too, leaving a sort of one project's runs; every stage run paid for it in its start
+/// record: a page more in the write-ahead log, made durable by its commit.
+const MIGRATION_6: &str = r#"
+DROP INDEX pipeline_runs_by_project;
 "#;

@@ -102,8 +102,11 @@ pub enum StageOutcome {
 pub struct Shard {
     /// The scene it was bound to.
     pub scene: db::Scene,
-    /// [`StageOutcome::Skipped`] or [`StageOutcome::Ran`].
+    /// [`StageOutcome::Skipped`], [`StageOutcome::Ran`], or [`StageOutcome::NotReached`].
     pub outcome: StageOutcome,
+    /// Its work is not done: its run failed, or the files of a run that committed could not
+    /// all be put in place.
+    pub failed: bool,
 }
 
 impl StageOutcome {

@@ -365,7 +365,11 @@ impl Shared<'_, '_> {
                     run,
                     reason,
                 });
-                shards.push(Shard { scene, outcome });
+                shards.push(Shard {
+                    scene,
+                    outcome,
+                    failed: shard_failed,
+                });
             }
             if shards.is_empty() {
                 self.at.plan.push(db::Step {

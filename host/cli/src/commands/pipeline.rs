@@ -125,7 +125,7 @@ impl pipeline::Observer for Printer {
                 let ran = count(|o| matches!(o, StageOutcome::Ran(_)));
                 let skipped = count(|o| matches!(o, StageOutcome::Skipped { .. }));
                 let unreached = count(|o| matches!(o, StageOutcome::NotReached));
-                let failed = outcome.failed_runs().len();
+                let failed = shards.iter().filter(|s| s.failed).count();
                 let verdict = if failed > 0 {
                     format!("FAILED ({failed} failed)")
                 } else if unreached > 0 {
