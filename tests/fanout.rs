@@ -791,3 +791,77 @@ fn once_an_input_fails_no_more_shards_start_and_none_runs_again() {
         .collect();
     assert_eq!(rates, vec![26; 8]);
 }
+
+#[test]
+fn a_shard_run_again_never_overlaps_a_run_of_its_scene_after_it_and_those_see_its_new_work() {
+    let home = TestHome::new();
+    let id = home.project("chain", SCRIPT);
+    // As in the test above, the clips drawn before scene 7's keyframes land run again; here a
+    // per-scene `check` stage after the clips writes each scene's clip frame rate to a file.
+    // Scene 0's check is still running (it sleeps 2.5 s) when the clips are checked again, so
+    // scene 0's clip must wait for it before it runs again; the other checks are done, and run
+    // again on the new clips.
+    let text =
+        fanned_bulk_manifest(4096, 8192, 0, "", "sleep-scene = 7\nsleep-ms = 1500").replacen(
+            "kind = \"clip\"\n",
+            "kind = \"clip\"\ncount-keyframes-of = 7\n",
+            1,
+        ) + &format!(
+            "\n[[stage]]\nname = \"check\"\nplugin = \"{}\"\nfor-each = \"scene\"\n\
+             [stage.config]\nkind = \"check\"\nsleep-scene = 0\nsleep-ms = 2500\n",
+            vidpipe_example_plugins::BULK_STAGE_PATH
+        );
+    let m = manifest(&home, "chain.toml", &text);
+    let out = home
+        .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let all = runs(&home, &id);
+    let (clips, checks) = (of_stage(&all, "clips"), of_stage(&all, "check"));
+    let span = |r: &Value| {
+        (
+            r["started_at"].as_i64().unwrap(),
+            r["finished_at"].as_i64().unwrap(),
+        )
+    };
+    let mut again = 0;
+    for scene in scene_ids(&home, &id) {
+        let of = |runs: &[&Value]| -> Vec<(i64, i64)> {
+            runs.iter()
+                .filter(|r| r["scene_id"] == scene)
+                .map(|r| span(r))
+                .collect()
+        };
+        let (c, k) = (of(&clips), of(&checks));
+        again += c.len() - 1;
+        // No run of the scene's check overlaps a run of its clip (times in ms: touching is
+        // not overlapping) ...
+        for &(c0, c1) in &c {
+            for &(k0, k1) in &k {
+                assert!(
+                    c1 <= k0 || k1 <= c0,
+                    "scene {scene}: clip {c0}–{c1}, check {k0}–{k1}"
+                );
+            }
+        }
+        // ... and the last check ran on the last clip.
+        let last_clip = c.iter().map(|s| s.1).max().unwrap();
+        let last_check = k.iter().map(|s| s.0).max().unwrap();
+        assert!(last_check >= last_clip, "scene {scene}: {c:?} {k:?}");
+    }
+    assert!(again > 0, "no clip ran again: {}", out.stdout);
+    // Every check file holds the frame rate the settled clips have.
+    for index in 0..8 {
+        let file = home
+            .project_dir(&id)
+            .join("output")
+            .join(format!("check-{index:03}.txt"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "26", "{file:?}");
+    }
+    assert_consistent(&home);
+    let rerun = home.vidpipe(&["run", &m, "--project", &id]).expect_code(0);
+    assert!(
+        rerun.stdout.contains("0 stage(s) ran, 4 skipped"),
+        "{}",
+        rerun.stdout
+    );
+}

@@ -344,6 +344,7 @@ impl Shared<'_, '_> {
                     continue;
                 };
                 if rd.shards[sd].phase == Phase::Queued {
+                    tracing::debug!(stage = %graph.manifest.stages[d].name, scene = %scene, "a shard queued goes back to wait for its input's shard to run again");
                     self.queue.retain(|u| !(u.stage == d && u.slot == Some(sd)));
                     rd.shards[sd].phase = Phase::Gated;
                     rd.shards[sd].reason.clear();
@@ -371,6 +372,9 @@ impl Shared<'_, '_> {
             .copied()
             .filter(|&slot| !self.busy_after(i, &r.shards[slot].scene.id))
             .collect();
+        if ready.len() < r.reopening.len() {
+            tracing::debug!(stage = %self.graph.manifest.stages[i].name, waiting = r.reopening.len() - ready.len(), "shards to run again wait for shards of their scenes after them");
+        }
         let State::Running(r) = &mut self.states[i] else {
             return false;
         };

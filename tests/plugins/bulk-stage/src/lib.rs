@@ -8,7 +8,7 @@
 //!
 //! | key | meaning | default |
 //! | --- | --- | --- |
-//! | `kind` | `keyframe` (a start and an end keyframe per scene) or `clip` (one clip per scene) | `keyframe` |
+//! | `kind` | `keyframe` (a start and an end keyframe per scene), `clip` (one clip per scene) or `check` (an output file `check-NNN.txt` per scene holding its clip's frame rate, read from its clip row) | `keyframe` |
 //! | `bytes` | size of each artifact | `65536` |
 //! | `extra-scenes` | scenes to write at indexes 1000, 1001, … | `0` |
 //! | `spin` | busy iterations between artifacts, to stretch the stage out in time | `0` |
@@ -39,6 +39,8 @@ use types::{ArtifactKind, ArtifactRef, Error, ErrorCode};
 pub struct Config {
     /// Keyframes (true) or clips (false).
     pub keyframes: bool,
+    /// Neither: check files (`kind = "check"`).
+    pub check: bool,
     /// Size of each artifact.
     pub bytes: u32,
     /// Scenes of its own to write.
@@ -69,6 +71,7 @@ pub struct Config {
 pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
     let mut c = Config {
         keyframes: true,
+        check: false,
         bytes: 65536,
         extra_scenes: 0,
         spin: 0,
@@ -92,7 +95,12 @@ pub fn parse(config: &[(String, String)]) -> Result<Config, String> {
             "kind" => match value.as_str() {
                 "keyframe" => c.keyframes = true,
                 "clip" => c.keyframes = false,
-                _ => return Err(format!("`kind` must be keyframe or clip, not {value:?}")),
+                "check" => (c.keyframes, c.check) = (false, true),
+                _ => {
+                    return Err(format!(
+                        "`kind` must be keyframe, clip or check, not {value:?}"
+                    ));
+                }
             },
             "bytes" => {
                 c.bytes = u32::try_from(number()?).map_err(|_| "`bytes` is too large".to_owned())?
@@ -267,7 +275,19 @@ impl bindings::Guest for BulkStage {
                     message: format!("asked to fail at scene {}", scene.index),
                 });
             }
-            if c.keyframes {
+            if c.check {
+                let clips = db::list_video_clips(Some(&scene.id), None, 10)?.items;
+                let rate = clips
+                    .first()
+                    .map_or_else(|| "none".to_owned(), |c| c.frame_rate.to_string());
+                let writer = artifacts::create(
+                    ArtifactKind::Output,
+                    &format!("check-{:03}.txt", scene.index),
+                )?;
+                writer.write(rate.as_bytes())?;
+                artifacts::Writer::finish(writer)?;
+                files += 1;
+            } else if c.keyframes {
                 let have = db::list_keyframes(Some(&scene.id), None, 10)?.items;
                 for (position, end) in [
                     (db::KeyframePosition::Start, "start"),
@@ -356,6 +376,7 @@ mod tests {
             parse(&cfg(&[("kind", "clip"), ("bytes", "10")])),
             Ok(Config {
                 keyframes: false,
+                check: false,
                 bytes: 10,
                 extra_scenes: 0,
                 spin: 0,
