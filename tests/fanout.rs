@@ -865,3 +865,76 @@ fn a_shard_run_again_never_overlaps_a_run_of_its_scene_after_it_and_those_see_it
         rerun.stdout
     );
 }
+
+#[test]
+fn a_shard_queued_after_one_that_must_run_again_waits_for_the_rerun_and_runs_once() {
+    let home = TestHome::new();
+    let id = home.project("regate", SCRIPT);
+    // Scene 0's clip reads scene 7's keyframes before they land (1.5 s) and ends last (it
+    // sleeps 3 s), so its check is decided, and queued, just before the clips are checked
+    // again. (The check stage is listed before the clips, which it runs after, so that it is
+    // decided first.) Its clip must run again: the queued check goes back to wait for it and
+    // runs once, on the new clip.
+    let bulk = vidpipe_example_plugins::BULK_STAGE_PATH;
+    let text = format!(
+        r#"name = "regate"
+
+[[stage]]
+name = "storyboard"
+plugin = "{storyboard}"
+
+[[stage]]
+name = "keyframes"
+plugin = "{bulk}"
+for-each = "scene"
+[stage.config]
+kind = "keyframe"
+bytes = 4096
+sleep-scene = 7
+sleep-ms = 1500
+
+[[stage]]
+name = "check"
+plugin = "{bulk}"
+for-each = "scene"
+after = ["clips"]
+[stage.config]
+kind = "check"
+
+[[stage]]
+name = "clips"
+plugin = "{bulk}"
+for-each = "scene"
+after = ["keyframes"]
+[stage.config]
+kind = "clip"
+bytes = 8192
+count-keyframes-of = 7
+sleep-scene = 0
+sleep-ms = 3000
+"#,
+        storyboard = vidpipe_example_plugins::STORYBOARD_PATH,
+    );
+    let m = manifest(&home, "regate.toml", &text);
+    let out = home
+        .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let all = runs(&home, &id);
+    let scene0 = home.show(&id)["scenes"][0]["id"].clone();
+    let of_scene0 = |stage: &str| -> Vec<&Value> {
+        of_stage(&all, stage)
+            .into_iter()
+            .filter(|r| r["scene_id"] == scene0)
+            .collect()
+    };
+    let (clips, checks) = (of_scene0("clips"), of_scene0("check"));
+    assert_eq!(clips.len(), 2, "{}", out.stdout);
+    assert_eq!(checks.len(), 1, "{}", out.stdout);
+    assert!(
+        checks[0]["started_at"].as_i64().unwrap() >= clips[1]["finished_at"].as_i64().unwrap(),
+        "{checks:?} {clips:?}"
+    );
+    let file = home.project_dir(&id).join("output").join("check-000.txt");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "26");
+    assert_consistent(&home);
+}
