@@ -27,6 +27,38 @@ fn of_stage<'a>(runs: &'a [Value], stage: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["stage"] == stage).collect()
 }
 
+/// The runs of `stage`'s shard of `scene`, in order.
+fn of_shard<'a>(runs: &'a [Value], stage: &str, scene: &Value) -> Vec<&'a Value> {
+    runs.iter()
+        .filter(|r| r["stage"] == stage && &r["scene_id"] == scene)
+        .collect()
+}
+
+/// A run record's time field (`started_at`, `finished_at`), in ms.
+fn ms(run: &Value, field: &str) -> i64 {
+    run[field].as_i64().unwrap()
+}
+
+/// The fanned bulk pipeline whose clips each read scene 7's keyframes (adding their count to
+/// the frame rate), with `keyframes` added to the keyframes' configuration.
+fn early_manifest(keyframes: &str) -> String {
+    fanned_bulk_manifest(4096, 8192, 0, "", keyframes).replacen(
+        "kind = \"clip\"\n",
+        "kind = \"clip\"\ncount-keyframes-of = 7\n",
+        1,
+    )
+}
+
+/// A per-scene `check` stage (bulk-stage writing each scene's clip frame rate to a file)
+/// running after `after`, with `config` added.
+fn check_stage(after: &str, config: &str) -> String {
+    format!(
+        "[[stage]]\nname = \"check\"\nplugin = \"{}\"\nfor-each = \"scene\"\n\
+         after = [\"{after}\"]\n[stage.config]\nkind = \"check\"\n{config}\n",
+        vidpipe_example_plugins::BULK_STAGE_PATH
+    )
+}
+
 fn scene_ids(home: &TestHome, id: &str) -> Vec<String> {
     home.show(id)["scenes"]
         .as_array()
@@ -635,27 +667,17 @@ fn a_shard_started_before_its_inputs_were_all_done_runs_again_if_what_it_read_ch
     let id = home.project("early", SCRIPT);
     // Scene 7's keyframes end 1.5 s after the others; every clip counts scene 7's keyframes
     // into its frame rate, so the clips that start early read what is about to change.
-    let text = fanned_bulk_manifest(4096, 8192, 0, "", "sleep-scene = 7\nsleep-ms = 1500")
-        .replacen(
-            "kind = \"clip\"\n",
-            "kind = \"clip\"\ncount-keyframes-of = 7\n",
-            1,
-        );
+    let text = early_manifest("sleep-scene = 7\nsleep-ms = 1500");
     let m = manifest(&home, "early.toml", &text);
     let out = home
         .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
         .expect_code(0);
     let all = runs(&home, &id);
     let scene7 = home.show(&id)["scenes"][7]["id"].clone();
-    let late = of_stage(&all, "keyframes")
-        .into_iter()
-        .find(|r| r["scene_id"] == scene7)
-        .unwrap()["finished_at"]
-        .as_i64()
-        .unwrap();
+    let late = ms(of_shard(&all, "keyframes", &scene7)[0], "finished_at");
     // The clips did not wait for scene 7's keyframes: the free worker drew them meanwhile.
     let clips = of_stage(&all, "clips");
-    let early = |r: &&Value| r["started_at"].as_i64().unwrap() < late;
+    let early = |r: &&Value| ms(r, "started_at") < late;
     assert!(clips.iter().any(early), "{}", out.stdout);
     // A clip that ran before scene 7's keyframes were there read none of them, and ran again
     // once they were; a clip that started after ran once. (One that started just before and
@@ -708,18 +730,7 @@ fn once_an_input_fails_no_more_shards_start_and_none_runs_again() {
     let id = home.project("stop", SCRIPT);
     // Scene 7's keyframes land after 1 s, changing what every clip reads; scene 6's fail
     // after 2 s. The clips of scenes 0 to 5 are drawn meanwhile, on the free workers.
-    let text = fanned_bulk_manifest(
-        4096,
-        8192,
-        0,
-        "",
-        "sleep-scene = 7\nsleep-ms = 1000\nfail-scene = 6\nfail-ms = 2000",
-    )
-    .replacen(
-        "kind = \"clip\"\n",
-        "kind = \"clip\"\ncount-keyframes-of = 7\n",
-        1,
-    );
+    let text = early_manifest("sleep-scene = 7\nsleep-ms = 1000\nfail-scene = 6\nfail-ms = 2000");
     let m = manifest(&home, "stop.toml", &text);
     let out = home
         .vidpipe(&["run", &m, "--project", &id, "--jobs", "4"])
@@ -733,31 +744,21 @@ fn once_an_input_fails_no_more_shards_start_and_none_runs_again() {
     let all = runs(&home, &id);
     let d = home.show(&id);
     let scene6 = d["scenes"][6]["id"].clone();
-    let failed_at = of_stage(&all, "keyframes")
-        .into_iter()
-        .find(|r| r["scene_id"] == scene6)
-        .unwrap()["finished_at"]
-        .as_i64()
-        .unwrap();
+    let failed_at = ms(of_shard(&all, "keyframes", &scene6)[0], "finished_at");
     let clips = of_stage(&all, "clips");
     // Some read scene 7's keyframes before they were there.
     let scene7 = d["scenes"][7]["id"].clone();
-    let landed = of_stage(&all, "keyframes")
-        .into_iter()
-        .find(|r| r["scene_id"] == scene7)
-        .unwrap()["finished_at"]
-        .as_i64()
-        .unwrap();
+    let landed = ms(of_shard(&all, "keyframes", &scene7)[0], "finished_at");
     let early = clips
         .iter()
-        .filter(|c| c["finished_at"].as_i64().unwrap() < landed)
+        .filter(|c| ms(c, "finished_at") < landed)
         .count();
     assert!(early > 0, "{}", out.stdout);
     for c in &clips {
         // None started after the failure, none was run a second time (what the early ones
         // read did change, but their input failed: the next run decides them), and scene 6
         // got none (scene 7's, drawn once its keyframes were there, read the settled state).
-        assert!(c["started_at"].as_i64().unwrap() <= failed_at, "{c}");
+        assert!(ms(c, "started_at") <= failed_at, "{c}");
         assert_ne!(c["scene_id"], scene6);
         assert_eq!(
             clips
@@ -801,28 +802,16 @@ fn a_shard_run_again_never_overlaps_a_run_of_its_scene_after_it_and_those_see_it
     // Scene 0's check is still running (it sleeps 2.5 s) when the clips are checked again, so
     // scene 0's clip must wait for it before it runs again; the other checks are done, and run
     // again on the new clips.
-    let text =
-        fanned_bulk_manifest(4096, 8192, 0, "", "sleep-scene = 7\nsleep-ms = 1500").replacen(
-            "kind = \"clip\"\n",
-            "kind = \"clip\"\ncount-keyframes-of = 7\n",
-            1,
-        ) + &format!(
-            "\n[[stage]]\nname = \"check\"\nplugin = \"{}\"\nfor-each = \"scene\"\n\
-             [stage.config]\nkind = \"check\"\nsleep-scene = 0\nsleep-ms = 2500\n",
-            vidpipe_example_plugins::BULK_STAGE_PATH
-        );
+    let text = early_manifest("sleep-scene = 7\nsleep-ms = 1500")
+        + "\n"
+        + &check_stage("clips", "sleep-scene = 0\nsleep-ms = 2500");
     let m = manifest(&home, "chain.toml", &text);
     let out = home
         .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
         .expect_code(0);
     let all = runs(&home, &id);
     let (clips, checks) = (of_stage(&all, "clips"), of_stage(&all, "check"));
-    let span = |r: &Value| {
-        (
-            r["started_at"].as_i64().unwrap(),
-            r["finished_at"].as_i64().unwrap(),
-        )
-    };
+    let span = |r: &Value| (ms(r, "started_at"), ms(r, "finished_at"));
     let mut again = 0;
     for scene in scene_ids(&home, &id) {
         let of = |runs: &[&Value]| -> Vec<(i64, i64)> {
@@ -875,63 +864,29 @@ fn a_shard_queued_after_one_that_must_run_again_waits_for_the_rerun_and_runs_onc
     // again. (The check stage is listed before the clips, which it runs after, so that it is
     // decided first.) Its clip must run again: the queued check goes back to wait for it and
     // runs once, on the new clip.
-    let bulk = vidpipe_example_plugins::BULK_STAGE_PATH;
-    let text = format!(
-        r#"name = "regate"
-
-[[stage]]
-name = "storyboard"
-plugin = "{storyboard}"
-
-[[stage]]
-name = "keyframes"
-plugin = "{bulk}"
-for-each = "scene"
-[stage.config]
-kind = "keyframe"
-bytes = 4096
-sleep-scene = 7
-sleep-ms = 1500
-
-[[stage]]
-name = "check"
-plugin = "{bulk}"
-for-each = "scene"
-after = ["clips"]
-[stage.config]
-kind = "check"
-
-[[stage]]
-name = "clips"
-plugin = "{bulk}"
-for-each = "scene"
-after = ["keyframes"]
-[stage.config]
-kind = "clip"
-bytes = 8192
-count-keyframes-of = 7
-sleep-scene = 0
-sleep-ms = 3000
-"#,
-        storyboard = vidpipe_example_plugins::STORYBOARD_PATH,
-    );
+    let clips = "[[stage]]\nname = \"clips\"\n";
+    let text = early_manifest("sleep-scene = 7\nsleep-ms = 1500").replacen(
+        clips,
+        &format!(
+            "{}\n{clips}after = [\"keyframes\"]\n",
+            check_stage("clips", "")
+        ),
+        1,
+    ) + "sleep-scene = 0\nsleep-ms = 3000\n";
     let m = manifest(&home, "regate.toml", &text);
     let out = home
         .vidpipe(&["run", &m, "--project", &id, "--jobs", "2"])
         .expect_code(0);
     let all = runs(&home, &id);
     let scene0 = home.show(&id)["scenes"][0]["id"].clone();
-    let of_scene0 = |stage: &str| -> Vec<&Value> {
-        of_stage(&all, stage)
-            .into_iter()
-            .filter(|r| r["scene_id"] == scene0)
-            .collect()
-    };
-    let (clips, checks) = (of_scene0("clips"), of_scene0("check"));
+    let (clips, checks) = (
+        of_shard(&all, "clips", &scene0),
+        of_shard(&all, "check", &scene0),
+    );
     assert_eq!(clips.len(), 2, "{}", out.stdout);
     assert_eq!(checks.len(), 1, "{}", out.stdout);
     assert!(
-        checks[0]["started_at"].as_i64().unwrap() >= clips[1]["finished_at"].as_i64().unwrap(),
+        ms(checks[0], "started_at") >= ms(clips[1], "finished_at"),
         "{checks:?} {clips:?}"
     );
     let file = home.project_dir(&id).join("output").join("check-000.txt");

@@ -225,13 +225,16 @@ mod manifest_properties {
     }
 }
 
-/// An observer that panics when the `n`th shard finishes, like a host bug would.
-struct PanicsAtShard {
+/// An observer that panics, like a host bug would: when the `shard`th shard finishes, or when
+/// stage `stage` ends.
+#[derive(Default)]
+struct Breaks {
     finished: usize,
-    n: usize,
+    shard: Option<usize>,
+    stage: Option<usize>,
 }
 
-impl Observer for PanicsAtShard {
+impl Observer for Breaks {
     fn started(&mut self, _: usize, _: &str) -> ProgressSink {
         Box::new(|_, _, _, _| {})
     }
@@ -240,30 +243,15 @@ impl Observer for PanicsAtShard {
     }
     fn shard_finished(&mut self, _: usize, _: &str, _: &db::Scene, _: &StageReport) {
         self.finished += 1;
-        assert!(
-            self.finished != self.n,
-            "the observer broke at shard {}",
-            self.n
-        );
+        if let Some(n) = self.shard {
+            assert!(self.finished != n, "the observer broke at shard {n}");
+        }
     }
-    fn finished(&mut self, _: usize, _: &str, _: &StageOutcome) {}
-}
-
-/// An observer that panics when stage `stage` ends, as a bug in what runs between units would.
-struct PanicsWhenStageEnds {
-    stage: usize,
-}
-
-impl Observer for PanicsWhenStageEnds {
-    fn started(&mut self, _: usize, _: &str) -> ProgressSink {
-        Box::new(|_, _, _, _| {})
-    }
-    fn shard_started(&mut self, _: usize, _: &str, _: &db::Scene) -> ProgressSink {
-        Box::new(|_, _, _, _| {})
-    }
-    fn shard_finished(&mut self, _: usize, _: &str, _: &db::Scene, _: &StageReport) {}
     fn finished(&mut self, index: usize, name: &str, _: &StageOutcome) {
-        assert!(index != self.stage, "the observer broke as {name} ended");
+        assert!(
+            self.stage != Some(index),
+            "the observer broke as {name} ended"
+        );
     }
 }
 
@@ -338,7 +326,10 @@ fn assert_recorded_as_host_failure(home_path: &std::path::Path, project_id: &str
 
 #[test]
 fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_the_others() {
-    let (result, home_path, project_id, _dir) = run_observed(PanicsAtShard { finished: 0, n: 2 });
+    let (result, home_path, project_id, _dir) = run_observed(Breaks {
+        shard: Some(2),
+        ..Breaks::default()
+    });
     let error = result.expect_err("a panic is the host's failure");
     assert!(
         matches!(&error, HomeError::Panicked { unit, message }
@@ -351,7 +342,10 @@ fn a_host_panic_in_one_shard_ends_the_pipeline_with_an_error_instead_of_hanging_
 #[test]
 fn a_host_panic_while_deciding_what_runs_next_ends_the_pipeline_instead_of_hanging_it() {
     // A per-scene stage ends between units, as the scheduler moves on after its last shard.
-    let (result, home_path, project_id, _dir) = run_observed(PanicsWhenStageEnds { stage: 1 });
+    let (result, home_path, project_id, _dir) = run_observed(Breaks {
+        stage: Some(1),
+        ..Breaks::default()
+    });
     let error = result.expect_err("a panic is the host's failure");
     assert!(
         matches!(&error, HomeError::Panicked { unit, message }
