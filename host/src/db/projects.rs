@@ -177,7 +177,7 @@ pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
     let id = parse_id("project", id)?;
     query_row_cached(
         conn,
-        &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
+        &format!("SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = ?1"),
         [&id],
         project_from_row,
     )
@@ -188,7 +188,7 @@ pub fn get_project(conn: &Connection, id: &str) -> Result<Project> {
 /// Lists every project, oldest first.
 pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
+        "SELECT {PROJECT_COLUMNS} FROM projects p ORDER BY p.created_at, p.id"
     ))?;
     let rows = st.query_map([], project_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

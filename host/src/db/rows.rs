@@ -269,8 +269,14 @@ pub struct Run {
     pub reason: Option<String>,
 }
 
-pub(crate) const PROJECT_COLUMNS: &str =
-    "id, name, script, settings, status, created_at, updated_at";
+/// The columns [`project_from_row`] reads, of `projects` named `p`. The status is `running`
+/// while a stage run of the project is (no run writes the project's row when it starts: see
+/// [`super::runs::start_run`]); otherwise it is the stored outcome of the last run.
+pub(crate) const PROJECT_COLUMNS: &str = "p.id, p.name, p.script, p.settings, \
+     CASE WHEN EXISTS (SELECT 1 FROM pipeline_runs INDEXED BY pipeline_runs_by_status \
+         WHERE status IN ('queued', 'running') AND project_id = p.id) \
+     THEN 'running' ELSE p.status END, \
+     p.created_at, p.updated_at";
 
 pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project {

@@ -20,7 +20,8 @@ pub struct Origin<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Records the start of a stage run on a project and marks the project `running`.
+/// Records the start of a stage run on a project, which then reads `running` (see
+/// `rows::PROJECT_COLUMNS`).
 pub fn start_run(
     conn: &mut Connection,
     project_id: &str,
@@ -55,12 +56,15 @@ pub fn start_run(
         reason: reason.map(str::to_owned),
     };
     let seq = write_transaction(conn, |tx| {
-        let updated = execute_cached(
+        // The project's row is only read: its status reads `running` from this record
+        // (`PROJECT_COLUMNS`), so the start record writes no page of `projects`.
+        let known: bool = query_row_cached(
             tx,
-            "UPDATE projects SET status = 'running', updated_at = ?2 WHERE id = ?1",
-            params![project_id, now],
+            "SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?1)",
+            [&project_id],
+            |r| r.get(0),
         )?;
-        if updated == 0 {
+        if !known {
             return Err(DbError::NotFound(format!(
                 "no project with id {project_id}"
             )));
@@ -117,7 +121,8 @@ pub fn fail_run(conn: &mut Connection, run_id: &str, error: &str) -> Result<Opti
         };
         execute_cached(
             tx,
-            "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1",
+            "UPDATE projects SET status = 'failed', updated_at = ?2
+                 WHERE id = ?1 AND status <> 'failed'",
             params![project_id, now],
         )?;
         Ok(None)
@@ -401,10 +406,10 @@ pub fn mark_interrupted(conn: &mut Connection, project_id: &str) -> Result<usize
              WHERE status = 'running' AND project_id = ?1",
             params![project_id, reason, now],
         )?;
-        if runs + pipelines > 0 {
+        if runs > 0 {
             execute_cached(
                 tx,
-                "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status = 'running'",
+                "UPDATE projects SET status = 'failed', updated_at = ?2 WHERE id = ?1 AND status <> 'failed'",
                 params![project_id, now],
             )?;
         }

@@ -61,6 +61,44 @@ fn a_failing_native_stage_leaves_nothing_and_records_why() {
     assert!(detail.scenes.is_empty());
 }
 
+#[test]
+fn a_project_reads_running_while_a_stage_runs_and_a_run_that_changes_no_outcome_leaves_its_row_as_it_was()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut home = Home::init(&dir.path().join("home")).unwrap();
+    let project = home.create_project("p", "", &KeyValues::new()).unwrap();
+    let _lock = home.lock_project(&project.id, true).unwrap();
+    let run = |home: &mut Home, fail: bool| {
+        let report = run_native_stage(home, "native", request(&project.id), |ctx, _| {
+            let seen = ctx.db.project().map_err(|e| e.to_string())?;
+            assert_eq!(seen.status, db::ProjectStatus::Running);
+            if fail {
+                Err("gave up".to_owned())
+            } else {
+                Ok(String::new())
+            }
+        })
+        .unwrap();
+        assert_eq!(report.succeeded(), !fail);
+        db::get_project(home.conn_mut(), &project.id).unwrap()
+    };
+    assert_eq!(project.status, db::ProjectStatus::Draft);
+    let ready = run(&mut home, false);
+    assert_eq!(ready.status, db::ProjectStatus::Ready);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // Ready again: nothing about the project changed, so its row was not written.
+    let again = run(&mut home, false);
+    assert_eq!(again.status, db::ProjectStatus::Ready);
+    assert_eq!(again.updated_at, ready.updated_at);
+    let failed = run(&mut home, true);
+    assert_eq!(failed.status, db::ProjectStatus::Failed);
+    assert!(failed.updated_at > ready.updated_at);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let back = run(&mut home, false);
+    assert_eq!(back.status, db::ProjectStatus::Ready);
+    assert!(back.updated_at > failed.updated_at);
+}
+
 const SCRIPT: &str = "A fox wakes.\n\nIt crosses the river.\n\nIt sleeps.\n";
 
 /// Runs the storyboard plugin in a new project of `home` and returns its scene titles.

@@ -269,7 +269,10 @@ impl StageSession {
                 recorded
             ])?;
             tx.prepare_cached(
-                "UPDATE main.projects SET status = 'ready', updated_at = ?2 WHERE id = ?1",
+                // Only when the status changes: a project whose last run succeeded too is
+                // left as it is, a page fewer in the write-ahead log for this commit.
+                "UPDATE main.projects SET status = 'ready', updated_at = ?2
+                     WHERE id = ?1 AND status <> 'ready'",
             )?
             .execute(params![project, now])?;
             Ok(())

@@ -507,7 +507,7 @@ impl StageSession {
     pub fn project(&self) -> Result<Project> {
         query_row_cached(
             &self.conn,
-            &format!("SELECT {PROJECT_COLUMNS} FROM main.projects WHERE id = ?1"),
+            &format!("SELECT {PROJECT_COLUMNS} FROM main.projects p WHERE p.id = ?1"),
             [&self.project_id],
             project_from_row,
         )
