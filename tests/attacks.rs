@@ -577,12 +577,52 @@ fn inputs_that_are_not_regular_files_or_are_huge_get_a_clear_refusal_without_han
     );
 }
 
-/// Runs `vidpipe` on `home` as the unprivileged user `nobody`, who can read it but not write it.
-fn as_nobody(home: &TestHome, args: &[&str]) -> Run {
-    use std::os::unix::process::CommandExt;
-    let mut command = home.command(args);
-    command.uid(65534).gid(65534);
-    common::finish_within(command, LIVENESS)
+/// Copies of the `vidpipe` binary and the storyboard plugin in a folder anyone may read: a
+/// checkout in a private folder (a `mktemp -d`, a home directory) keeps `nobody` out of the
+/// build folder, and the test is about the vidpipe home, not about where it was built.
+struct Reachable {
+    _dir: tempfile::TempDir,
+    vidpipe: std::path::PathBuf,
+    storyboard: String,
+}
+
+impl Reachable {
+    fn new() -> Reachable {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let vidpipe = dir.path().join("vidpipe");
+        // A hard link keeps the file's own permissions; a copy where links cannot go.
+        if std::fs::hard_link(common::VIDPIPE, &vidpipe).is_err() {
+            std::fs::copy(common::VIDPIPE, &vidpipe).unwrap();
+        }
+        std::fs::set_permissions(&vidpipe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let storyboard = dir.path().join("storyboard.wasm");
+        std::fs::copy(plugins::STORYBOARD_PATH, &storyboard).unwrap();
+        std::fs::set_permissions(&storyboard, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Reachable {
+            _dir: dir,
+            vidpipe,
+            storyboard: storyboard.to_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Runs `vidpipe` on `home` as the unprivileged user `nobody`, who can read it but not
+    /// write it.
+    fn as_nobody(&self, home: &TestHome, args: &[&str]) -> Run {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(&self.vidpipe);
+        command
+            .arg("--home")
+            .arg(home.path())
+            .args(args)
+            .env_remove("VIDPIPE_HOME")
+            .env_remove("VIDPIPE_LOG")
+            .current_dir(home.dir.path())
+            .uid(65534)
+            .gid(65534);
+        common::finish_within(command, LIVENESS)
+    }
 }
 
 /// Every file under `dir` with its length and modification time.
@@ -616,6 +656,7 @@ fn a_home_that_can_be_read_but_not_written_serves_the_reading_commands_and_refus
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(home.dir.path(), perms).unwrap();
     let before = snapshot(&home.path());
+    let reachable = Reachable::new();
     let run_id = home.show(&id)["runs"][0]["id"].as_str().unwrap().to_owned();
     for args in [
         &["project", "list"][..],
@@ -624,7 +665,7 @@ fn a_home_that_can_be_read_but_not_written_serves_the_reading_commands_and_refus
         &["runs", "list", "--project", &id],
         &["runs", "show", &run_id],
     ] {
-        let run = as_nobody(&home, args).expect_code(0);
+        let run = reachable.as_nobody(&home, args).expect_code(0);
         assert!(
             run.stdout.contains(&id) || run.stdout.contains(&run_id),
             "{args:?}: {}",
@@ -634,9 +675,9 @@ fn a_home_that_can_be_read_but_not_written_serves_the_reading_commands_and_refus
     for args in [
         &["init"][..],
         &["project", "create", "y"],
-        &["stage", "run", plugins::STORYBOARD_PATH, "--project", &id],
+        &["stage", "run", &reachable.storyboard, "--project", &id],
     ] {
-        let run = as_nobody(&home, args);
+        let run = reachable.as_nobody(&home, args);
         assert_clear_refusal(&format!("{args:?}"), &run, "cannot be written");
         assert!(
             run.stderr.contains("project list"),
