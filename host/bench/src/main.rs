@@ -199,15 +199,16 @@ fn only(b: &mut Bench, args: &Args, scratch: &Path) -> Result<bool> {
         return Ok(true);
     }
     if let Some(count) = args.only_commits {
-        let [plugin, native, floor] = b.commits(count, &scratch.join("home"))?;
+        let [plugin, native, floor, raw] = b.commits(count, &scratch.join("home"))?;
         let floor = percentile(&floor, 0.5);
         let p50 = percentile(&plugin, 0.5);
         println!(
-            "commits: plugin p50 {:.0} µs ({:.2}× the fsync floor of {:.0} µs), native p50 {:.0} µs over {count}",
+            "commits: plugin p50 {:.0} µs ({:.2}× the fsync floor of {:.0} µs), native p50 {:.0} µs, raw rusqlite p50 {:.0} µs, over {count}",
             p50 * 1e6,
             p50 / floor,
             floor * 1e6,
-            percentile(&native, 0.5) * 1e6
+            percentile(&native, 0.5) * 1e6,
+            percentile(&raw, 0.5) * 1e6
         );
         return Ok(true);
     }

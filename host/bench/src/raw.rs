@@ -100,6 +100,71 @@ impl Drop for FsyncFloor {
     }
 }
 
+/// One-row durable commits with rusqlite directly: vidpipe's schema and pragmas (WAL,
+/// `synchronous=FULL`), one scene per `BEGIN IMMEDIATE` transaction, its index checked first
+/// as a stage does, with a time-ordered key. What SQLite itself needs to commit the row a
+/// one-row stage writes, without the run record, staging or sandbox around it.
+pub(crate) struct RawCommits {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+    project: String,
+    next: u32,
+}
+
+impl RawCommits {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(format!("raw-commits-{}.db", uuid::Uuid::new_v4()));
+        let mut conn = db::open(&path)?;
+        db::migrate(&mut conn)?;
+        let project = db::create_project(&mut conn, "raw", "", &db::KeyValues::new())?.id;
+        Ok(RawCommits {
+            conn,
+            path,
+            project,
+            next: 0,
+        })
+    }
+
+    /// The seconds of committing one more scene.
+    pub(crate) fn sample(&mut self) -> Result<f64> {
+        let index = self.next;
+        self.next += 1;
+        let start = Instant::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let exists: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM scenes WHERE project_id = ?1 AND idx = ?2)",
+                )?
+                .query_row(params![self.project, index], |r| r.get(0))?;
+            anyhow::ensure!(!exists, "index {index} taken");
+            tx.prepare_cached(
+                "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, '', 1000, ?5, ?5)",
+            )?
+            .execute(params![
+                uuid::Uuid::now_v7().hyphenated().to_string(),
+                self.project,
+                index,
+                format!("Scene {index}"),
+                db::now_ms()
+            ])?;
+        }
+        tx.commit()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for RawCommits {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
 pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
