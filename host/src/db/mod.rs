@@ -31,6 +31,7 @@ pub use wait::write_transaction;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use journal::*;
@@ -307,6 +308,11 @@ pub fn with_normal_sync<T>(
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans never depend on bound values. Without this, SQLite marks a statement whose plan
+    // looked at a parameter (an ORDER BY checked against a `col = ?` term is enough) to be
+    // prepared again whenever that parameter is bound anew: every cached statement of that
+    // kind was compiled again at every use (the journal lookup at every project lock, say).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // journal_mode answers with the mode actually in force; an in-memory database says "memory".
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {

@@ -30,6 +30,26 @@ fn every_connection_reads_back_wal_full_foreign_keys_and_busy_timeout() {
 }
 
 #[test]
+fn a_cached_statement_is_compiled_once_however_often_its_parameters_are_bound_anew() {
+    let (_dir, mut conn) = fresh();
+    let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
+    // The journal lookup every project lock makes: its ORDER BY is checked against its
+    // `project_id = ?1` term, which used to make SQLite compile it again at every use.
+    for _ in 0..4 {
+        pending_journal(&conn, &project.id, None).expect("journal");
+    }
+    let st = conn
+        .prepare_cached(
+            "SELECT run_id, project_id, kind, name, staged FROM publish_journal
+         WHERE project_id = ?1 AND (?2 IS NULL OR run_id = ?2) AND damaged IS NULL
+         ORDER BY run_id, kind, name",
+        )
+        .expect("the same cached statement");
+    assert_eq!(st.get_status(rusqlite::StatementStatus::Run), 4);
+    assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+}
+
+#[test]
 fn migrating_twice_changes_nothing_and_records_the_version() {
     let (_dir, mut conn) = fresh();
     let tables = |c: &Connection| -> Vec<String> {
