@@ -611,16 +611,8 @@ impl Reachable {
     /// write it.
     fn as_nobody(&self, home: &TestHome, args: &[&str]) -> Run {
         use std::os::unix::process::CommandExt;
-        let mut command = std::process::Command::new(&self.vidpipe);
-        command
-            .arg("--home")
-            .arg(home.path())
-            .args(args)
-            .env_remove("VIDPIPE_HOME")
-            .env_remove("VIDPIPE_LOG")
-            .current_dir(home.dir.path())
-            .uid(65534)
-            .gid(65534);
+        let mut command = home.command_of(&self.vidpipe, args);
+        command.uid(65534).gid(65534);
         common::finish_within(command, LIVENESS)
     }
 }

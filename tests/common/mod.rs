@@ -57,7 +57,13 @@ impl TestHome {
 
     /// A `vidpipe` command on this home, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(VIDPIPE);
+        self.command_of(Path::new(VIDPIPE), args)
+    }
+
+    /// [`TestHome::command`] run by the `vidpipe` binary at `program` (a copy, say).
+    #[allow(dead_code)]
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .arg("--home")
             .arg(self.path())
