@@ -131,6 +131,30 @@ fn keyframe(k: db::Keyframe) -> wit::Keyframe {
     }
 }
 
+fn part_of(p: db::Part) -> wit::PartOf {
+    wit::PartOf {
+        index: p.index,
+        count: p.count,
+    }
+}
+
+fn clip_part(c: db::VideoClip) -> wit::ClipPart {
+    let part = part_of(c.part);
+    wit::ClipPart {
+        clip: clip(c),
+        part,
+    }
+}
+
+fn new_clip(new: wit::NewVideoClip) -> Result<stage::NewVideoClip, HostError> {
+    Ok(stage::NewVideoClip {
+        scene_id: new.scene_id,
+        video: artifact_ref(new.video)?,
+        duration_ms: new.duration_ms,
+        frame_rate: new.frame_rate,
+    })
+}
+
 fn clip(c: db::VideoClip) -> wit::VideoClip {
     wit::VideoClip {
         id: c.id,
@@ -230,18 +254,10 @@ impl Host for StageContext {
     }
 
     fn delete_scene(&mut self, id: String) -> Result<(), HostError> {
-        // The deletion is staged; every file it took off the books is removed (a removal that
-        // fails is left for the sweep, which the store arranges) before an error is returned.
-        let mut first_error = None;
-        for (kind, staged) in self.db.delete_scene(&id)? {
-            if let Err(e) = self.files.discard(kind.into(), &staged) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        // The deletion is staged; every file it took off the books is removed before an
+        // error is returned.
+        let discard = self.db.delete_scene(&id)?;
+        self.discard_all(discard)
     }
 
     fn create_keyframe(&mut self, new: wit::NewKeyframe) -> Result<wit::Keyframe, HostError> {
@@ -289,13 +305,7 @@ impl Host for StageContext {
     }
 
     fn create_video_clip(&mut self, new: wit::NewVideoClip) -> Result<wit::VideoClip, HostError> {
-        let new = stage::NewVideoClip {
-            scene_id: new.scene_id,
-            video: artifact_ref(new.video)?,
-            duration_ms: new.duration_ms,
-            frame_rate: new.frame_rate,
-        };
-        Ok(clip(self.db.create_video_clip(new)?))
+        Ok(clip(self.db.create_video_clip(new_clip(new)?)?))
     }
 
     fn get_video_clip(&mut self, id: String) -> Result<wit::VideoClip, HostError> {
@@ -331,5 +341,60 @@ impl Host for StageContext {
         };
         self.db.observe(Read::Clip(id.clone()));
         Ok(clip(self.db.update_video_clip(&id, changes)?))
+    }
+
+    fn part(&mut self) -> wasmtime::Result<Option<wit::PartOf>> {
+        Ok(self.db.part().map(part_of))
+    }
+
+    fn put_clip_part(
+        &mut self,
+        new: wit::NewVideoClip,
+        part: wit::PartOf,
+    ) -> Result<wit::ClipPart, HostError> {
+        let (row, discard) = self
+            .db
+            .put_clip_part(new_clip(new)?, part.index, part.count)?;
+        self.discard_all(discard)?;
+        Ok(clip_part(row))
+    }
+
+    fn list_clip_parts(
+        &mut self,
+        scene_id: Option<String>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<wit::ClipPartPage, HostError> {
+        self.db.observe(Read::ClipParts(scene_id.clone()));
+        let page = self
+            .db
+            .list_video_clips(scene_id.as_deref(), cursor.as_deref(), limit)?;
+        Ok(wit::ClipPartPage {
+            items: page.items.into_iter().map(clip_part).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    fn delete_clip_parts(&mut self, scene_id: String, first: u32) -> Result<(), HostError> {
+        let discard = self.db.delete_clip_parts(&scene_id, first)?;
+        self.discard_all(discard)
+    }
+}
+
+impl StageContext {
+    /// Removes staged files a deletion took off the books (a removal that fails is left for
+    /// the sweep, which the store arranges); the first failure is returned after all were
+    /// tried.
+    fn discard_all(&mut self, files: Vec<(db::Kind, String)>) -> Result<(), HostError> {
+        let mut first_error = None;
+        for (kind, staged) in files {
+            if let Err(e) = self.files.discard(kind.into(), &staged) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 }

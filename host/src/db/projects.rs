@@ -257,7 +257,7 @@ pub fn project_detail(conn: &mut Connection, id: &str) -> Result<ProjectDetail> 
         &tx,
         &format!(
             "SELECT c.{} FROM video_clips c JOIN scenes s ON s.id = c.scene_id
-             WHERE c.project_id = ?1 ORDER BY s.idx",
+             WHERE c.project_id = ?1 ORDER BY s.idx, c.part",
             CLIP_COLUMNS.replace(", ", ", c.")
         ),
         pid,

@@ -45,6 +45,8 @@ pub enum Read {
     Keyframes(Option<String>),
     /// The listing of the clips of one scene, or of every scene.
     Clips(Option<String>),
+    /// The listing of the clips of one scene, or of every scene, with their parts.
+    ClipParts(Option<String>),
     /// The listing of the artifacts of a folder.
     Artifacts(Kind),
     /// One artifact, by folder and name: its size and SHA-256 (its absence, if it has none).
@@ -82,7 +84,15 @@ fn query(read: &Read) -> &'static str {
         }
         Read::Clips(Some(_)) => {
             "SELECT id, video_kind, video_name, duration_ms, frame_rate FROM main.video_clips
-             WHERE scene_id = ?1 AND project_id = ?2"
+             WHERE scene_id = ?1 AND project_id = ?2 ORDER BY part"
+        }
+        Read::ClipParts(Some(_)) => {
+            "SELECT id, video_kind, video_name, duration_ms, frame_rate, part, parts
+             FROM main.video_clips WHERE scene_id = ?1 AND project_id = ?2 ORDER BY part"
+        }
+        Read::ClipParts(None) => {
+            "SELECT id, scene_id, video_kind, video_name, duration_ms, frame_rate, part, parts
+             FROM main.video_clips WHERE project_id = ?2 AND ?1 IS NULL ORDER BY id"
         }
         Read::Clips(None) => {
             "SELECT id, scene_id, video_kind, video_name, duration_ms, frame_rate FROM main.video_clips
@@ -104,7 +114,7 @@ fn query(read: &Read) -> &'static str {
 pub fn digest(conn: &Connection, project_id: &str, read: &Read) -> Result<String> {
     let key: Option<&str> = match read {
         Read::Scene(id) | Read::Keyframe(id) | Read::Clip(id) => Some(id),
-        Read::Keyframes(scene) | Read::Clips(scene) => scene.as_deref(),
+        Read::Keyframes(scene) | Read::Clips(scene) | Read::ClipParts(scene) => scene.as_deref(),
         Read::Artifacts(kind) | Read::Artifact(kind, _) => Some(kind.as_str()),
         Read::Project | Read::Scenes => None,
     };
@@ -192,6 +202,8 @@ pub fn describe(conn: &Connection, project_id: &str, read: &Read) -> String {
         Read::Keyframes(None) => "the keyframes changed".to_owned(),
         Read::Clips(Some(id)) => format!("the clip of {} changed", scene(id)),
         Read::Clips(None) => "the clips changed".to_owned(),
+        Read::ClipParts(Some(id)) => format!("the clip parts of {} changed", scene(id)),
+        Read::ClipParts(None) => "the clip parts changed".to_owned(),
         Read::Artifacts(kind) => format!("the {kind} artifacts changed"),
         Read::Artifact(kind, name) => format!("artifact {kind}/{name} changed"),
     }

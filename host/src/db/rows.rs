@@ -198,6 +198,38 @@ pub struct Keyframe {
     pub updated_at: i64,
 }
 
+/// The most parts a scene's work may be cut into (`parts` in a manifest stage).
+pub const MAX_PARTS: u32 = 16;
+
+/// Which part of its scene's work a run did, or of its scene's video a clip holds: part
+/// `index` (from 0) of `count`. A clip made whole is part 0 of 1.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Part {
+    /// This part, from 0.
+    pub index: u32,
+    /// How many parts there are: 1 to [`MAX_PARTS`].
+    pub count: u32,
+}
+
+impl Part {
+    /// All of it: part 0 of 1.
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
+
+    /// Part `index` of `count`, if that is one: `index < count <= MAX_PARTS`.
+    pub fn new(index: u32, count: u32) -> Option<Part> {
+        (index < count && count <= MAX_PARTS).then_some(Part { index, count })
+    }
+}
+
+impl std::fmt::Display for Part {
+    /// `part 2/3`, counted from 1.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "part {}/{}", self.index + 1, self.count)
+    }
+}
+
 /// A video clip row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VideoClip {
@@ -215,6 +247,8 @@ pub struct VideoClip {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// Which part of its scene's video it holds.
+    pub part: Part,
 }
 
 /// An artifact row: a published file and what the store knows of it.
@@ -267,6 +301,8 @@ pub struct Run {
     pub scene_id: Option<String>,
     /// Why it ran ("first run", "scene 3 changed", …), when a pipeline ran it.
     pub reason: Option<String>,
+    /// The part of its scene's work a shard did, if its stage is cut into parts.
+    pub part: Option<Part>,
 }
 
 /// The columns [`project_from_row`] reads, of `projects` named `p`. The status is `running`
@@ -291,7 +327,7 @@ pub(crate) fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
 }
 
 pub(crate) const RUN_COLUMNS: &str = "id, project_id, stage, plugin_sha256, config, status, summary, error, \
-     started_at, finished_at, pipeline_id, stage_index, rowid, scene_id, reason";
+     started_at, finished_at, pipeline_id, stage_index, rowid, scene_id, reason, part, parts";
 
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
     Ok(Run {
@@ -310,6 +346,10 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
         seq: r.get(12)?,
         scene_id: r.get(13)?,
         reason: r.get(14)?,
+        part: match (r.get::<_, Option<u32>>(15)?, r.get::<_, Option<u32>>(16)?) {
+            (Some(index), Some(count)) => Some(Part { index, count }),
+            _ => None,
+        },
     })
 }
 
@@ -346,8 +386,7 @@ pub(crate) fn keyframe_from_row(r: &Row<'_>) -> rusqlite::Result<Keyframe> {
     })
 }
 
-pub(crate) const CLIP_COLUMNS: &str =
-    "id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at";
+pub(crate) const CLIP_COLUMNS: &str = "id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at, part, parts";
 
 pub(crate) fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<VideoClip> {
     Ok(VideoClip {
@@ -361,6 +400,10 @@ pub(crate) fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<VideoClip> {
         frame_rate: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+        part: Part {
+            index: r.get(8)?,
+            count: r.get(9)?,
+        },
     })
 }
 

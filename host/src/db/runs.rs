@@ -16,6 +16,9 @@ pub struct Origin<'a> {
     pub pipeline: Option<(&'a str, u32)>,
     /// The scene a shard is bound to; `None`: the whole project.
     pub scene: Option<&'a str>,
+    /// The part of its scene's work a shard does, if its stage is cut into parts (a count
+    /// above 1).
+    pub part: Option<Part>,
     /// Why it runs ("first run", "scene 3 changed", …), if the caller knows.
     pub reason: Option<&'a str>,
 }
@@ -33,8 +36,10 @@ pub fn start_run(
     let Origin {
         pipeline,
         scene,
+        part,
         reason,
     } = origin;
+    let part = part.filter(|p| p.count > 1);
     let project_id = parse_id("project", project_id)?;
     let now = now_ms();
     let run = Run {
@@ -54,6 +59,7 @@ pub fn start_run(
         seq: 0,
         scene_id: scene.map(str::to_owned),
         reason: reason.map(str::to_owned),
+        part,
     };
     let seq = write_transaction(conn, |tx| {
         // The project's row is only read: its status reads `running` from this record
@@ -70,8 +76,8 @@ pub fn start_run(
             )));
         }
         execute_cached(tx, "INSERT INTO pipeline_runs
-             (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index, scene_id, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11)",
+             (id, project_id, stage, plugin_sha256, config, status, pid, started_at, pipeline_id, stage_index, scene_id, reason, part, parts)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run.id,
                 project_id,
@@ -83,7 +89,9 @@ pub fn start_run(
                 run.pipeline_id,
                 run.stage_index,
                 run.scene_id,
-                run.reason
+                run.reason,
+                part.map(|p| p.index),
+                part.map(|p| p.count)
             ],
         )?;
         Ok(tx.last_insert_rowid())
@@ -171,21 +179,32 @@ pub fn latest_run_of_stage(
     .optional()?)
 }
 
-/// The latest run of `stage` bound to scene `scene_id` (a shard) on a project, if any.
+/// The latest run of `stage` bound to scene `scene_id` (a shard) on a project, if any: of
+/// the same part of the scene's work, cut the same way (`part`: `None` or a count of 1 for a
+/// stage not cut into parts).
 pub fn latest_run_of_shard(
     conn: &Connection,
     project_id: &str,
     stage: &str,
     scene_id: &str,
+    part: Option<Part>,
 ) -> Result<Option<Run>> {
+    let part = part.filter(|p| p.count > 1);
     Ok(query_row_cached(
         conn,
         &format!(
             "SELECT {RUN_COLUMNS} FROM pipeline_runs
                  WHERE project_id = ?1 AND stage = ?2 AND scene_id = ?3
+                     AND part IS ?4 AND parts IS ?5
                  ORDER BY rowid DESC LIMIT 1"
         ),
-        params![project_id, stage, scene_id],
+        params![
+            project_id,
+            stage,
+            scene_id,
+            part.map(|p| p.index),
+            part.map(|p| p.count)
+        ],
         run_from_row,
     )
     .optional()?)
@@ -248,6 +267,9 @@ pub struct Step {
     pub stage: String,
     /// A shard's scene, by index and id, as they were then.
     pub scene: Option<(u32, String)>,
+    /// A shard's part of its scene's work, if its stage is cut into parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Part>,
     /// Whether it ran (`false`: its work was done by `run`).
     pub ran: bool,
     /// The run that did its work: the new one, or the earlier one reused. `None` for a

@@ -11,6 +11,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MIGRATION_4,
     MIGRATION_5,
     MIGRATION_6,
+    MIGRATION_7,
 ];
 
 /// Version 1: projects, runs, artifacts, scenes, keyframes, video clips and the publish journal.
@@ -186,4 +187,44 @@ CREATE INDEX pipeline_runs_by_shard ON pipeline_runs(project_id, stage, scene_id
 /// record: a page more in the write-ahead log, made durable by its commit.
 const MIGRATION_6: &str = r#"
 DROP INDEX pipeline_runs_by_project;
+"#;
+
+/// Version 7: parts. A per-scene stage may cut each scene's work into parts (`parts = N` in
+/// its manifest stage), each run by a shard of its own.
+///
+/// - `video_clips.part`, `video_clips.parts`: a scene's video is one clip (part 0 of 1, as
+///   every clip before this version) or consecutive parts, one clip each, joined in part order.
+///   `UNIQUE (scene_id, part)` replaces `scene_id UNIQUE`; the table is rebuilt for it (nothing
+///   refers to it: the old one is renamed, copied into the new one and dropped, and its
+///   indexes made again).
+/// - `pipeline_runs.part`, `pipeline_runs.parts`: the part a shard's run did; `NULL` for a run
+///   of a stage not cut into parts.
+const MIGRATION_7: &str = r#"
+ALTER TABLE video_clips RENAME TO video_clips_v6;
+CREATE TABLE video_clips (
+    id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),
+    project_id  TEXT NOT NULL,
+    scene_id    TEXT NOT NULL,
+    video_kind  TEXT NOT NULL CHECK (video_kind IN ('keyframe', 'clip', 'output')),
+    video_name  TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL CHECK (duration_ms > 0),
+    frame_rate  INTEGER NOT NULL CHECK (frame_rate BETWEEN 1 AND 1000),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    part        INTEGER NOT NULL DEFAULT 0,
+    parts       INTEGER NOT NULL DEFAULT 1,
+    CHECK (parts BETWEEN 1 AND 16 AND part >= 0 AND part < parts),
+    UNIQUE (scene_id, part),
+    FOREIGN KEY (scene_id, project_id) REFERENCES scenes(id, project_id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, video_kind, video_name) REFERENCES artifacts(project_id, kind, name)
+) STRICT;
+INSERT INTO video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
+    SELECT id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at
+    FROM video_clips_v6;
+DROP TABLE video_clips_v6;
+CREATE INDEX video_clips_by_project ON video_clips(project_id);
+CREATE INDEX video_clips_by_video ON video_clips(project_id, video_kind, video_name);
+
+ALTER TABLE pipeline_runs ADD COLUMN part INTEGER;
+ALTER TABLE pipeline_runs ADD COLUMN parts INTEGER CHECK ((part IS NULL) = (parts IS NULL) AND (parts IS NULL OR (parts BETWEEN 2 AND 16 AND part >= 0 AND part < parts)));
 "#;

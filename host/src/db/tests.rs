@@ -86,6 +86,61 @@ fn migrating_twice_changes_nothing_and_records_the_version() {
 }
 
 #[test]
+fn migrating_a_version_6_database_makes_every_clip_part_0_of_1_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = open(&dir.path().join("vidpipe.db")).expect("open");
+    for sql in &schema::MIGRATIONS[..6] {
+        conn.execute_batch(sql).expect("an older migration");
+    }
+    conn.pragma_update(None, "user_version", 6)
+        .expect("version");
+    let project = create_project(&mut conn, "p", "", &KeyValues::new()).expect("project");
+    let scene = "00000000-0000-7000-8000-000000000001";
+    conn.execute_batch(&format!(
+        "INSERT INTO scenes (id, project_id, idx, title, description, duration_ms, created_at, updated_at)
+             VALUES ('{scene}', '{p}', 0, 't', 'd', 1000, 1, 1);
+         INSERT INTO artifacts (project_id, kind, name, size, sha256, created_at)
+             VALUES ('{p}', 'clip', 'scene-000.mp4', 1, '{sha}', 1);
+         INSERT INTO video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
+             VALUES ('00000000-0000-7000-8000-000000000002', '{p}', '{scene}', 'clip', 'scene-000.mp4', 1000, 12, 1, 2);",
+        p = project.id,
+        sha = "a".repeat(64)
+    ))
+    .expect("version 6 rows");
+    migrate(&mut conn).expect("migrate");
+    let (name, part, parts, updated): (String, u32, u32, i64) = conn
+        .query_row(
+            "SELECT video_name, part, parts, updated_at FROM video_clips",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("the clip");
+    assert_eq!(
+        (name.as_str(), part, parts, updated),
+        ("scene-000.mp4", 0, 1, 2)
+    );
+    // A scene may now have a second part, but not a second part 0, nor a part past its count.
+    let insert = |id: &str, part: u32, parts: u32| {
+        conn.execute(
+            "INSERT INTO video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at, part, parts)
+             VALUES (?1, ?2, ?3, 'clip', 'scene-000.mp4', 1000, 12, 1, 1, ?4, ?5)",
+            rusqlite::params![id, project.id, scene, part, parts],
+        )
+    };
+    insert("00000000-0000-7000-8000-000000000003", 1, 2).expect("a second part");
+    assert!(insert("00000000-0000-7000-8000-000000000004", 0, 2).is_err());
+    assert!(insert("00000000-0000-7000-8000-000000000005", 2, 2).is_err());
+    let fk: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .expect("check")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(fk.is_empty(), "{fk:?}");
+}
+
+#[test]
 fn a_database_from_a_newer_vidpipe_is_refused() {
     let (_dir, mut conn) = fresh();
     conn.pragma_update(None, "user_version", 99).expect("set");

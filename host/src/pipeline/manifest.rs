@@ -81,6 +81,7 @@ struct RawStage {
     name: String,
     plugin: String,
     for_each: Option<String>,
+    parts: Option<i64>,
     after: Option<Vec<String>>,
     #[serde(default)]
     config: toml::Table,
@@ -97,8 +98,8 @@ fn stage_limits(raw: &toml::Table) -> Result<LimitSettings, (String, String)> {
             return Err((
                 key.clone(),
                 format!(
-                    "unknown field `{key}`: a stage takes name, plugin, for-each, after, config \
-                     and the limits {}",
+                    "unknown field `{key}`: a stage takes name, plugin, for-each, parts, after, \
+                     config and the limits {}",
                     keys.join(", ")
                 ),
             ));
@@ -147,6 +148,9 @@ pub struct StageSpec {
     pub plugin: PluginSource,
     /// `Some`: the stage runs as shards, one per scene; `None`: once, for the whole project.
     pub for_each: Option<ForEach>,
+    /// How many parts each scene's work is cut into (`parts`; 1 unless the manifest says):
+    /// a per-scene stage runs this many shards per scene, each told its part.
+    pub parts: u32,
     /// The stages (by index in the manifest) it runs after: `after = [names]`, or by default
     /// the stage before it.
     pub after: Vec<usize>,
@@ -321,6 +325,25 @@ impl Manifest {
                     ));
                 }
             };
+            let parts = match (st.parts, for_each) {
+                (None, _) => 1,
+                (Some(n), Some(_)) => u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=crate::db::MAX_PARTS).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            key("parts"),
+                            format!("is {n}; it must be 1 to {}", crate::db::MAX_PARTS),
+                        )
+                    })?,
+                (Some(_), None) => {
+                    return Err(invalid(
+                        key("parts"),
+                        "cuts each scene's work into parts, so it needs `for-each = \"scene\"`"
+                            .into(),
+                    ));
+                }
+            };
             let limits = stage_limits(&st.limits)
                 .and_then(|settings| {
                     Limits::from_settings(&settings).map_err(|(k, r)| (k.to_owned(), r))
@@ -331,6 +354,7 @@ impl Manifest {
                 name: st.name,
                 plugin,
                 for_each,
+                parts,
                 after: Vec::new(),
                 config,
                 limits,

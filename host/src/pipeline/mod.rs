@@ -17,6 +17,7 @@
 //! name = "clips"
 //! plugin = "builtin:clips"
 //! for-each = "scene"                # one shard per scene (see "Fan-out")
+//! parts = 2                         # optional: each scene's work cut in 2 shards (1 to 16)
 //! ```
 //!
 //! # Fan-out
@@ -29,6 +30,15 @@
 //! and the shards that succeeded stay committed. After per-scene stages, a per-scene stage's
 //! shard starts as soon as their shards of its scene are done, and is checked again once they
 //! are all done (`schedule`, "Scene by scene").
+//!
+//! `parts = N` cuts each scene's work into N shards, so that one scene's work uses N cores (an
+//! edit that changes one scene is redrawn N times faster) and few scenes still keep many cores
+//! busy. Each part's shard is a run of its own (its record names its scene and part, and so
+//! does `runs show`: "clips scene 3 part 2/2"), told its part by `db.part`; it may write only
+//! its own part of the scene's clip (`db.put-clip-part`), and delete only the parts after its
+//! own (`db.delete-clip-parts`; part 0 deletes those left over from a cut into more). A scene's work is done once every
+//! part of it is; the stages after it follow scene by scene as before. Each part is reused on
+//! its own: a shard is skipped when the latest run of the same part, cut the same way, stands.
 //!
 //! # Resume and reuse
 //!
@@ -54,7 +64,7 @@
 //! # Ready for more than one machine
 //!
 //! The unit of work is a stage run: a whole-project stage or one shard, named by (project,
-//! stage, scene), with everything it needs in its record (plugin hash, configuration) and in
+//! stage, scene, part), with everything it needs in its record (plugin hash, configuration) and in
 //! the database. Today one process claims a project by its lock file and runs every unit of a
 //! pipeline. Spread across machines, the same units would be claimed through a shared database
 //! (PostgreSQL): a coordinator inserts the `queued` records of a stage's shards; a worker claims
@@ -102,6 +112,8 @@ pub enum StageOutcome {
 pub struct Shard {
     /// The scene it was bound to.
     pub scene: db::Scene,
+    /// Its part of the scene's work, if its stage is cut into parts.
+    pub part: Option<db::Part>,
     /// [`StageOutcome::Skipped`], [`StageOutcome::Ran`], or [`StageOutcome::NotReached`].
     pub outcome: StageOutcome,
     /// Its work is not done: its run failed, or the files of a run that committed could not
@@ -166,10 +178,24 @@ pub trait Observer: Send {
     /// Stage `index` (named `name`) is about to run: where its progress goes. For a per-scene
     /// stage, that is the count of its shards done (`done` of `total`, message `scenes`).
     fn started(&mut self, index: usize, name: &str) -> ProgressSink;
-    /// The shard of stage `index` bound to `scene` is about to run: where its progress goes.
-    fn shard_started(&mut self, index: usize, name: &str, scene: &db::Scene) -> ProgressSink;
+    /// The shard of stage `index` bound to `scene` (and doing `part` of its work, if the
+    /// stage is cut into parts) is about to run: where its progress goes.
+    fn shard_started(
+        &mut self,
+        index: usize,
+        name: &str,
+        scene: &db::Scene,
+        part: Option<db::Part>,
+    ) -> ProgressSink;
     /// That shard ran (and succeeded or failed).
-    fn shard_finished(&mut self, index: usize, name: &str, scene: &db::Scene, report: &StageReport);
+    fn shard_finished(
+        &mut self,
+        index: usize,
+        name: &str,
+        scene: &db::Scene,
+        part: Option<db::Part>,
+        report: &StageReport,
+    );
     /// Stage `index` is done with: it ran (and succeeded or failed), was skipped, or was not
     /// reached. Called once per stage, as each ends (stages that do not run after one another
     /// may end in any order).

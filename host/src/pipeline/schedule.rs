@@ -181,7 +181,7 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
         let unit_name = {
             let mut name = format!("stage {}", s.label(unit.stage));
             if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
-                name.push_str(&format!(", scene {}", r.shards[slot].scene.index));
+                name.push_str(&format!(", {}", shard_label(&r.shards[slot])));
             }
             name
         };
@@ -217,6 +217,14 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
     }
 }
 
+/// `scene 3`, or `scene 3 part 2/2` for a stage cut into parts.
+fn shard_label(slot: &Slot) -> String {
+    match slot.part {
+        Some(part) => format!("scene {} {part}", slot.scene.index),
+        None => format!("scene {}", slot.scene.index),
+    }
+}
+
 /// What a panic said, cut to a length.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     let message = panic
@@ -234,16 +242,16 @@ impl Shared<'_, '_> {
         let graph = self.graph;
         let spec = &graph.manifest.stages[i];
         let plugin = &graph.plugins[i];
-        let (progress, scene) = match (unit.slot, &mut self.states[i]) {
+        let (progress, scene, part) = match (unit.slot, &mut self.states[i]) {
             (Some(slot), State::Running(r)) => {
-                let scene = r.shards[slot].scene.clone();
+                let (scene, part) = (r.shards[slot].scene.clone(), r.shards[slot].part);
                 if r.bar.is_none() {
                     r.bar = Some(self.observer.started(i, &spec.name));
                 }
-                let progress = self.observer.shard_started(i, &spec.name, &scene);
-                (progress, Some(scene.id))
+                let progress = self.observer.shard_started(i, &spec.name, &scene, part);
+                (progress, Some(scene.id), part)
             }
-            _ => (self.observer.started(i, &spec.name), None),
+            _ => (self.observer.started(i, &spec.name), None, None),
         };
         let request = StageRequest {
             project_id: self.graph.project_id.to_owned(),
@@ -255,6 +263,7 @@ impl Shared<'_, '_> {
                 u32::try_from(i).unwrap_or(u32::MAX),
             )),
             scene,
+            part,
             reason: Some(unit.reason.clone()),
         };
         runner::prepare(self.home, &plugin.name, &plugin.sha256, request)
@@ -274,6 +283,7 @@ impl Shared<'_, '_> {
             self.at.plan.push(db::Step {
                 stage: spec.name.clone(),
                 scene: None,
+                part: None,
                 ran: true,
                 run: Some(report.run.id.clone()),
                 reason: unit.reason.clone(),
@@ -285,12 +295,15 @@ impl Shared<'_, '_> {
             self.end_stage(i, None);
             return Ok(());
         };
-        let scene = r.shards[slot].scene.clone();
-        self.observer.shard_finished(i, &spec.name, &scene, &report);
+        let (scene, part) = (r.shards[slot].scene.clone(), r.shards[slot].part);
+        self.observer
+            .shard_finished(i, &spec.name, &scene, part, &report);
         r.done += 1;
         if let Some(bar) = &mut r.bar {
-            bar(&spec.name, r.done, r.total, "scenes");
+            let unit = if spec.parts > 1 { "parts" } else { "scenes" };
+            bar(&spec.name, r.done, r.total, unit);
         }
+        let label = shard_label(&r.shards[slot]);
         let shard = &mut r.shards[slot];
         shard.phase = Phase::Ended;
         shard.failed = why.is_some();
@@ -298,7 +311,7 @@ impl Shared<'_, '_> {
             r.hard_failed += 1;
         }
         if let Some(why) = why {
-            shard.reason = format!("the shard of scene {} {why}", scene.index);
+            shard.reason = format!("the shard of {label} {why}");
         }
         shard.outcome = Some(StageOutcome::Ran(report));
         // Its stage ends in `advance`, once the stages it runs after are done too.
@@ -341,6 +354,7 @@ impl Shared<'_, '_> {
             let mut failed = Vec::new();
             for Slot {
                 scene,
+                part,
                 outcome,
                 reason,
                 failed: shard_failed,
@@ -357,16 +371,19 @@ impl Shared<'_, '_> {
                     _ => (false, None),
                 };
                 let ok = !shard_failed && !matches!(outcome, StageOutcome::NotReached);
-                ended.insert(scene.id.clone(), ok);
+                // A scene's work succeeded if every part of it did.
+                *ended.entry(scene.id.clone()).or_insert(true) &= ok;
                 self.at.plan.push(db::Step {
                     stage: spec.name.clone(),
                     scene: Some((scene.index, scene.id.clone())),
+                    part,
                     ran,
                     run,
                     reason,
                 });
                 shards.push(Shard {
                     scene,
+                    part,
                     outcome,
                     failed: shard_failed,
                 });
@@ -375,6 +392,7 @@ impl Shared<'_, '_> {
                 self.at.plan.push(db::Step {
                     stage: spec.name.clone(),
                     scene: None,
+                    part: None,
                     ran: false,
                     run: None,
                     reason: "the project has no scenes".into(),
@@ -523,7 +541,7 @@ impl Shared<'_, '_> {
         if spec.for_each.is_some() {
             // Each shard is decided in `advance`, once its inputs for its scene have ended.
             let scenes = db::list_scenes(self.home.conn(), project)?;
-            self.states[i] = State::Running(Box::new(Running::of(scenes)));
+            self.states[i] = State::Running(Box::new(Running::of(scenes, spec.parts)));
             return Ok(());
         }
         let previous = db::latest_run_of_stage(self.home.conn(), project, &spec.name)?;
@@ -535,6 +553,7 @@ impl Shared<'_, '_> {
                 self.at.plan.push(db::Step {
                     stage: spec.name.clone(),
                     scene: None,
+                    part: None,
                     ran: false,
                     run: Some(previous.id.clone()),
                     reason: super::unchanged(&previous),
@@ -567,6 +586,7 @@ impl Shared<'_, '_> {
         self.at.plan.push(db::Step {
             stage: spec.name.clone(),
             scene: None,
+            part: None,
             ran: false,
             run: None,
             reason: format!(

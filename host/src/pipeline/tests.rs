@@ -50,6 +50,14 @@ fn a_stage_may_run_once_per_scene_with_the_pipeline_saying_how_many_at_once() {
     assert_eq!(m.jobs, Some(3));
     assert_eq!(m.stages[0].for_each, Some(ForEach::Scene));
     assert_eq!(m.stages[1].for_each, None);
+    assert_eq!((m.stages[0].parts, m.stages[1].parts), (1, 1));
+    let cut =
+        parse("[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"scene\"\nparts = 4\n")
+            .expect("valid");
+    assert_eq!(
+        cut.stages[0].parts, 4,
+        "each scene's work cut into four shards"
+    );
     // The flag wins over the manifest, which wins over the machine.
     let options = PipelineOptions::default();
     assert_eq!(options.jobs_for(&m), 3);
@@ -165,6 +173,22 @@ fn bad_manifests_name_the_key_and_the_reason() {
             "malformed",
         ),
         (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nparts = 2\n",
+            "`stage[0].parts` cuts each scene's work into parts, so it needs `for-each = \"scene\"`",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"scene\"\nparts = 0\n",
+            "`stage[0].parts` is 0; it must be 1 to 16",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"scene\"\nparts = 17\n",
+            "`stage[0].parts` is 17; it must be 1 to 16",
+        ),
+        (
+            "[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\nfor-each = \"scene\"\nparts = \"2\"\n",
+            "malformed",
+        ),
+        (
             "jobs = 0\n[[stage]]\nname = \"a\"\nplugin = \"builtin:x\"\n",
             "`jobs` is 0; it must be 1 to 256",
         ),
@@ -238,10 +262,23 @@ impl Observer for Breaks {
     fn started(&mut self, _: usize, _: &str) -> ProgressSink {
         Box::new(|_, _, _, _| {})
     }
-    fn shard_started(&mut self, _: usize, _: &str, _: &db::Scene) -> ProgressSink {
+    fn shard_started(
+        &mut self,
+        _: usize,
+        _: &str,
+        _: &db::Scene,
+        _: Option<db::Part>,
+    ) -> ProgressSink {
         Box::new(|_, _, _, _| {})
     }
-    fn shard_finished(&mut self, _: usize, _: &str, _: &db::Scene, _: &StageReport) {
+    fn shard_finished(
+        &mut self,
+        _: usize,
+        _: &str,
+        _: &db::Scene,
+        _: Option<db::Part>,
+        _: &StageReport,
+    ) {
         self.finished += 1;
         if let Some(n) = self.shard {
             assert!(self.finished != n, "the observer broke at shard {n}");

@@ -38,6 +38,9 @@ pub struct StageRequest {
     pub pipeline: Option<(String, u32)>,
     /// The scene a shard is bound to (see [`StageSession::set_scope`]); `None`: the project.
     pub scene: Option<String>,
+    /// The part of its scene's work a shard does, if its stage is cut into parts (see
+    /// [`StageSession::set_part`]).
+    pub part: Option<db::Part>,
     /// Why it runs, for its record ("first run", "scene 3 changed", …), if the caller knows.
     pub reason: Option<String>,
 }
@@ -165,12 +168,13 @@ pub fn prepare(
                 .as_ref()
                 .map(|(id, index)| (id.as_str(), *index)),
             scene: request.scene.as_deref(),
+            part: request.part,
             reason: request.reason.as_deref(),
         },
     )
     .map_err(doing("record the start of the stage run"))?;
     session.set_limits(request.limits.session);
-    tracing::info!(stage = %name, run = %run.id, project = %project_id, scene = ?request.scene, "stage started");
+    tracing::info!(stage = %name, run = %run.id, project = %project_id, scene = ?request.scene, part = ?request.part, "stage started");
     let ctx = StageContext::new(
         name.to_owned(),
         session,

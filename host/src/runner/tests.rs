@@ -10,6 +10,7 @@ fn request(project_id: &str) -> StageRequest {
         progress: Box::new(|_, _, _, _| {}),
         pipeline: None,
         scene: None,
+        part: None,
         reason: None,
     }
 }
@@ -302,6 +303,7 @@ fn a_run_that_finds_every_slot_set_taken_runs_on_demand_and_succeeds() {
             progress: Box::new(|_, _, _, _| {}),
             pipeline: None,
             scene: None,
+            part: None,
             reason: None,
         };
         let report = run_stage(home, rt, &plugin, request).expect("runs");

@@ -146,6 +146,17 @@ impl StageSession {
         Ok(())
     }
 
+    /// Refuses `what` ("deleting", say) of `kind/name` outside a shard's scope, changing
+    /// nothing: for a deletion checked in full before it is staged.
+    pub(super) fn check_artifact_in_scope(&self, kind: Kind, name: &str, what: &str) -> Result<()> {
+        match self.committed_artifact(kind, name)? {
+            Some(committed) => {
+                check_artifact_scope(&self.conn, &self.project_id, self.scope(), what, &committed)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Takes a replaced staged file off the books; returns its name.
     fn forget_staged(&mut self, entry: Option<Option<(Artifact, String)>>) -> Option<String> {
         let (info, file) = entry.flatten()?;

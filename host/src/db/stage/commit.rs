@@ -79,6 +79,17 @@ impl StageSession {
                     return Err(changed("scene", id));
                 }
             }
+            // Then clip parts deleted on their own: a part may take their place.
+            let mut delete_clip = tx.prepare_cached(
+                "DELETE FROM main.video_clips WHERE id = ?1 AND project_id = ?2 AND updated_at = ?3",
+            )?;
+            for id in overlay.deleted_clips.values() {
+                if delete_clip.execute(params![id, project, seen(id)])? == 0
+                    && exists(tx, "video_clips", id)?
+                {
+                    return Err(changed("video clip", id));
+                }
+            }
             let mut put_artifact = tx.prepare_cached(
                 "INSERT INTO main.artifacts (project_id, kind, name, size, sha256, run_id, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -182,12 +193,12 @@ impl StageSession {
                 }
             }
             let mut new_clip = tx.prepare_cached(
-                "INSERT INTO main.video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO main.video_clips (id, project_id, scene_id, video_kind, video_name, duration_ms, frame_rate, created_at, updated_at, part, parts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut change_clip = tx.prepare_cached(
                 "UPDATE main.video_clips SET video_kind = ?3, video_name = ?4, duration_ms = ?5,
-                     frame_rate = ?6, updated_at = ?7
+                     frame_rate = ?6, updated_at = ?7, parts = ?9
                  WHERE id = ?1 AND project_id = ?2 AND updated_at = ?8",
             )?;
             for c in overlay.clips.values() {
@@ -202,10 +213,14 @@ impl StageSession {
                             c.duration_ms,
                             c.frame_rate,
                             c.created_at,
-                            c.updated_at
+                            c.updated_at,
+                            c.part.index,
+                            c.part.count
                         ]);
-                        inserted
-                            .map_err(taken(&format!("the video clip of scene {}", c.scene_id)))?;
+                        inserted.map_err(taken(&format!(
+                            "the video clip (part {}) of scene {}",
+                            c.part.index, c.scene_id
+                        )))?;
                     }
                     Some(seen) => {
                         let changed_rows = change_clip
@@ -217,7 +232,8 @@ impl StageSession {
                                 c.duration_ms,
                                 c.frame_rate,
                                 c.updated_at,
-                                seen
+                                seen,
+                                c.part.count
                             ])
                             .map_err(taken(&format!("video clip {}", c.id)))?;
                         if changed_rows != 1 {

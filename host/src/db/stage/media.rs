@@ -1,5 +1,5 @@
-//! Keyframes and video clips as a run sees them: its staged rows over its project's committed
-//! ones, in scene order.
+//! Keyframes as a run sees them: its staged rows over its project's committed ones, in scene
+//! order. (Video clips are in `clips.rs`.)
 
 use std::ops::Bound;
 
@@ -7,12 +7,12 @@ use rusqlite::{OptionalExtension, params};
 
 use super::overlay::{KeyframeSlot, merge, paginate};
 use super::{
-    KeyframeUpdate, NewKeyframe, NewVideoClip, Page, StageSession, VideoClipUpdate, bad_cursor,
-    check_limit, check_positive, check_text, new_id, next_updated_at, parse_index_cursor,
+    KeyframeUpdate, NewKeyframe, Page, StageSession, bad_cursor, check_limit, check_text, new_id,
+    next_updated_at,
 };
-use crate::db::rows::{CLIP_COLUMNS, KEYFRAME_COLUMNS, clip_from_row, keyframe_from_row};
+use crate::db::rows::{KEYFRAME_COLUMNS, keyframe_from_row};
 use crate::db::{
-    ArtifactRef, DbError, Keyframe, KeyframePosition, Result, VideoClip, now_ms, query_row_cached,
+    ArtifactRef, DbError, Keyframe, KeyframePosition, Result, now_ms, query_row_cached,
 };
 
 fn position_number(p: KeyframePosition) -> u8 {
@@ -20,15 +20,6 @@ fn position_number(p: KeyframePosition) -> u8 {
         KeyframePosition::Start => 0,
         KeyframePosition::End => 1,
     }
-}
-
-fn check_frame_rate(v: u32) -> Result<()> {
-    if !(1..=1000).contains(&v) {
-        return Err(DbError::InvalidInput(format!(
-            "a frame rate must be 1 to 1000, not {v}"
-        )));
-    }
-    Ok(())
 }
 
 /// The cursor of keyframe listings: "<scene index>:<0 for start, 1 for end>" of the last row.
@@ -59,7 +50,7 @@ impl StageSession {
 
     /// The index of a scene of this project (staged or committed) by id, for placing rows that
     /// hang off it.
-    fn scene_index(&self, scene_id: &str) -> Result<u32> {
+    pub(super) fn scene_index(&self, scene_id: &str) -> Result<u32> {
         Ok(self.get_scene(scene_id)?.index)
     }
 
@@ -217,154 +208,5 @@ impl StageSession {
         k.updated_at = next_updated_at(k.updated_at);
         self.overlay.put_keyframe(slot, k.clone());
         Ok(k)
-    }
-
-    // ---- video clips --------------------------------------------------------------------------
-
-    /// Creates a video clip.
-    pub fn create_video_clip(&mut self, new: NewVideoClip) -> Result<VideoClip> {
-        let scene = self.get_scene(&new.scene_id)?;
-        self.check_scope("creating a video clip", Some(&scene.id))?;
-        check_positive("a clip duration", new.duration_ms)?;
-        check_frame_rate(new.frame_rate)?;
-        self.require_artifact(&new.video)?;
-        let taken = self.overlay.clips.contains_key(&scene.index)
-            || query_row_cached(
-                &self.conn,
-                "SELECT EXISTS (SELECT 1 FROM main.video_clips WHERE scene_id = ?1)",
-                [&scene.id],
-                |r| r.get(0),
-            )?;
-        if taken {
-            return Err(DbError::Conflict(format!(
-                "scene {} already has a video clip",
-                scene.index
-            )));
-        }
-        self.charge(new.video.name.len())?;
-        let now = now_ms();
-        let c = VideoClip {
-            id: new_id(),
-            scene_id: scene.id,
-            video: new.video,
-            duration_ms: new.duration_ms,
-            frame_rate: new.frame_rate,
-            created_at: now,
-            updated_at: now,
-        };
-        self.overlay.put_clip(scene.index, c.clone());
-        Ok(c)
-    }
-
-    /// A video clip of this project and its scene's index.
-    fn find_clip(&self, id: &str) -> Result<(u32, VideoClip)> {
-        let id = Self::row_id("video clip", id)?;
-        if let Some((index, c)) = self.overlay.clip(&id) {
-            return Ok((index, c.clone()));
-        }
-        if self.overlay.deleted_media.contains(&id) {
-            return Err(DbError::NotFound(format!(
-                "no video clip with id {id} (this run deleted its scene)"
-            )));
-        }
-        let c = query_row_cached(
-            &self.conn,
-            &format!(
-                "SELECT {CLIP_COLUMNS} FROM main.video_clips WHERE id = ?1 AND project_id = ?2"
-            ),
-            [&id, &self.project_id],
-            clip_from_row,
-        )
-        .optional()?
-        .ok_or_else(|| DbError::NotFound(format!("no video clip with id {id}")))?;
-        Ok((self.scene_index(&c.scene_id)?, c))
-    }
-
-    /// Reads a video clip of this project.
-    pub fn get_video_clip(&self, id: &str) -> Result<VideoClip> {
-        Ok(self.find_clip(id)?.1)
-    }
-
-    /// Lists video clips in scene order; of one scene if `scene_id` is given.
-    pub fn list_video_clips(
-        &self,
-        scene_id: Option<&str>,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<VideoClip>> {
-        let limit = check_limit(limit)?;
-        let scene_id = scene_id
-            .map(|s| self.get_scene(s))
-            .transpose()?
-            .map(|s| s.id);
-        let after = parse_index_cursor(cursor)?;
-        let cols = CLIP_COLUMNS.replace(", ", ", c.");
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT c.{cols}, s.idx FROM main.video_clips c
-             JOIN main.scenes s ON s.id = c.scene_id AND s.project_id = c.project_id
-             WHERE c.project_id = ?1 AND (?2 IS NULL OR c.scene_id = ?2) AND s.idx > ?3
-             ORDER BY s.idx LIMIT ?4"
-        ))?;
-        // The committed clips of scenes this run deleted are left out: fetch enough to make up.
-        let hidden = &self.overlay.deleted_indexes;
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let hidden_here = hidden.range((from, Bound::Unbounded)).count();
-        let committed = st
-            .query_map(
-                params![
-                    self.project_id,
-                    scene_id,
-                    after.map_or(-1, i64::from),
-                    (limit + 1 + hidden_here) as i64
-                ],
-                |r| Ok((r.get::<_, u32>(8)?, clip_from_row(r)?)),
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let staged = self
-            .overlay
-            .clips
-            .range((from, Bound::Unbounded))
-            .filter(|(_, c)| scene_id.as_ref().is_none_or(|s| *s == c.scene_id))
-            .take(limit + 1)
-            .map(|(i, c)| (*i, c.clone()))
-            .collect();
-        let rows = merge(
-            committed,
-            staged,
-            |(i, _)| *i,
-            |i| hidden.contains(i),
-            limit,
-        );
-        let page = paginate(rows, limit, |(i, _)| i.to_string());
-        Ok(Page {
-            items: page.items.into_iter().map(|(_, c)| c).collect(),
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    /// Changes a video clip.
-    pub fn update_video_clip(&mut self, id: &str, changes: VideoClipUpdate) -> Result<VideoClip> {
-        let (index, mut c) = self.find_clip(id)?;
-        self.check_scope("updating a video clip", Some(&c.scene_id))?;
-        let committed = self.overlay.clip(&c.id).is_none();
-        if let Some(video) = changes.video {
-            self.require_artifact(&video)?;
-            c.video = video;
-        }
-        if let Some(d) = changes.duration_ms {
-            check_positive("a clip duration", d)?;
-            c.duration_ms = d;
-        }
-        if let Some(f) = changes.frame_rate {
-            check_frame_rate(f)?;
-            c.frame_rate = f;
-        }
-        self.charge(c.video.name.len())?;
-        if committed {
-            self.overlay.saw_row(&c.id, c.updated_at);
-        }
-        c.updated_at = next_updated_at(c.updated_at);
-        self.overlay.put_clip(index, c.clone());
-        Ok(c)
     }
 }

@@ -38,11 +38,13 @@
 //! |---|---|
 //! | [`overlay`] | the staged rows, in memory, and how pages of staged and committed rows merge |
 //! | `scenes.rs` | scene reads and writes |
-//! | `media.rs` | keyframe and video clip reads and writes |
+//! | `media.rs` | keyframe reads and writes |
+//! | `clips.rs` | video clip reads and writes, by scene and part |
 //! | `artifacts.rs` | artifact lookups, staging, deletion, listing, and what they hold on disk |
 //! | `commit.rs` | the one transaction that makes a run's work visible |
 
 mod artifacts;
+mod clips;
 mod commit;
 mod media;
 pub(crate) mod overlay;
@@ -199,6 +201,8 @@ pub struct StageSession {
     overlay: Overlay,
     /// The scene a shard is bound to; `None`: the whole project.
     scope: Option<String>,
+    /// The part of its scene's work a shard does, if its stage is cut into parts.
+    part: Option<super::Part>,
     /// What the guest has read (see [`super::reads`]), each with a digest of the committed
     /// answer when it first asked.
     reads: std::collections::BTreeMap<super::Read, String>,
@@ -331,6 +335,7 @@ impl StageSession {
         let mut session = Self::with_connection(conn, project_id, &run.id)?;
         session.db_path = Some(path.to_owned());
         session.scope = origin.scene.map(str::to_owned);
+        session.part = run.part;
         Ok((session, run))
     }
 
@@ -370,6 +375,7 @@ impl StageSession {
             bytes: 0,
             overlay: Overlay::default(),
             scope: None,
+            part: None,
             reads: std::collections::BTreeMap::new(),
             reads_lost: false,
         })
@@ -446,7 +452,7 @@ impl StageSession {
         use super::Read;
         let id = match &read {
             Read::Scene(id) | Read::Keyframe(id) | Read::Clip(id) => Some(id),
-            Read::Keyframes(scene) | Read::Clips(scene) => scene.as_ref(),
+            Read::Keyframes(scene) | Read::Clips(scene) | Read::ClipParts(scene) => scene.as_ref(),
             _ => None,
         };
         if id.is_some_and(|id| parse_id("row", id).is_err())
@@ -490,6 +496,31 @@ impl StageSession {
             (Some(own), None) => Err(DbError::OutOfScope(format!(
                 "{what}: a shard (bound to scene {own}) may not create or delete scenes"
             ))),
+        }
+    }
+
+    /// Binds the session to part `part` of its scene's work (`None`, or a count of 1: all of
+    /// it). A shard with a part may write only that part of its scene's clip, and delete only
+    /// the clip parts after its own ([`Self::check_part`], `delete_clip_parts`).
+    pub fn set_part(&mut self, part: Option<super::Part>) {
+        self.part = part.filter(|p| p.count > 1);
+    }
+
+    /// The part of its scene's work this session's shard does, if its stage is cut into parts.
+    pub fn part(&self) -> Option<super::Part> {
+        self.part
+    }
+
+    /// Refuses, as out of scope, `what` to clip part `index` (of its scene, in scope already)
+    /// by a shard that does another part: its sibling shards, running at the same time, write
+    /// those.
+    fn check_part(&self, what: &str, index: u32) -> Result<()> {
+        match self.part {
+            Some(own) if own.index != index => Err(DbError::OutOfScope(format!(
+                "{what}: clip part {} is not this shard's {own}",
+                index + 1
+            ))),
+            _ => Ok(()),
         }
     }
 

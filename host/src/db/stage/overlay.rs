@@ -2,15 +2,16 @@
 //! with a page of committed rows.
 //!
 //! Each kind of row is kept in the order its listing uses (scenes by index, keyframes by scene
-//! index then position, clips by scene index, artifacts by kind and name), with a map from id to
+//! index then position, clips by scene index then part, artifacts by kind and name), with a map from id to
 //! that position for lookups by id. A staged row replaces the committed row of the same key:
 //! keys are immutable (a scene never changes its index, a keyframe its scene or position), so a
 //! row changed by the run keeps its key.
 //!
 //! A committed scene the run deleted is a tombstone: its id and index are kept, and every
-//! lookup and listing leaves out the committed scene and the committed keyframes and clip that
+//! lookup and listing leaves out the committed scene and the committed keyframes and clips that
 //! hang off it (the commit deletes the scene, and the database's cascades delete the rest). Its
-//! index is free again: the run may create a new scene there.
+//! index is free again: the run may create a new scene there. A committed clip part the run
+//! deleted (`delete-clip-parts`) is a tombstone too, by its slot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -18,6 +19,9 @@ use crate::db::{Artifact, Keyframe, Kind, Scene, VideoClip};
 
 /// A keyframe's place in listings: its scene's index, then 0 for the start, 1 for the end.
 pub(crate) type KeyframeSlot = (u32, u8);
+
+/// A clip's place in listings: its scene's index, then its part.
+pub(crate) type ClipSlot = (u32, u32);
 
 /// What a run has staged. See the module docs.
 #[derive(Debug, Default)]
@@ -30,10 +34,13 @@ pub(crate) struct Overlay {
     pub keyframes: BTreeMap<KeyframeSlot, Keyframe>,
     /// The slot of each staged keyframe, by id.
     pub keyframe_ids: HashMap<String, KeyframeSlot>,
-    /// Video clips created or changed, by their scene's index.
-    pub clips: BTreeMap<u32, VideoClip>,
-    /// The scene index of each staged clip, by id.
-    pub clip_ids: HashMap<String, u32>,
+    /// Video clips created or changed, by slot.
+    pub clips: BTreeMap<ClipSlot, VideoClip>,
+    /// The slot of each staged clip, by id.
+    pub clip_ids: HashMap<String, ClipSlot>,
+    /// Committed clips this run deleted on their own (not with their scene), by slot, with
+    /// their ids: the commit deletes them, and listings leave them out.
+    pub deleted_clips: BTreeMap<ClipSlot, String>,
     /// Committed scenes this run deleted: their indexes, by id.
     pub deleted_scenes: HashMap<String, u32>,
     /// The indexes of [`Self::deleted_scenes`]: committed rows at these scene indexes are hidden.
@@ -92,14 +99,14 @@ impl Overlay {
         Some((slot, self.keyframes.get(&slot)?))
     }
 
-    /// Stages a clip, new or changed, of the scene at `index`.
-    pub fn put_clip(&mut self, index: u32, clip: VideoClip) {
-        self.clip_ids.insert(clip.id.clone(), index);
-        self.clips.insert(index, clip);
+    /// Stages a clip, new or changed, at `slot`.
+    pub fn put_clip(&mut self, slot: ClipSlot, clip: VideoClip) {
+        self.clip_ids.insert(clip.id.clone(), slot);
+        self.clips.insert(slot, clip);
     }
 
-    /// Takes the staged scene at `index`, and the staged keyframes and clip hanging off it, out
-    /// of the overlay.
+    /// Takes the staged scene at `index`, and the staged keyframes and clips hanging off it,
+    /// out of the overlay.
     pub fn remove_scene(&mut self, index: u32) {
         if let Some(scene) = self.scenes.remove(&index) {
             self.scene_ids.remove(&scene.id);
@@ -109,15 +116,24 @@ impl Overlay {
                 self.keyframe_ids.remove(&k.id);
             }
         }
-        if let Some(c) = self.clips.remove(&index) {
-            self.clip_ids.remove(&c.id);
+        let parts: Vec<ClipSlot> = self
+            .clips
+            .range((index, 0)..=(index, u32::MAX))
+            .map(|(slot, _)| *slot)
+            .collect();
+        for slot in parts {
+            if let Some(c) = self.clips.remove(&slot) {
+                self.clip_ids.remove(&c.id);
+            }
         }
+        // Its committed clips go with the scene, by cascade.
+        self.deleted_clips.retain(|&(scene, _), _| scene != index);
     }
 
-    /// The staged clip with `id` and its scene's index, if there is one.
-    pub fn clip(&self, id: &str) -> Option<(u32, &VideoClip)> {
-        let index = *self.clip_ids.get(id)?;
-        Some((index, self.clips.get(&index)?))
+    /// The staged clip with `id` and its slot, if there is one.
+    pub fn clip(&self, id: &str) -> Option<(ClipSlot, &VideoClip)> {
+        let slot = *self.clip_ids.get(id)?;
+        Some((slot, self.clips.get(&slot)?))
     }
 }
 

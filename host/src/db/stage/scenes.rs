@@ -193,9 +193,11 @@ impl StageSession {
         let scene = self.get_scene(id)?;
         self.check_scope("deleting a scene", None)?;
         // Everything hanging off it, staged or committed; a scene has at most two keyframes
-        // and one clip.
+        // and a clip of at most MAX_PARTS parts.
         let keyframes = self.list_keyframes(Some(&scene.id), None, 2)?.items;
-        let clips = self.list_video_clips(Some(&scene.id), None, 1)?.items;
+        let clips = self
+            .list_video_clips(Some(&scene.id), None, crate::db::MAX_PARTS)?
+            .items;
         let committed: bool = query_row_cached(
             &self.conn,
             "SELECT EXISTS (SELECT 1 FROM main.scenes WHERE id = ?1 AND project_id = ?2)",

@@ -9,13 +9,13 @@ use crate::db::{
 };
 use rusqlite::Connection;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    main: Connection,
+    pub(super) path: std::path::PathBuf,
+    pub(super) main: Connection,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("vidpipe.db");
     let mut main = open(&path).expect("open");
@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
 }
 
 /// Starts a run of `project` and returns its id.
-fn start(f: &mut Fixture, project: &str) -> String {
+pub(super) fn start(f: &mut Fixture, project: &str) -> String {
     start_run(
         &mut f.main,
         project,
@@ -41,12 +41,12 @@ fn start(f: &mut Fixture, project: &str) -> String {
     .id
 }
 
-fn session(f: &mut Fixture, project: &str) -> StageSession {
+pub(super) fn session(f: &mut Fixture, project: &str) -> StageSession {
     let run = start(f, project);
     StageSession::open(&f.path, project, &run).expect("session")
 }
 
-fn scene(index: u32) -> NewScene {
+pub(super) fn scene(index: u32) -> NewScene {
     NewScene {
         index,
         title: format!("scene {index}"),

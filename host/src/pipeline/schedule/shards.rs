@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::{Shared, State, Unit};
 use crate::capabilities::ProgressSink;
-use crate::db::{self, Scene};
+use crate::db::{self, Part, Scene};
 use crate::home::HomeError;
 use crate::pipeline::{Decision, StageOutcome, decide};
 
@@ -30,9 +30,12 @@ pub(super) enum Phase {
     Ended,
 }
 
-/// One scene's shard of a running per-scene stage.
+/// One scene's shard (or, for a stage cut into parts, one part of a scene's work) of a
+/// running per-scene stage.
 pub(super) struct Slot {
     pub(super) scene: Scene,
+    /// Its part of the scene's work, if the stage is cut into parts.
+    pub(super) part: Option<Part>,
     pub(super) phase: Phase,
     /// Its outcome once ended: skipped when decided so, ran when its run ended.
     pub(super) outcome: Option<StageOutcome>,
@@ -47,10 +50,10 @@ pub(super) struct Slot {
 
 /// A stage whose units are queued or running.
 pub(super) struct Running {
-    /// A per-scene stage's shards, in scene order; empty for a whole stage.
+    /// A per-scene stage's shards, in scene order (then part order); empty for a whole stage.
     pub(super) shards: Vec<Slot>,
-    /// Each shard's slot by its scene's id.
-    pub(super) by_scene: HashMap<String, usize>,
+    /// The slots of each scene's shards (one, or one per part), by its id.
+    pub(super) by_scene: HashMap<String, Vec<usize>>,
     /// Gated shards whose inputs for their scene may have ended since last looked at (all of
     /// them if `all_dirty`): each shard that ends points its dependents' shards of its scene
     /// here, so that deciding costs the same whatever the number of scenes.
@@ -79,27 +82,34 @@ pub(super) struct Running {
 
 impl Running {
     pub(super) fn whole() -> Running {
-        Running::of(Vec::new())
+        Running::of(Vec::new(), 1)
     }
 
-    /// A per-scene stage's, every shard gated.
-    pub(super) fn of(scenes: Vec<Scene>) -> Running {
-        let by_scene = scenes
-            .iter()
-            .enumerate()
-            .map(|(slot, s)| (s.id.clone(), slot))
-            .collect();
-        let shards: Vec<Slot> = scenes
-            .into_iter()
-            .map(|scene| Slot {
-                scene,
-                phase: Phase::Gated,
-                outcome: None,
-                reason: String::new(),
-                early: false,
-                failed: false,
-            })
-            .collect();
+    /// A per-scene stage's, every shard gated: one per scene, or `parts` per scene.
+    pub(super) fn of(scenes: Vec<Scene>, parts: u32) -> Running {
+        let parts = parts.max(1);
+        let mut by_scene: HashMap<String, Vec<usize>> = HashMap::with_capacity(scenes.len());
+        let mut shards = Vec::with_capacity(scenes.len() * parts as usize);
+        for scene in scenes {
+            for index in 0..parts {
+                by_scene
+                    .entry(scene.id.clone())
+                    .or_default()
+                    .push(shards.len());
+                shards.push(Slot {
+                    scene: scene.clone(),
+                    part: (parts > 1).then_some(Part {
+                        index,
+                        count: parts,
+                    }),
+                    phase: Phase::Gated,
+                    outcome: None,
+                    reason: String::new(),
+                    early: false,
+                    failed: false,
+                });
+            }
+        }
         Running {
             gated: shards.len(),
             total: shards.len() as u64,
@@ -126,10 +136,13 @@ impl Shared<'_, '_> {
         for k in 0..self.dependents[i].len() {
             let d = self.dependents[i][k];
             if let State::Running(r) = &mut self.states[d]
-                && let Some(&slot) = r.by_scene.get(scene)
-                && r.shards[slot].phase == Phase::Gated
+                && let Some(slots) = r.by_scene.get(scene)
             {
-                r.dirty.push(slot);
+                for &slot in slots {
+                    if r.shards[slot].phase == Phase::Gated {
+                        r.dirty.push(slot);
+                    }
+                }
             }
         }
     }
@@ -137,7 +150,8 @@ impl Shared<'_, '_> {
     /// Whether stage `j`'s work for `scene` has ended: `Some(true)` if it succeeded (ran or
     /// was skipped), `Some(false)` if it failed or was not reached, `None` while it may still
     /// change. A whole stage ends once done; a per-scene stage shard by shard (a shard that
-    /// failed after starting early may still run again, so it has not ended).
+    /// failed after starting early may still run again, so it has not ended). A scene's work
+    /// cut into parts has ended once every part's has, and succeeded if every part did.
     fn ended_for(&self, j: usize, scene: &str) -> Option<bool> {
         match &self.states[j] {
             State::Waiting => None,
@@ -147,13 +161,17 @@ impl Shared<'_, '_> {
                 None => Some(!failed),
             },
             State::Running(r) => {
-                let slot = &r.shards[*r.by_scene.get(scene)?];
-                match (slot.phase, &slot.outcome) {
-                    (Phase::Ended, Some(StageOutcome::NotReached)) => Some(false),
-                    (Phase::Ended, _) if slot.failed && slot.early => None,
-                    (Phase::Ended, _) => Some(!slot.failed),
-                    _ => None,
+                let mut ok = true;
+                for &slot in r.by_scene.get(scene)? {
+                    let slot = &r.shards[slot];
+                    match (slot.phase, &slot.outcome) {
+                        (Phase::Ended, Some(StageOutcome::NotReached)) => return Some(false),
+                        (Phase::Ended, _) if slot.failed && slot.early => return None,
+                        (Phase::Ended, _) => ok &= !slot.failed,
+                        _ => return None,
+                    }
                 }
+                Some(ok)
             }
         }
     }
@@ -222,7 +240,7 @@ impl Shared<'_, '_> {
             let State::Running(r) = &self.states[i] else {
                 return Ok(changed);
             };
-            let scene = &r.shards[slot].scene.id;
+            let (scene, part) = (&r.shards[slot].scene.id, r.shards[slot].part);
             if r.shards[slot].phase != Phase::Gated
                 || !spec
                     .after
@@ -231,7 +249,8 @@ impl Shared<'_, '_> {
             {
                 continue;
             }
-            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, scene)?;
+            let previous =
+                db::latest_run_of_shard(self.home.conn(), project, &spec.name, scene, part)?;
             let decision = decide(
                 self.home,
                 project,
@@ -300,16 +319,17 @@ impl Shared<'_, '_> {
             return Ok(false);
         };
         r.rechecked = true;
-        let early: Vec<(usize, String)> = r
+        let early: Vec<(usize, String, Option<Part>)> = r
             .shards
             .iter()
             .enumerate()
             .filter(|(_, s)| s.early)
-            .map(|(slot, s)| (slot, s.scene.id.clone()))
+            .map(|(slot, s)| (slot, s.scene.id.clone(), s.part))
             .collect();
         let mut again = false;
-        for (slot, scene) in early {
-            let previous = db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene)?;
+        for (slot, scene, part) in early {
+            let previous =
+                db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene, part)?;
             let decision = decide(self.home, project, spec, &graph.plugins[i], false, previous)?;
             let State::Running(r) = &mut self.states[i] else {
                 return Ok(again);
@@ -340,16 +360,18 @@ impl Shared<'_, '_> {
                 let State::Running(rd) = &mut self.states[d] else {
                     continue;
                 };
-                let Some(&sd) = rd.by_scene.get(&scene) else {
+                let Some(slots) = rd.by_scene.get(&scene) else {
                     continue;
                 };
-                if rd.shards[sd].phase == Phase::Queued {
-                    tracing::debug!(stage = %graph.manifest.stages[d].name, scene = %scene, "a shard queued goes back to wait for its input's shard to run again");
-                    self.queue.retain(|u| !(u.stage == d && u.slot == Some(sd)));
-                    rd.shards[sd].phase = Phase::Gated;
-                    rd.shards[sd].reason.clear();
-                    rd.gated += 1;
-                    rd.pending -= 1;
+                for &sd in slots {
+                    if rd.shards[sd].phase == Phase::Queued {
+                        tracing::debug!(stage = %graph.manifest.stages[d].name, scene = %scene, "a shard queued goes back to wait for its input's shard to run again");
+                        self.queue.retain(|u| !(u.stage == d && u.slot == Some(sd)));
+                        rd.shards[sd].phase = Phase::Gated;
+                        rd.shards[sd].reason.clear();
+                        rd.gated += 1;
+                        rd.pending -= 1;
+                    }
                 }
             }
         }
@@ -401,8 +423,10 @@ impl Shared<'_, '_> {
                 continue;
             }
             if let State::Running(rd) = &self.states[d]
-                && let Some(&sd) = rd.by_scene.get(scene)
-                && matches!(rd.shards[sd].phase, Phase::Queued | Phase::Running)
+                && let Some(slots) = rd.by_scene.get(scene)
+                && slots
+                    .iter()
+                    .any(|&sd| matches!(rd.shards[sd].phase, Phase::Queued | Phase::Running))
             {
                 return true;
             }
