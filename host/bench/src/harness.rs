@@ -36,6 +36,7 @@ pub(crate) fn request(project: &str, config: &[(&str, String)]) -> StageRequest 
         progress: Box::new(|_, _, _, _| {}),
         pipeline: None,
         scene: None,
+        part: None,
         reason: None,
     }
 }

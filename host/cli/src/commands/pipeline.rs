@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use vidpipe_host::capabilities::ProgressSink;
-use vidpipe_host::db::Scene;
+use vidpipe_host::db::{Part, Scene};
 use vidpipe_host::home::Home;
 use vidpipe_host::pipeline::{self, Manifest, PipelineOptions, StageOutcome};
 use vidpipe_host::runner::StageReport;
@@ -88,6 +88,14 @@ fn ran(report: &StageReport) -> String {
     }
 }
 
+/// `scene 3`, or `scene 3 part 2/2` for a stage cut into parts.
+fn shard(scene: &Scene, part: Option<Part>) -> String {
+    match part {
+        Some(part) => format!("scene {} {part}", scene.index),
+        None => format!("scene {}", scene.index),
+    }
+}
+
 impl pipeline::Observer for Printer {
     fn started(&mut self, i: usize, name: &str) -> ProgressSink {
         let count = self.count;
@@ -95,21 +103,34 @@ impl pipeline::Observer for Printer {
         progress::sink(format!("{}/{count} {name}", i + 1))
     }
 
-    fn shard_started(&mut self, i: usize, name: &str, scene: &Scene) -> ProgressSink {
+    fn shard_started(
+        &mut self,
+        i: usize,
+        name: &str,
+        scene: &Scene,
+        part: Option<Part>,
+    ) -> ProgressSink {
         progress::sink(format!(
-            "{}/{} {name} scene {}",
+            "{}/{} {name} {}",
             i + 1,
             self.count,
-            scene.index
+            shard(scene, part)
         ))
     }
 
-    fn shard_finished(&mut self, i: usize, name: &str, scene: &Scene, report: &StageReport) {
+    fn shard_finished(
+        &mut self,
+        i: usize,
+        name: &str,
+        scene: &Scene,
+        part: Option<Part>,
+        report: &StageReport,
+    ) {
         progress::stdout_line(&format!(
-            "[{}/{}] {name}: scene {}: {}",
+            "[{}/{}] {name}: {}: {}",
             i + 1,
             self.count,
-            scene.index,
+            shard(scene, part),
             ran(report)
         ));
     }
@@ -139,10 +160,15 @@ impl pipeline::Observer for Printer {
                     0 => String::new(),
                     n => format!(", {n} not reached"),
                 };
-                format!(
-                    "{verdict}: {} scene(s), {ran} ran, {skipped} skipped{unreached}",
-                    shards.len(),
-                )
+                let what = match shards.first().and_then(|s| s.part) {
+                    Some(part) => format!(
+                        "{} scene(s) in {} parts",
+                        shards.len() / part.count.max(1) as usize,
+                        shards.len()
+                    ),
+                    None => format!("{} scene(s)", shards.len()),
+                };
+                format!("{verdict}: {what}, {ran} ran, {skipped} skipped{unreached}")
             }
             StageOutcome::NotReached => "not run (an earlier stage failed)".to_owned(),
         };

@@ -40,9 +40,10 @@ struct PipelineWithRuns {
 pub fn print_run(r: &db::Run) {
     let detail = r.error.as_deref().or(r.summary.as_deref()).unwrap_or("");
     // A shard names the scene it was bound to.
-    let detail = match &r.scene_id {
-        Some(scene) => format!("scene {scene}: {detail}"),
-        None => detail.to_owned(),
+    let detail = match (&r.scene_id, r.part) {
+        (Some(scene), Some(part)) => format!("scene {scene} {part}: {detail}"),
+        (Some(scene), None) => format!("scene {scene}: {detail}"),
+        (None, _) => detail.to_owned(),
     };
     say!(
         "  {}  {:<12}  {:<11}  {}  {}",
@@ -103,9 +104,12 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                 if !pipeline.plan.is_empty() {
                     say!("what ran and why");
                     for step in &pipeline.plan {
-                        let name = match &step.scene {
-                            Some((index, _)) => format!("{} scene {index}", step.stage),
-                            None => step.stage.clone(),
+                        let name = match (&step.scene, step.part) {
+                            (Some((index, _)), Some(part)) => {
+                                format!("{} scene {index} {part}", step.stage)
+                            }
+                            (Some((index, _)), None) => format!("{} scene {index}", step.stage),
+                            (None, _) => step.stage.clone(),
                         };
                         let verdict = match (step.ran, &step.run) {
                             (true, _) => "ran",
@@ -136,8 +140,10 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                     r.stage_index.map_or(0, |i| i + 1)
                 );
             }
-            if let Some(scene) = &r.scene_id {
-                say!("scene     {scene} (a shard)");
+            match (&r.scene_id, r.part) {
+                (Some(scene), Some(part)) => say!("scene     {scene}, {part} (a shard)"),
+                (Some(scene), None) => say!("scene     {scene} (a shard)"),
+                (None, _) => {}
             }
             if let Some(reason) = &r.reason {
                 say!("why       {reason}");

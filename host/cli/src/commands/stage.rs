@@ -140,6 +140,7 @@ fn run_and_report(
         progress: progress::sink(plugin.name.clone()),
         pipeline: None,
         scene: None,
+        part: None,
         reason: None,
     };
     let report = runner::run_stage(home, runtime, plugin, request)?;
