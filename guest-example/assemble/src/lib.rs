@@ -3,20 +3,25 @@
 //!
 //! It writes these `output` artifacts:
 //!
-//! - `final.mp4`: every scene's clip, in scene order, in one fast-start MP4 (H.264, or AV1 if the clips are). The clips'
-//!   coded pictures are copied, not decoded and re-encoded ([`vidpipe_render::join_clips`]), so
-//!   joining costs about as much as copying the bytes; clips that could not be joined that way
-//!   (another size, frame rate or encoder setting than the first) fail the stage, naming the
-//!   scene. With it come `final.vtt`, its WebVTT captions (a cue per scene, with its title, timed
-//!   by the clips' frames), and `poster.png`, the first scene's start keyframe.
+//! - `final.mp4`: every scene's clip, in scene order, in one fast-start MP4 (H.264, or AV1 if
+//!   the clips are). A scene's clip is one clip, or the parts the clips stage cut it into
+//!   (`parts = N`), joined in part order. The clips' coded pictures are copied, not decoded and
+//!   re-encoded ([`vidpipe_render::join_clips`]), so joining costs about as much as copying the
+//!   bytes; clips that could not be joined that way (another size, frame rate or encoder
+//!   setting than the first) fail the stage, naming the scene. With it come `final.vtt`, its
+//!   WebVTT captions (a cue per scene, with its title, timed by the frames of its clip's
+//!   parts), and `poster.png`, the first scene's start keyframe.
 //! - `contact-sheet.png`: each scene's number and title above its start and end keyframes,
 //!   shrunk to `thumbnail-width` pixels.
 //! - `manifest.json`: the project, the video (codec, size, frames, frame rate, duration, bytes,
 //!   SHA-256), the captions, the poster, the contact sheet, and each scene with the keyframes
-//!   and clip it was made from.
+//!   and clip it was made from (`"clip": {"artifacts": [...], "frames", "frame_rate"}`, its
+//!   parts' artifacts in part order, and the frames of all of them).
 //!
-//! Every scene needs a start and an end keyframe and exactly one clip, and the clips must all
-//! join; otherwise the stage fails before writing anything, naming the scene.
+//! Every scene needs a start and an end keyframe and a clip — one clip (part 0 of 1), or every
+//! part of one cut: all of the same count `N`, numbered 0 to `N - 1` — and the clips must all
+//! join; otherwise the stage fails before writing anything, naming the scene (and the parts it
+//! has, for a cut left incomplete or mixed with another).
 //! (Keyframes of another size than the first are stretched to its shape in the contact sheet.)
 //!
 //! Configuration (unknown keys are rejected):
@@ -50,7 +55,7 @@ mod bindings {
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
 use vidpipe_render::Position;
-use vidpipe_stage_kit::{ArtifactKind, Level, Page};
+use vidpipe_stage_kit::{ArtifactKind, Level, Page, Part};
 
 /// The component's export: the WIT `run` function.
 struct Assemble;
@@ -123,21 +128,25 @@ impl stage::Host for WitHost {
         })
     }
 
-    fn list_video_clips(
+    fn list_clip_parts(
         &mut self,
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<stage::Clip>, StageError> {
-        let page = db::list_video_clips(None, cursor, limit).map_err(from_wit_error)?;
+        let page = db::list_clip_parts(None, cursor, limit).map_err(from_wit_error)?;
         Ok(Page {
             items: page
                 .items
                 .into_iter()
-                .map(|clip| stage::Clip {
-                    scene_id: clip.scene_id,
-                    kind: from_wit_kind(clip.video.kind),
-                    name: clip.video.name,
-                    frame_rate: clip.frame_rate,
+                .map(|item| stage::Clip {
+                    scene_id: item.clip.scene_id,
+                    part: Part {
+                        index: item.part.index,
+                        count: item.part.count,
+                    },
+                    kind: from_wit_kind(item.clip.video.kind),
+                    name: item.clip.video.name,
+                    frame_rate: item.clip.frame_rate,
                 })
                 .collect(),
             next_cursor: page.next_cursor,

@@ -9,7 +9,7 @@ use vidpipe_render::{Codec, Mp4Clip, RenderError, join_clips, read_clip};
 use vidpipe_stage_kit::io::RangedReader;
 use vidpipe_stage_kit::{ErrorCode, StageError};
 
-use crate::stage::{Host, Keyframe, Published, READ_BYTES, Work, write_output};
+use crate::stage::{Clip, Host, Keyframe, Published, READ_BYTES, Work, write_output};
 
 /// The `output` artifact holding the MP4.
 pub const MP4_NAME: &str = "final.mp4";
@@ -45,9 +45,10 @@ fn read_all<H: Host>(
     Ok(bytes)
 }
 
-/// Reads every scene's clip, checking that each can follow the first without re-encoding;
-/// records each clip's frame count and rate (from the MP4 itself) in `work`. Fails, naming the
-/// scene, before anything is written.
+/// Reads every scene's clip, part by part, checking that each can follow the very first
+/// without re-encoding; records each scene's frame count (the sum of its parts') and rate
+/// (from the MP4s themselves) in `work`. Returns every clip in scene order, then part order.
+/// Fails, naming the scene, before anything is written.
 pub fn read_clips<H: Host>(
     host: &mut H,
     work: &mut [Work],
@@ -56,33 +57,60 @@ pub fn read_clips<H: Host>(
     let mut clips: Vec<Mp4Clip> = Vec::with_capacity(work.len());
     for (item, done) in work.iter_mut().zip(1u64..) {
         let scene = item.scene.index;
-        let name = format!("{}/{}", item.clip.kind.as_str(), item.clip.name);
-        let bytes = read_all(host, item.clip.kind, &item.clip.name, MAX_CLIP_BYTES)
-            .map_err(|e| e.context(&format!("scene {scene}: reading {name}")))?;
-        let clip = read_clip(&bytes).map_err(|e| {
-            StageError::invalid_input(format!(
-                "scene {scene}: {name} is not an H.264 or AV1 MP4 the stage can join ({e}); run \
-                 the clips stage again"
-            ))
-        })?;
-        if let Some(differs) = clips.first().and_then(|first| clip.mismatch(first)) {
-            return Err(StageError::invalid_input(format!(
-                "the clip of scene {scene} {differs}; run the clips stage again"
-            )));
+        let mut frames = 0u32;
+        for part in &item.clips {
+            let clip = read_part(host, scene, part, clips.first())?;
+            frames = frames.checked_add(clip.frames()).ok_or_else(|| {
+                StageError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("scene {scene}: its clip holds too many frames"),
+                )
+            })?;
+            item.frame_rate = clip.fps();
+            clips.push(clip);
         }
-        item.frames = clip.frames();
-        item.clip.frame_rate = clip.fps();
+        item.frames = frames;
         host.progress(
             done,
             steps,
             &format!("scene {scene}: {} frames read", item.frames),
         );
-        clips.push(clip);
     }
     Ok(clips)
 }
 
-/// Joins the clips, in scene order, into [`MP4_NAME`], copying their coded pictures.
+/// Reads and parses one clip (a part of the clip of scene `scene`), checking that it can
+/// follow `first`, the very first clip, without re-encoding.
+fn read_part<H: Host>(
+    host: &mut H,
+    scene: u32,
+    part: &Clip,
+    first: Option<&Mp4Clip>,
+) -> Result<Mp4Clip, StageError> {
+    let name = format!("{}/{}", part.kind.as_str(), part.name);
+    let bytes = read_all(host, part.kind, &part.name, MAX_CLIP_BYTES)
+        .map_err(|e| e.context(&format!("scene {scene}: reading {name}")))?;
+    let clip = read_clip(&bytes).map_err(|e| {
+        StageError::invalid_input(format!(
+            "scene {scene}: {name} is not an H.264 or AV1 MP4 the stage can join ({e}); run the \
+             clips stage again"
+        ))
+    })?;
+    if let Some(differs) = first.and_then(|first| clip.mismatch(first)) {
+        let what = if part.part.is_whole() {
+            format!("the clip of scene {scene}")
+        } else {
+            format!("{} of the clip of scene {scene}", part.part)
+        };
+        return Err(StageError::invalid_input(format!(
+            "{what} {differs}; run the clips stage again"
+        )));
+    }
+    Ok(clip)
+}
+
+/// Joins the clips, in the order given (scene, then part), into [`MP4_NAME`], copying their
+/// coded pictures.
 pub fn write_video<H: Host>(host: &mut H, clips: &[Mp4Clip]) -> Result<Published, StageError> {
     let mp4 = join_clips(clips)
         .map_err(|e| StageError::invalid_input(format!("cannot join the clips: {e}")))?;

@@ -14,7 +14,7 @@ use crate::media;
 pub use crate::media::MP4_NAME as VIDEO_NAME;
 use vidpipe_stage_kit::config::Pairs;
 use vidpipe_stage_kit::io::{ChunkedWriter, RangedReader, stage_error};
-use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, StageError, collect_pages};
+use vidpipe_stage_kit::{ArtifactKind, ErrorCode, Level, Page, Part, StageError, collect_pages};
 
 /// The configuration keys the stage understands, sorted.
 pub const KNOWN_KEYS: [&str; 1] = ["thumbnail-width"];
@@ -61,11 +61,13 @@ pub struct Keyframe {
     pub name: String,
 }
 
-/// A video clip row.
+/// A video clip row: the whole of its scene's video, or one part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clip {
     /// The scene it belongs to.
     pub scene_id: String,
+    /// Which part of its scene's video it holds ([`Part::WHOLE`] for all of it).
+    pub part: Part,
     /// The folder of its video.
     pub kind: ArtifactKind,
     /// The name of its video.
@@ -98,8 +100,9 @@ pub trait Host {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<Keyframe>, StageError>;
-    /// Lists every video clip row of the project.
-    fn list_video_clips(
+    /// Lists every video clip row of the project with its part, ordered by scene index, then
+    /// part.
+    fn list_clip_parts(
         &mut self,
         cursor: Option<&str>,
         limit: u32,
@@ -124,19 +127,22 @@ pub trait Host {
     fn progress(&mut self, done: u64, total: u64, message: &str);
 }
 
-/// A scene with its two keyframes and its clip.
+/// A scene with its two keyframes and its clip: one, or its parts in order.
 pub(crate) struct Work {
     pub(crate) scene: Scene,
     pub(crate) start: Keyframe,
     end: Keyframe,
-    pub(crate) clip: Clip,
-    /// The clip's frame count, from its MP4.
+    /// Its clip's parts, in part order (one part of 1 for a clip made whole).
+    pub(crate) clips: Vec<Clip>,
+    /// The frame count of its whole clip, every part's from its MP4.
     pub(crate) frames: u32,
+    /// The frame rate of its clip, from its MP4 once read.
+    pub(crate) frame_rate: u32,
 }
 
-/// Runs the assemble stage: joins every scene's clip, in scene order, into the `output`
-/// artifact [`VIDEO_NAME`] (an MP4 joined without re-encoding), writes its captions and
-/// poster, draws the contact sheet [`SHEET_NAME`] from the keyframes and writes
+/// Runs the assemble stage: joins every scene's clip (its parts in order), in scene order,
+/// into the `output` artifact [`VIDEO_NAME`] (an MP4 joined without re-encoding), writes its
+/// captions and poster, draws the contact sheet [`SHEET_NAME`] from the keyframes and writes
 /// [`MANIFEST_NAME`], a JSON description of all of them and of what they were made from.
 /// Returns a one-line summary.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
@@ -166,7 +172,9 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
     host.log(
         Level::Info,
         &format!(
-            "joining {} {codec} clip(s), {total_frames} frames of {width}x{height} at {fps} fps",
+            "joining {} {codec} clip(s) of {} scene(s), {total_frames} frames of \
+             {width}x{height} at {fps} fps",
+            clips.len(),
             work.len()
         ),
     );
@@ -228,7 +236,7 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
 }
 
 /// The scenes with their keyframes and clips, in scene order; fails naming the first scene
-/// that lacks one.
+/// that lacks one, or whose clip parts are not every part of one cut.
 fn gather<H: Host>(host: &mut H) -> Result<Vec<Work>, StageError> {
     let scenes = collect_pages(|cursor| host.list_scenes(cursor, PAGE_LIMIT))
         .map_err(|e| e.context("listing the project's scenes"))?;
@@ -239,7 +247,7 @@ fn gather<H: Host>(host: &mut H) -> Result<Vec<Work>, StageError> {
     }
     let keyframes = collect_pages(|cursor| host.list_keyframes(cursor, PAGE_LIMIT))
         .map_err(|e| e.context("listing the project's keyframes"))?;
-    let clips = collect_pages(|cursor| host.list_video_clips(cursor, PAGE_LIMIT))
+    let clips = collect_pages(|cursor| host.list_clip_parts(cursor, PAGE_LIMIT))
         .map_err(|e| e.context("listing the project's video clips"))?;
     let mut by_scene: BTreeMap<&str, Vec<&Clip>> = BTreeMap::new();
     for clip in &clips {
@@ -262,42 +270,59 @@ fn gather<H: Host>(host: &mut H) -> Result<Vec<Work>, StageError> {
                 scene.index, scene.title
             )));
         };
-        let clip = match by_scene.get(scene.id.as_str()).map(Vec::as_slice) {
-            Some([clip]) => (*clip).clone(),
-            None | Some([]) => {
-                return Err(StageError::invalid_input(format!(
-                    "scene {} (`{}`) has no video clip; run the clips stage first",
-                    scene.index, scene.title
-                )));
-            }
-            Some(many) => {
-                return Err(StageError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "scene {} (`{}`) has {} video clips; the stage joins one per scene",
-                        scene.index,
-                        scene.title,
-                        many.len()
-                    ),
-                ));
-            }
-        };
+        let clips = scene_clips(
+            &scene,
+            by_scene.remove(scene.id.as_str()).unwrap_or_default(),
+        )?;
         work.push(Work {
+            frame_rate: clips.first().map_or(0, |c| c.frame_rate),
             scene,
             start,
             end,
-            clip,
+            clips,
             frames: 0,
         });
     }
     Ok(work)
 }
 
+/// A scene's clip parts in part order, if they are every part of one cut of its video: all of
+/// the same count `n`, numbered 0 to `n - 1` (a clip made whole is part 0 of 1). Fails naming
+/// the scene and the parts it has otherwise, or if it has none.
+fn scene_clips(scene: &Scene, mut parts: Vec<&Clip>) -> Result<Vec<Clip>, StageError> {
+    if parts.is_empty() {
+        return Err(StageError::invalid_input(format!(
+            "scene {} (`{}`) has no video clip; run the clips stage first",
+            scene.index, scene.title
+        )));
+    }
+    parts.sort_by_key(|clip| (clip.part.index, clip.part.count));
+    let count = parts[0].part.count;
+    let whole = parts.len() == count as usize
+        && (0u32..)
+            .zip(&parts)
+            .all(|(index, clip)| clip.part == Part { index, count });
+    if !whole {
+        let found: Vec<String> = parts
+            .iter()
+            .map(|clip| format!("{}/{}", clip.part.index + 1, clip.part.count))
+            .collect();
+        return Err(StageError::invalid_input(format!(
+            "scene {} (`{}`) has the video clip parts {}, not one clip or every part of one cut \
+             of its video (parts 1/N to N/N); run the clips stage again",
+            scene.index,
+            scene.title,
+            found.join(", ")
+        )));
+    }
+    Ok(parts.into_iter().cloned().collect())
+}
+
 /// The length of the video in milliseconds: every clip's frames at its rate, summed exactly
 /// and rounded once; if the rates are so many and so odd that the exact sum would overflow,
 /// each clip is rounded on its own instead.
 fn exact_duration_ms(work: &[Work]) -> u64 {
-    let rate = |w: &Work| u128::from(w.clip.frame_rate.max(1));
+    let rate = |w: &Work| u128::from(w.frame_rate.max(1));
     // Sum frames / fps as a fraction over the least common multiple of the rates.
     let exact = work
         .iter()
@@ -454,9 +479,13 @@ fn manifest(
                     "end": format!("{}/{}", w.end.kind.as_str(), w.end.name),
                 },
                 "clip": {
-                    "artifact": format!("{}/{}", w.clip.kind.as_str(), w.clip.name),
+                    "artifacts": w
+                        .clips
+                        .iter()
+                        .map(|clip| format!("{}/{}", clip.kind.as_str(), clip.name))
+                        .collect::<Vec<_>>(),
                     "frames": w.frames,
-                    "frame_rate": w.clip.frame_rate,
+                    "frame_rate": w.frame_rate,
                 },
             })
         })

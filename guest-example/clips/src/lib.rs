@@ -1,20 +1,32 @@
 //! The `clips` stage: turns each scene's start and end keyframes into an MP4 clip (H.264 or AV1).
 //!
 //! For every scene of the project (all of them, page by page; a shard's one scene when it runs
-//! with `for-each = "scene"`) it reads the images of the
-//! scene's start and end keyframes — written by the keyframes stage — in ranged reads of at
-//! most 1 MiB, decodes them, and renders `round(duration × fps)` frames (at least one) that
-//! cross-fade from one to the other while the camera slowly zooms in
-//! ([`vidpipe_render::frame`]). The frames are encoded, one at a time, as they are rendered,
-//! into H.264 (High profile) or AV1 (main profile), BT.709 limited range at a constant `qp`, in
-//! a fast-start MP4 ([`vidpipe_render::Mp4Encoder`]) published as the `clip` artifact
-//! `scene-NNN.mp4` — a file browsers play — and the scene's video clip row is pointed at it (created if the scene
-//! has none), with the clip's real length and frame rate. A scene lacking either keyframe fails
-//! the stage before anything is rendered.
+//! with `for-each = "scene"`) it reads the images of the scene's start and end keyframes —
+//! written by the keyframes stage — in ranged reads of at most 1 MiB, decodes them, and renders
+//! `round(duration × fps)` frames (at least one) that cross-fade from one to the other while
+//! the camera slowly zooms in ([`vidpipe_render::frame`]). The frames are encoded, one at a
+//! time, as they are rendered, into H.264 (High profile) or AV1 (main profile), BT.709 limited
+//! range at a constant `qp`, in a fast-start MP4 ([`vidpipe_render::Mp4Encoder`]) published as
+//! the `clip` artifact `scene-NNN.mp4` — a file browsers play — and set as the scene's video
+//! clip (`put-clip-part`, part 0 of 1), with the clip's real length and frame rate. A scene
+//! lacking either keyframe fails the stage before anything is rendered.
 //!
-//! Every clip starts with a sync picture and all are coded with the same parameter sets, so
-//! the assemble stage joins them into the final video by copying their pictures, without
-//! re-encoding ([`vidpipe_render::join_clips`]).
+//! **Parts.** With `parts = N` in its manifest stage, the host runs N shards per scene, each
+//! told its part (`db.part`), so that one scene's clip is encoded on N cores. Part `k` of a
+//! scene of `F` frames holds its frames `k × F / N` up to `(k + 1) × F / N`, each rendered at
+//! its place in the whole scene, so the parts joined are exactly the frames of the whole clip.
+//! A scene of fewer frames than parts is cut into `F` parts of one frame each, and the shards
+//! past them write nothing (their summary says so). Each part is the `clip` artifact
+//! `scene-NNN-part-K-of-N.mp4` (counted from 1, with the count the scene was cut into; a scene
+//! cut into one part is `scene-NNN.mp4`), set as that part of the scene's clip. The shard of
+//! the first part (and every run not cut into parts) then deletes the scene's parts numbered
+//! from its count up, left over from a cut into more (`delete-clip-parts`). No shard reads its
+//! scene's clip rows: its siblings write them at the same time, and the host would run it
+//! again each time one of them changed.
+//!
+//! Every clip and every part starts with a sync picture and all are coded with the same
+//! parameter sets, so the assemble stage joins them into the final video by copying their
+//! pictures, without re-encoding ([`vidpipe_render::join_clips`]).
 //!
 //! Configuration (unknown keys are rejected):
 //!
@@ -48,7 +60,7 @@ mod bindings {
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
 use vidpipe_render::Position;
-use vidpipe_stage_kit::{ArtifactKind, Level, Page};
+use vidpipe_stage_kit::{ArtifactKind, Level, Page, Part};
 
 /// The component's export: the WIT `run` function.
 struct Clips;
@@ -88,6 +100,13 @@ fn scenes_in_scope(cursor: Option<&str>, limit: u32) -> Result<db::ScenePage, ty
 
 impl stage::Host for WitHost {
     type Writer = artifacts::Writer;
+
+    fn part(&mut self) -> Option<Part> {
+        db::part().map(|part| Part {
+            index: part.index,
+            count: part.count,
+        })
+    }
 
     fn list_scenes(
         &mut self,
@@ -145,45 +164,30 @@ impl stage::Host for WitHost {
         artifacts::read(to_wit_kind(kind), name, offset, length).map_err(from_wit_error)
     }
 
-    fn list_video_clips(
-        &mut self,
-        scene_id: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<String>, StageError> {
-        let page = db::list_video_clips(Some(scene_id), cursor, limit).map_err(from_wit_error)?;
-        Ok(Page {
-            items: page.items.into_iter().map(|clip| clip.id).collect(),
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    fn create_video_clip(
+    fn put_clip_part(
         &mut self,
         scene_id: &str,
         clip: &stage::ClipRow,
+        part: Part,
     ) -> Result<(), StageError> {
-        db::create_video_clip(&db::NewVideoClip {
-            scene_id: scene_id.to_owned(),
-            video: clip_ref(&clip.video),
-            duration_ms: clip.duration_ms,
-            frame_rate: clip.frame_rate,
-        })
-        .map(drop)
-        .map_err(from_wit_error)
-    }
-
-    fn update_video_clip(&mut self, id: &str, clip: &stage::ClipRow) -> Result<(), StageError> {
-        db::update_video_clip(
-            id,
-            &db::VideoClipUpdate {
-                video: Some(clip_ref(&clip.video)),
-                duration_ms: Some(clip.duration_ms),
-                frame_rate: Some(clip.frame_rate),
+        db::put_clip_part(
+            &db::NewVideoClip {
+                scene_id: scene_id.to_owned(),
+                video: clip_ref(&clip.video),
+                duration_ms: clip.duration_ms,
+                frame_rate: clip.frame_rate,
+            },
+            db::PartOf {
+                index: part.index,
+                count: part.count,
             },
         )
         .map(drop)
         .map_err(from_wit_error)
+    }
+
+    fn delete_clip_parts(&mut self, scene_id: &str, first: u32) -> Result<(), StageError> {
+        db::delete_clip_parts(scene_id, first).map_err(from_wit_error)
     }
 
     fn create_clip_artifact(&mut self, name: &str) -> Result<Self::Writer, StageError> {

@@ -8,7 +8,9 @@
 //! publishes them as PNG `keyframe` artifacts `scene-NNN-start.png` and `scene-NNN-end.png`.
 //! It then points the scene's start and end keyframe rows at them, creating the rows that do
 //! not exist yet, with a prompt derived from the scene's description. Re-running it replaces
-//! the same files and updates the same rows.
+//! the same files and updates the same rows. Its work is not cut into parts: a shard told a
+//! part (`parts = N` in its manifest stage) fails with `invalid-input`, asking for `parts` to
+//! be removed.
 //!
 //! Configuration (unknown keys are rejected):
 //!
@@ -41,7 +43,7 @@ mod bindings {
 
 use bindings::vidpipe::plugin::{artifacts, db, log, types};
 use vidpipe_render::Position;
-use vidpipe_stage_kit::{Level, Page};
+use vidpipe_stage_kit::{Level, Page, Part};
 
 /// The component's export: the WIT `run` function.
 struct Keyframes;
@@ -88,6 +90,13 @@ fn scenes_in_scope(cursor: Option<&str>, limit: u32) -> Result<db::ScenePage, ty
 
 impl stage::Host for WitHost {
     type Writer = artifacts::Writer;
+
+    fn part(&mut self) -> Option<Part> {
+        db::part().map(|part| Part {
+            index: part.index,
+            count: part.count,
+        })
+    }
 
     fn list_scenes(
         &mut self,

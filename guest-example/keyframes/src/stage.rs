@@ -2,7 +2,7 @@
 //! as well as inside the component.
 
 use vidpipe_render::{Position, encode_png, keyframe};
-use vidpipe_stage_kit::{ErrorCode, Level, Page, StageError, collect_pages};
+use vidpipe_stage_kit::{ErrorCode, Level, Page, Part, StageError, collect_pages};
 
 use crate::config::Config;
 
@@ -46,6 +46,8 @@ pub trait Host {
     /// An artifact being written.
     type Writer;
 
+    /// Which part of its scene's work this run is to do; `None` for all of it.
+    fn part(&mut self) -> Option<Part>;
     /// Lists scenes in index order, at most `limit` per page.
     fn list_scenes(&mut self, cursor: Option<&str>, limit: u32) -> Result<Page<Scene>, StageError>;
     /// Lists the keyframes of the scene `scene_id`, at most `limit` per page.
@@ -129,7 +131,17 @@ pub fn prompt(scene: &Scene, position: Position) -> String {
 /// Runs the keyframes stage: parses `config`, renders a start and an end keyframe for every
 /// scene of the project, publishes them as `keyframe` artifacts, points the scene's keyframe
 /// rows at them (creating the rows that do not exist yet) and returns a one-line summary.
+///
+/// A scene's two keyframes are not cut into parts: a run told to do a part of its scene's work
+/// fails before anything is rendered.
 pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String, StageError> {
+    if let Some(part) = host.part().filter(|part| part.count > 1) {
+        return Err(StageError::invalid_input(format!(
+            "this shard was given {part} of its scene's work, but the keyframes stage does not \
+             cut a scene's work into parts; remove `parts` from its stage in the pipeline \
+             manifest"
+        )));
+    }
     let config = Config::parse(config)?;
     let scenes = collect_pages(|cursor| host.list_scenes(cursor, SCENE_PAGE_LIMIT))
         .map_err(|e| e.context("listing the project's scenes"))?;
@@ -243,6 +255,7 @@ mod tests {
         updated: usize,
         progress: Vec<(u64, u64)>,
         fail_writes: bool,
+        part: Option<Part>,
     }
 
     impl FakeHost {
@@ -264,6 +277,10 @@ mod tests {
 
     impl Host for FakeHost {
         type Writer = (String, Vec<u8>);
+
+        fn part(&mut self) -> Option<Part> {
+            self.part
+        }
 
         fn list_scenes(
             &mut self,
@@ -455,6 +472,28 @@ mod tests {
             error.message,
             "scene 0 (writing keyframe/scene-000-start.png): project quota reached"
         );
+    }
+
+    #[test]
+    fn a_shard_given_a_part_of_its_scene_is_refused_naming_the_manifest_setting() {
+        let mut host = FakeHost {
+            part: Some(Part { index: 1, count: 3 }),
+            ..FakeHost::with_scenes(1)
+        };
+        let error = run(&mut host, &[]).expect_err("keyframes are not cut into parts");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert!(error.message.contains("part 2/3"), "{}", error.message);
+        assert!(
+            error.message.contains("remove `parts` from its stage"),
+            "{}",
+            error.message
+        );
+        assert!(host.artifacts.is_empty() && host.keyframes.is_empty());
+
+        // Part 1 of 1 is all of the work.
+        host.part = Some(Part::WHOLE);
+        run(&mut host, &[]).expect("the whole of the work");
+        assert_eq!(host.created, 2);
     }
 
     #[test]

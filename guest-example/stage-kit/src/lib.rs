@@ -2,7 +2,8 @@
 //! can be written and tested natively:
 //!
 //! - [`StageError`] and [`ErrorCode`], mirroring the WIT `error` record;
-//! - [`ArtifactKind`], [`Level`] and [`Page`], plain twins of WIT types every stage uses;
+//! - [`ArtifactKind`], [`Level`] and [`Page`], plain twins of WIT types every stage uses, and
+//!   [`Part`], the twin of the WIT `part-of` the per-scene stages are told;
 //! - [`config`]: strict parsing of a stage's key/value configuration;
 //! - [`io`]: [`std::io`] adapters over the host's ranged reads and chunked writes, so encoders
 //!   and decoders stream through the artifact store.
@@ -129,6 +130,41 @@ pub enum Level {
     Info,
     /// Something unexpected that the stage worked around.
     Warn,
+}
+
+/// The most parts a scene's work may be cut into (`parts` in a manifest stage).
+pub const MAX_PARTS: u32 = 16;
+
+/// Which part of its scene's work a shard does, or of its scene's video a clip holds: part
+/// `index` (from 0) of `count`; the WIT `part-of`. A clip made whole is part 0 of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Part {
+    /// This part, from 0.
+    pub index: u32,
+    /// How many parts there are: 1 to [`MAX_PARTS`].
+    pub count: u32,
+}
+
+impl Part {
+    /// All of it: part 0 of 1.
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
+
+    /// Part `index` of `count`, if that is one: `index < count <= MAX_PARTS`.
+    pub fn new(index: u32, count: u32) -> Option<Part> {
+        (index < count && count <= MAX_PARTS).then_some(Part { index, count })
+    }
+
+    /// Whether this is all of the work (a count of 1), not a part of it.
+    pub fn is_whole(self) -> bool {
+        self.count == 1
+    }
+}
+
+impl fmt::Display for Part {
+    /// `part 2/3`, counted from 1.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "part {}/{}", self.index + 1, self.count)
+    }
 }
 
 /// One page of a listing; the shape of every WIT `*-page` record.
@@ -309,6 +345,17 @@ mod tests {
         })
         .expect_err("loops");
         assert_eq!(error.code, ErrorCode::Conflict);
+    }
+
+    #[test]
+    fn a_part_is_numbered_from_0_below_its_count_and_shown_from_1() {
+        assert_eq!(Part::new(1, 3), Some(Part { index: 1, count: 3 }));
+        assert_eq!(Part::new(0, 1), Some(Part::WHOLE));
+        assert_eq!(Part::new(3, 3), None);
+        assert_eq!(Part::new(0, 0), None);
+        assert_eq!(Part::new(0, MAX_PARTS + 1), None);
+        assert_eq!(Part { index: 1, count: 3 }.to_string(), "part 2/3");
+        assert!(Part::WHOLE.is_whole() && !Part { index: 0, count: 2 }.is_whole());
     }
 
     #[test]

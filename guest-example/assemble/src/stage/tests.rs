@@ -23,13 +23,20 @@ type FakeWriter = (String, Vec<u8>);
 impl FakeHost {
     /// `count` scenes of 64x36 keyframes, each with a clip of `frames[i]` frames at 12 fps.
     fn with_scenes(frames: &[u32]) -> Self {
+        let parts: Vec<Vec<u32>> = frames.iter().map(|&count| vec![count]).collect();
+        Self::with_parts(&parts)
+    }
+
+    /// Scenes of 64x36 keyframes, scene `i` with a clip cut into `parts[i].len()` parts, part
+    /// `k` of `parts[i][k]` frames at 12 fps (one part is a whole clip, `scene-NNN.mp4`).
+    fn with_parts(parts: &[Vec<u32>]) -> Self {
         let mut host = Self::default();
-        for (index, &count) in (0u32..).zip(frames) {
+        for (index, frames) in (0u32..).zip(parts) {
             let scene = Scene {
                 id: format!("s{index}"),
                 index,
                 title: format!("Scene {index}"),
-                duration_ms: count * 1000 / 12,
+                duration_ms: frames.iter().sum::<u32>() * 1000 / 12,
             };
             let mut images = Vec::new();
             for (position, label) in [(Position::Start, "start"), (Position::End, "end")] {
@@ -46,15 +53,19 @@ impl FakeHost {
                 });
                 images.push(image);
             }
-            let name = format!("scene-{index:03}.mp4");
-            host.files
-                .insert(("clip", name.clone()), clip(&images[0], &images[1], count));
-            host.clips.push(Clip {
-                scene_id: scene.id.clone(),
-                kind: ArtifactKind::Clip,
-                name,
-                frame_rate: 12,
-            });
+            let count = u32::try_from(frames.len()).expect("a few parts");
+            for (part, &length) in (0u32..).zip(frames) {
+                let name = part_name(index, part, count);
+                host.files
+                    .insert(("clip", name.clone()), clip(&images[0], &images[1], length));
+                host.clips.push(Clip {
+                    scene_id: scene.id.clone(),
+                    part: Part { index: part, count },
+                    kind: ArtifactKind::Clip,
+                    name,
+                    frame_rate: 12,
+                });
+            }
             host.scenes.push(scene);
         }
         host
@@ -62,6 +73,15 @@ impl FakeHost {
 
     fn output(&self, name: &str) -> &[u8] {
         self.published.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The clips stage's name for part `part` of `count` of scene `scene`'s clip.
+fn part_name(scene: u32, part: u32, count: u32) -> String {
+    if count == 1 {
+        format!("scene-{scene:03}.mp4")
+    } else {
+        format!("scene-{scene:03}-part-{}-of-{count}.mp4", part + 1)
     }
 }
 
@@ -111,7 +131,7 @@ impl Host for FakeHost {
         Ok(page(&self.keyframes, cursor, limit))
     }
 
-    fn list_video_clips(
+    fn list_clip_parts(
         &mut self,
         cursor: Option<&str>,
         limit: u32,
@@ -223,9 +243,11 @@ fn the_contact_sheet_and_manifest_describe_the_video() {
     );
     assert_eq!(manifest["contact_sheet"]["width"], sheet.width());
     assert_eq!(
-        manifest["scenes"][1]["clip"]["artifact"],
-        "clip/scene-001.mp4"
+        manifest["scenes"][1]["clip"]["artifacts"],
+        serde_json::json!(["clip/scene-001.mp4"])
     );
+    assert_eq!(manifest["scenes"][1]["clip"]["frames"], 3);
+    assert_eq!(manifest["scenes"][1]["clip"]["frame_rate"], 12);
     assert_eq!(
         manifest["scenes"][0]["keyframes"]["end"],
         "keyframe/scene-000-end.png"
@@ -367,13 +389,9 @@ fn the_duration_sums_each_clip_at_its_own_rate() {
             kind: ArtifactKind::Keyframe,
             name: String::new(),
         },
-        clip: Clip {
-            scene_id: String::new(),
-            kind: ArtifactKind::Clip,
-            name: String::new(),
-            frame_rate,
-        },
+        clips: Vec::new(),
         frames,
+        frame_rate,
     };
     // 1/3 s three times is exactly 1 s, not 999 ms.
     assert_eq!(
@@ -441,4 +459,137 @@ fn av1_clips_join_into_an_av1_video() {
         serde_json::from_slice(host.output(MANIFEST_NAME)).expect("json");
     assert_eq!(manifest["video"]["codec"], "av1");
     assert_eq!(manifest["video"]["profile"], "main");
+}
+
+/// The clip artifacts of the project's clip rows, in the order the host lists them.
+fn clip_names(host: &FakeHost) -> Vec<String> {
+    host.clips.iter().map(|clip| clip.name.clone()).collect()
+}
+
+#[test]
+fn a_scene_cut_into_parts_joins_them_in_order_into_the_video_of_one_clip() {
+    let mut whole = FakeHost::with_parts(&[vec![2], vec![6]]);
+    let mut parted = FakeHost::with_parts(&[vec![2], vec![3, 1, 2]]);
+    for host in [&mut whole, &mut parted] {
+        let summary = run_on(host, &[]).expect("assembles");
+        // The same frames and length (the parts are coded apart, so the bytes differ).
+        assert!(
+            summary.starts_with("output/final.mp4 (8 frames of 64x36, 0.6 s, "),
+            "{summary}"
+        );
+    }
+    let expected: Vec<_> = clip_names(&parted)
+        .iter()
+        .flat_map(|name| pictures_of(&parted.files[&("clip", name.clone())]))
+        .collect();
+    assert_eq!(expected.len(), 8);
+    assert_eq!(pictures_of(parted.output(VIDEO_NAME)), expected);
+    assert_eq!(
+        parted.output(crate::CAPTIONS_NAME),
+        whole.output(crate::CAPTIONS_NAME),
+        "a cue per scene, timed by all of its parts"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(parted.output(MANIFEST_NAME)).expect("JSON");
+    assert_eq!(manifest["video"]["frames"], 8);
+    assert_eq!(manifest["captions"]["cues"], 2);
+    assert_eq!(
+        manifest["scenes"][1]["clip"],
+        serde_json::json!({
+            "artifacts": [
+                "clip/scene-001-part-1-of-3.mp4",
+                "clip/scene-001-part-2-of-3.mp4",
+                "clip/scene-001-part-3-of-3.mp4",
+            ],
+            "frames": 6,
+            "frame_rate": 12,
+        })
+    );
+}
+
+#[test]
+fn the_parts_of_a_scene_are_joined_in_part_order_whatever_order_they_are_listed_in() {
+    let mut host = FakeHost::with_parts(&[vec![1, 2, 3]]);
+    let in_order: Vec<_> = clip_names(&host)
+        .iter()
+        .flat_map(|name| pictures_of(&host.files[&("clip", name.clone())]))
+        .collect();
+    host.clips.reverse();
+    run_on(&mut host, &[]).expect("assembles");
+    assert_eq!(pictures_of(host.output(VIDEO_NAME)), in_order);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(host.output(MANIFEST_NAME)).expect("JSON");
+    assert_eq!(
+        manifest["scenes"][0]["clip"]["artifacts"][0],
+        "clip/scene-000-part-1-of-3.mp4"
+    );
+}
+
+#[test]
+fn a_scene_missing_a_part_or_mixing_two_cuts_fails_naming_the_scene_and_its_parts() {
+    let refused = |host: &mut FakeHost, says: &str| {
+        let error = run_on(host, &[]).expect_err("refused");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert!(
+            error
+                .message
+                .starts_with("scene 1 (`Scene 1`) has the video clip parts "),
+            "{error}"
+        );
+        assert!(error.message.contains(says), "{error}");
+        assert!(
+            error.message.ends_with("run the clips stage again"),
+            "{error}"
+        );
+        assert!(host.published.is_empty(), "nothing is written");
+    };
+
+    // Its second part is missing.
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2, 2, 2]]);
+    host.clips.remove(2);
+    refused(&mut host, "parts 1/3, 3/3, not one clip");
+
+    // Its last part is missing.
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2, 2, 2]]);
+    host.clips.pop();
+    refused(&mut host, "parts 1/3, 2/3, not");
+
+    // A part of a cut into 2 beside the parts of a cut into 3.
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2, 2, 2]]);
+    host.clips[2].part = Part { index: 1, count: 2 };
+    refused(&mut host, "parts 1/3, 2/2, 3/3, not");
+
+    // A part of 2 alone, and a whole clip beside a part.
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2, 2]]);
+    host.clips.pop();
+    refused(&mut host, "parts 1/2, not");
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2]]);
+    let mut extra = host.clips[1].clone();
+    extra.part = Part { index: 1, count: 2 };
+    host.clips.push(extra);
+    refused(&mut host, "parts 1/1, 2/2, not");
+
+    // Two whole clips.
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2]]);
+    host.clips.push(host.clips[1].clone());
+    refused(&mut host, "parts 1/1, 1/1, not");
+}
+
+#[test]
+fn a_part_that_cannot_follow_the_first_clip_is_refused_naming_its_part_and_scene() {
+    let start = keyframe("Scene 1", "sea", Position::Start, 64, 36).expect("kf");
+    let mut host = FakeHost::with_parts(&[vec![2], vec![2, 2]]);
+    host.files.insert(
+        ("clip", "scene-001-part-2-of-2.mp4".to_owned()),
+        clip_at(&start, &start, 2, 24, 28),
+    );
+    let error = run_on(&mut host, &[]).expect_err("refused");
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert!(
+        error
+            .message
+            .starts_with("part 2/2 of the clip of scene 1 is 24 fps, not 12 like the first clip"),
+        "{error}"
+    );
+    assert!(host.published.is_empty());
 }
