@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::TestHome;
-use common::video::{native_clip, probe, y_psnr};
+use common::video::{clip_part, native_clip, probe, y_psnr};
 
 const DEMO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -175,7 +175,14 @@ fn the_av1_variant_is_smaller_as_faithful_and_plays_in_chromium_to_the_end() {
     );
     // rav1e gives the same bytes inside the sandbox as built natively.
     let scene = scenes.iter().find(|s| s["id"] == clip["scene_id"]).unwrap();
-    let native = native_clip(&dir, scene, keyframes, vidpipe_render::Codec::Av1, 100);
+    let native = native_clip(
+        &dir,
+        scene,
+        keyframes,
+        vidpipe_render::Codec::Av1,
+        100,
+        clip_part(clip),
+    );
     assert!(
         std::fs::read(&clip_path).unwrap() == native,
         "the sandboxed AV1 clip differs from the same encoder run natively"

@@ -11,7 +11,9 @@ mod common;
 
 use std::path::Path;
 
-use common::video::{ffprobe, native_clip, packet_hashes, probe, y_psnr};
+use common::video::{
+    clip_part, ffprobe, native_clip, packet_hashes, part_frames, probe, scene_frames, y_psnr,
+};
 use common::{TestHome, assert_consistent, normalized_state};
 use sha2::Digest;
 use zune_core::bytestream::ZCursor;
@@ -56,7 +58,7 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
     let keyframes = detail["keyframes"].as_array().unwrap();
     assert_eq!(keyframes.len(), 10, "a start and an end keyframe per scene");
     let clips = detail["video_clips"].as_array().unwrap();
-    assert_eq!(clips.len(), 5, "one clip per scene");
+    assert_eq!(clips.len(), 10, "a clip per part, two parts per scene");
     let dir = home.project_dir(&id);
 
     for k in keyframes {
@@ -68,6 +70,16 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
     let mut expected_frames = 0;
     let mut expected_ms = 0;
     let mut clip_pictures = Vec::new();
+    // Listed by scene, then part: the order assemble joins them in.
+    let order: Vec<(u64, (u32, u32))> = clips
+        .iter()
+        .map(|c| {
+            let scene = scenes.iter().find(|s| s["id"] == c["scene_id"]).unwrap();
+            (scene["index"].as_u64().unwrap(), clip_part(c))
+        })
+        .collect();
+    let want: Vec<(u64, (u32, u32))> = (0..5).flat_map(|i| [(i, (0, 2)), (i, (1, 2))]).collect();
+    assert_eq!(order, want);
     for c in clips {
         let path = dir.join("clips").join(c["video"]["name"].as_str().unwrap());
         assert!(
@@ -79,9 +91,13 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         assert_h264_640x360_bt709(&stream);
         let frames: usize = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
         let scene = scenes.iter().find(|s| s["id"] == c["scene_id"]).unwrap();
-        let duration_ms = scene["duration_ms"].as_u64().unwrap();
-        // As the clips stage counts them: the duration times the rate, rounded.
-        assert_eq!(frames as u64, (duration_ms * FPS + 500) / 1000, "{stream}");
+        // As the clips stage counts and cuts them: the duration times the rate, rounded, and
+        // half of those in each part.
+        assert_eq!(
+            frames,
+            part_frames(scene_frames(scene), clip_part(c)).len(),
+            "{stream}"
+        );
         let seconds: f64 = stream["duration"].as_str().unwrap().parse().unwrap();
         assert!(
             (seconds - frames as f64 / FPS as f64).abs() < 0.001,
@@ -89,20 +105,33 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
         );
         assert_eq!(c["frame_rate"], FPS);
         expected_frames += frames;
-        expected_ms += duration_ms;
+        if clip_part(c).0 == 0 {
+            expected_ms += scene["duration_ms"].as_u64().unwrap();
+        }
         clip_pictures.extend(packet_hashes(&path));
     }
-    // The clips stage's encoder gives the same bytes inside the sandbox as built natively.
+    // The clips stage's encoder gives the same bytes inside the sandbox as built natively, for
+    // each part of a scene.
     let scene = &scenes[1];
-    let clip = clips.iter().find(|c| c["scene_id"] == scene["id"]).unwrap();
-    let sandboxed = std::fs::read(
-        dir.join("clips")
-            .join(clip["video"]["name"].as_str().unwrap()),
-    );
-    assert!(
-        sandboxed.unwrap() == native_clip(&dir, scene, keyframes, vidpipe_render::Codec::H264, 28),
-        "the sandboxed clip differs from the same encoder run natively"
-    );
+    for clip in clips.iter().filter(|c| c["scene_id"] == scene["id"]) {
+        let sandboxed = std::fs::read(
+            dir.join("clips")
+                .join(clip["video"]["name"].as_str().unwrap()),
+        );
+        let native = native_clip(
+            &dir,
+            scene,
+            keyframes,
+            vidpipe_render::Codec::H264,
+            28,
+            clip_part(clip),
+        );
+        assert!(
+            sandboxed.unwrap() == native,
+            "the sandboxed clip {} differs from the same encoder run natively",
+            clip["video"]["name"]
+        );
+    }
 
     // The final video: H.264 High, BT.709 limited range, every frame decoded, the scenes'
     // total length; small; and made of the clips' very pictures (joined, not re-encoded).
@@ -201,6 +230,19 @@ fn the_demo_pipeline_turns_the_example_script_into_a_video_that_independent_deco
     );
     assert_eq!(manifest["contact_sheet"]["width"], sheet.0);
     assert_eq!(manifest["scenes"].as_array().unwrap().len(), 5);
+    // Each scene's clip is its two parts, named in the order they were joined.
+    let index = scenes[1]["index"].as_u64().unwrap();
+    assert_eq!(
+        manifest["scenes"][1]["clip"]["artifacts"],
+        serde_json::json!([
+            format!("clip/scene-{index:03}-part-1-of-2.mp4"),
+            format!("clip/scene-{index:03}-part-2-of-2.mp4"),
+        ])
+    );
+    assert_eq!(
+        manifest["scenes"][1]["clip"]["frames"],
+        scene_frames(&scenes[1])
+    );
 
     // Same script, same configuration: the same bytes, the video included.
     let again = home.project("Lighthouse", SCRIPT);

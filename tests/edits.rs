@@ -242,8 +242,8 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
     let runs_before = before["runs"].as_array().unwrap().len();
     assert_eq!(
         runs_before,
-        1 + 5 + 5 + 1,
-        "one run per stage, one per shard"
+        1 + 5 + 2 * 5 + 1,
+        "one run per stage, one per shard (two per scene for clips, cut into two parts)"
     );
 
     // Nothing changed: nothing runs, and no run is recorded.
@@ -271,9 +271,10 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
         .expect_code(0);
     for line in [
         "[2/4] keyframes: succeeded: 5 scene(s), 1 ran, 4 skipped",
-        "[3/4] clips: succeeded: 5 scene(s), 1 ran, 4 skipped",
+        "[3/4] clips: succeeded: 5 scene(s) in 10 parts, 2 ran, 8 skipped",
         "[2/4] keyframes: scene 2: succeeded",
-        "[3/4] clips: scene 2: succeeded",
+        "[3/4] clips: scene 2 part 1/2: succeeded",
+        "[3/4] clips: scene 2 part 2/2: succeeded",
     ] {
         assert!(edited.stdout.contains(line), "{line}: {}", edited.stdout);
     }
@@ -282,19 +283,29 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
         .iter()
         .collect();
     let scene2 = after["scenes"][2]["id"].clone();
-    let stages: Vec<(&str, &Value)> = new
+    let mut stages: Vec<(&str, &Value, &Value)> = new
         .iter()
-        .map(|r| (r["stage"].as_str().unwrap(), &r["scene_id"]))
+        .map(|r| (r["stage"].as_str().unwrap(), &r["scene_id"], &r["part"]))
         .collect();
+    // The two parts of the clip run side by side, and either may start first.
+    stages.sort_by_key(|(stage, _, part)| {
+        let order = ["storyboard", "keyframes", "clips", "assemble"];
+        (
+            order.iter().position(|s| s == stage),
+            part["index"].as_u64(),
+        )
+    });
+    let part = |index: u32| serde_json::json!({ "index": index, "count": 2 });
     assert_eq!(
         stages,
         [
-            ("storyboard", &Value::Null),
-            ("keyframes", &scene2),
-            ("clips", &scene2),
-            ("assemble", &Value::Null)
+            ("storyboard", &Value::Null, &Value::Null),
+            ("keyframes", &scene2, &Value::Null),
+            ("clips", &scene2, &part(0)),
+            ("clips", &scene2, &part(1)),
+            ("assemble", &Value::Null, &Value::Null)
         ],
-        "exactly one scene's keyframes and clip were drawn again"
+        "exactly one scene's keyframes and clip (its two parts) were drawn again"
     );
     // The other scenes' media are the very same rows and files.
     for index in [0, 1, 3, 4] {
@@ -308,8 +319,12 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
             .find(|a| a["name"] == name)
             .map(|a| a["sha256"].clone())
     };
-    assert_eq!(sha(&after, "scene-000.mp4"), sha(&before, "scene-000.mp4"));
-    assert_ne!(sha(&after, "scene-002.mp4"), sha(&before, "scene-002.mp4"));
+    for half in ["part-1-of-2", "part-2-of-2"] {
+        let name = |scene: u32| format!("scene-{scene:03}-{half}.mp4");
+        assert!(sha(&before, &name(0)).is_some(), "{}", name(0));
+        assert_eq!(sha(&after, &name(0)), sha(&before, &name(0)));
+        assert_ne!(sha(&after, &name(2)), sha(&before, &name(2)));
+    }
     assert_ne!(sha(&after, "final.mp4"), sha(&before, "final.mp4"));
 
     // `runs show` says why each ran or was skipped.
@@ -319,8 +334,9 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
         "storyboard            ran      the project (its name, script or settings) changed",
         "keyframes scene 2     ran      scene 2 changed",
         "keyframes scene 0     skipped  unchanged since run",
-        "clips scene 2         ran      scene 2 changed",
-        "clips scene 4         skipped  unchanged since run",
+        "clips scene 2 part 1/2  ran      scene 2 changed",
+        "clips scene 2 part 2/2  ran      scene 2 changed",
+        "clips scene 4 part 2/2  skipped  unchanged since run",
         "assemble              ran",
     ] {
         assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);

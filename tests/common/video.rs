@@ -73,17 +73,47 @@ pub fn ffprobe(args: &[&str], path: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// How many frames the clips stage draws for `scene`: its duration times the rate, rounded,
+/// at least one.
+pub fn scene_frames(scene: &serde_json::Value) -> u32 {
+    let frames = (scene["duration_ms"].as_u64().unwrap() * FPS + 500) / 1000;
+    u32::try_from(frames).unwrap().max(1)
+}
+
+/// The frames part `index` of `count` of a scene's clip holds: `[index·F/count,
+/// (index+1)·F/count)` of its `F` frames, as the clips stage cuts them.
+pub fn part_frames(frames: u32, (index, count): (u32, u32)) -> std::ops::Range<u32> {
+    let at = |k: u32| (u64::from(k) * u64::from(frames) / u64::from(count)) as u32;
+    at(index)..at(index + 1)
+}
+
+/// The part of its scene's video a clip row (as `project show --json` gives it) holds, as
+/// (index, count).
+pub fn clip_part(clip: &serde_json::Value) -> (u32, u32) {
+    let n = |key: &str| u32::try_from(clip["part"][key].as_u64().unwrap()).unwrap();
+    (n("index"), n("count"))
+}
+
 /// The frames the clips stage draws for `scene`, rendered here natively by `vidpipe-render`
 /// from the project's keyframes, one at a time into `each`.
 pub fn render_scene(
     dir: &Path,
     scene: &serde_json::Value,
     keyframes: &[serde_json::Value],
+    each: impl FnMut(&Image),
+) {
+    render_scene_part(dir, scene, keyframes, (0, 1), each);
+}
+
+/// The frames of part `part` (index, count) of `scene`'s clip: see [`render_scene`].
+pub fn render_scene_part(
+    dir: &Path,
+    scene: &serde_json::Value,
+    keyframes: &[serde_json::Value],
+    part: (u32, u32),
     mut each: impl FnMut(&Image),
 ) {
-    // As the clips stage counts them: the duration times the rate, rounded, at least one.
-    let frames = (scene["duration_ms"].as_u64().unwrap() * FPS + 500) / 1000;
-    let frames = u32::try_from(frames).unwrap().max(1);
+    let frames = scene_frames(scene);
     let image = |position: &str| {
         let row = keyframes
             .iter()
@@ -95,7 +125,7 @@ pub fn render_scene(
     let (start, end) = (image("start"), image("end"));
     let text = |key: &str| scene[key].as_str().unwrap_or("").to_owned();
     let motion = Motion::for_scene(&text("title"), &text("description"));
-    for i in 0..frames {
+    for i in part_frames(frames, part) {
         let t = if frames > 1 {
             i as f32 / (frames - 1) as f32
         } else {
@@ -112,9 +142,12 @@ pub fn native_clip(
     keyframes: &[serde_json::Value],
     codec: Codec,
     qp: u8,
+    part: (u32, u32),
 ) -> Vec<u8> {
     let mut encoder = Mp4Encoder::with_codec(codec, 640, 360, FPS as u32, qp).unwrap();
-    render_scene(dir, scene, keyframes, |image| encoder.push(image).unwrap());
+    render_scene_part(dir, scene, keyframes, part, |image| {
+        encoder.push(image).unwrap()
+    });
     encoder.finish().unwrap()
 }
 
