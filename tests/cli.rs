@@ -21,7 +21,7 @@ fn init_is_idempotent_and_leaves_a_wal_database_without_foreign_key_errors() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7, "every migration applied");
 }
 
 #[test]
