@@ -331,13 +331,14 @@ fn after_one_paragraph_of_the_demo_changes_only_its_scenes_keyframes_and_clip_ar
     let pipeline = common::pipeline_run(&edited);
     let shown = home.vidpipe(&["runs", "show", &pipeline]).expect_code(0);
     for line in [
-        "storyboard            ran      the project (its name, script or settings) changed",
-        "keyframes scene 2     ran      scene 2 changed",
-        "keyframes scene 0     skipped  unchanged since run",
+        // One column for the names, as wide as the widest ("clips scene 0 part 1/2").
+        "storyboard              ran      the project (its name, script or settings) changed",
+        "keyframes scene 2       ran      scene 2 changed",
+        "keyframes scene 0       skipped  unchanged since run",
         "clips scene 2 part 1/2  ran      scene 2 changed",
         "clips scene 2 part 2/2  ran      scene 2 changed",
         "clips scene 4 part 2/2  skipped  unchanged since run",
-        "assemble              ran",
+        "assemble                ran",
     ] {
         assert!(shown.stdout.contains(line), "{line}: {}", shown.stdout);
     }

@@ -194,7 +194,7 @@ pub fn run<H: Host>(host: &mut H, config: &[(String, String)]) -> Result<String,
         host.progress(
             done,
             total,
-            &format!("scene {} of {total}: {}", scene.index, scene.title),
+            &format!("scene {}: {}", scene.index, scene.title),
         );
     }
 

@@ -214,7 +214,7 @@ pub struct ProjectDetail {
     pub scenes: Vec<Scene>,
     /// Its keyframes, by scene then position.
     pub keyframes: Vec<Keyframe>,
-    /// Its clips, by scene.
+    /// Its clips, by scene then part.
     pub video_clips: Vec<VideoClip>,
     /// Its artifacts, by kind then name.
     pub artifacts: Vec<Artifact>,

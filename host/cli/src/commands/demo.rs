@@ -62,9 +62,10 @@ pub fn exec(globals: &Globals) -> Result<(), Failure> {
         detail.keyframes.len()
     );
     say!(
-        "  clips       {} ({} H.264 MP4s, one per scene)",
+        "  clips       {} ({} H.264 MP4s for {} scenes; each scene's clip is in parts)",
         folder.join("clips").display(),
-        detail.video_clips.len()
+        detail.video_clips.len(),
+        detail.scenes.len()
     );
     say!(
         "  video       {} (H.264 MP4, encoded inside the sandbox; plays in a browser or any player)",

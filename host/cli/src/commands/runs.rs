@@ -103,20 +103,27 @@ pub fn exec(globals: &Globals, cmd: RunsCommand) -> Result<(), Failure> {
                 }
                 if !pipeline.plan.is_empty() {
                     say!("what ran and why");
-                    for step in &pipeline.plan {
-                        let name = match (&step.scene, step.part) {
+                    let names: Vec<String> = pipeline
+                        .plan
+                        .iter()
+                        .map(|step| match (&step.scene, step.part) {
                             (Some((index, _)), Some(part)) => {
                                 format!("{} scene {index} {part}", step.stage)
                             }
                             (Some((index, _)), None) => format!("{} scene {index}", step.stage),
                             (None, _) => step.stage.clone(),
-                        };
+                        })
+                        .collect();
+                    // One column for every name, as wide as the widest (at least 20).
+                    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+                    let width = width.max(20);
+                    for (step, name) in pipeline.plan.iter().zip(&names) {
                         let verdict = match (step.ran, &step.run) {
                             (true, _) => "ran",
                             (false, Some(_)) => "skipped",
                             (false, None) => "not run",
                         };
-                        say!("  {name:<20}  {verdict:<7}  {}", step.reason);
+                        say!("  {name:<width$}  {verdict:<7}  {}", step.reason);
                     }
                 }
                 say!(
