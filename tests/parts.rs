@@ -202,6 +202,71 @@ fn a_stage_cut_into_parts_runs_each_part_once_and_a_new_cut_replaces_the_old_one
         run.stdout
     );
     assert_consistent(&home);
+
+    // Back to the first cut: its runs' reads are unchanged, but a later cut rewrote what they
+    // wrote, so every part runs again — and so does the whole clip after that.
+    for (m, n, count) in [(&three, 3, 9), (&whole, 1, 3)] {
+        let run = home.vidpipe(&["run", m, "--project", &id]).expect_code(0);
+        assert!(
+            run.stdout.contains(&format!("{count} ran, 0 skipped")),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(clips(&home, &id), cut(n));
+        assert_eq!(
+            clip_files(&home, &id),
+            cut(n).into_iter().map(|c| c.3).collect::<Vec<_>>()
+        );
+        let shown = home
+            .vidpipe(&["runs", "show", &common::pipeline_run(&run)])
+            .expect_code(0);
+        let why = format!("parts changed (the scene's work is now cut into {n})");
+        assert!(shown.stdout.contains(&why), "{why}: {}", shown.stdout);
+        assert_consistent(&home);
+    }
+}
+
+#[test]
+fn a_plugin_that_never_asks_its_part_fails_every_shard_of_a_cut_stage_and_commits_nothing() {
+    let home = TestHome::new();
+    let id = home.project("Unasked", SCRIPT);
+    // bulk-stage's `check` writes a file per scene and knows nothing of parts.
+    let text = format!(
+        "{}\n[[stage]]\nname = \"check\"\nplugin = \"{}\"\nfor-each = \"scene\"\n\
+         parts = 2\n[stage.config]\nkind = \"check\"\n",
+        std::fs::read_to_string(demo_manifest(&home, None, None)).unwrap(),
+        vidpipe_example_plugins::BULK_STAGE_PATH
+    );
+    let m = manifest(&home, "unasked.toml", &text);
+    let run = home.vidpipe(&["run", &m, "--project", &id]).expect_code(1);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("6 of 6 shards failed"),
+        "every shard of the stage fails: {all}"
+    );
+    let failed = runs_of(&home, &id, "check", 0);
+    assert_eq!(failed.len(), 6);
+    for r in &failed {
+        assert_eq!(r["status"], "failed", "{r}");
+        let detail = r["error"].as_str().unwrap();
+        assert!(
+            detail.contains("the plugin never asked which (db.part)")
+                && detail.contains("remove `parts`"),
+            "{detail}"
+        );
+    }
+    let outputs: Vec<String> = home.show(&id)["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+        .filter(|n| n.starts_with("check-"))
+        .collect();
+    assert!(
+        outputs.is_empty(),
+        "nothing of the stage committed: {outputs:?}"
+    );
+    assert_consistent(&home);
 }
 
 #[test]

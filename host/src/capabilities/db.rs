@@ -344,7 +344,7 @@ impl Host for StageContext {
     }
 
     fn part(&mut self) -> wasmtime::Result<Option<wit::PartOf>> {
-        Ok(self.db.part().map(part_of))
+        Ok(self.db.ask_part().map(part_of))
     }
 
     fn put_clip_part(

@@ -210,6 +210,31 @@ pub fn latest_run_of_shard(
     .optional()?)
 }
 
+/// Whether a run of `stage` bound to scene `scene_id` succeeded with the scene's work cut
+/// otherwise than `part` says (into another number of parts, or not cut where `part` is, or
+/// the other way round) — after run `since`, if given. Such a run rewrote the scene's rows of
+/// that stage in its own cut, so a run of `part`'s cut, even one whose reads are unchanged, no
+/// longer stands (going from 2 parts to 3 and back to 2 redraws them all).
+pub fn cut_changed(
+    conn: &Connection,
+    project_id: &str,
+    stage: &str,
+    scene_id: &str,
+    part: Option<Part>,
+    since: Option<&str>,
+) -> Result<bool> {
+    let parts = part.filter(|p| p.count > 1).map(|p| p.count);
+    Ok(query_row_cached(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM pipeline_runs
+             WHERE project_id = ?1 AND stage = ?2 AND scene_id = ?3 AND status = 'succeeded'
+                 AND parts IS NOT ?4
+                 AND rowid > coalesce((SELECT rowid FROM pipeline_runs WHERE id = ?5), 0))",
+        params![project_id, stage, scene_id, parts, since],
+        |r| r.get(0),
+    )?)
+}
+
 /// What a succeeded run read, with the digests its commit recorded (see [`super::reads`]), or
 /// `None` if it recorded none.
 pub fn run_reads(conn: &Connection, run_id: &str) -> Result<Option<Vec<(super::Read, String)>>> {

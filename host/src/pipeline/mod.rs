@@ -31,14 +31,17 @@
 //! shard starts as soon as their shards of its scene are done, and is checked again once they
 //! are all done (`schedule`, "Scene by scene").
 //!
-//! `parts = N` cuts each scene's work into N shards, so that one scene's work uses N cores (an
-//! edit that changes one scene is redrawn N times faster) and few scenes still keep many cores
-//! busy. Each part's shard is a run of its own (its record names its scene and part, and so
-//! does `runs show`: "clips scene 3 part 2/2"), told its part by `db.part`; it may write only
-//! its own part of the scene's clip (`db.put-clip-part`), and delete only the parts after its
-//! own (`db.delete-clip-parts`; part 0 deletes those left over from a cut into more). A scene's work is done once every
-//! part of it is; the stages after it follow scene by scene as before. Each part is reused on
-//! its own: a shard is skipped when the latest run of the same part, cut the same way, stands.
+//! `parts = N` cuts each scene's work into N shards, so that one scene's work can use N cores (an
+//! edit that changes one scene is redrawn up to N times faster) and few scenes still keep many
+//! cores busy. Each part's shard is a run of its own (its record names its scene and part, and so
+//! does `runs show`: "clips scene 3 part 2/2"), told its part by `db.part`; it may write only its
+//! own part of the scene's clip (`db.put-clip-part`) and the files only that part names, and delete
+//! only the parts past its cut (`db.delete-clip-parts`; part 0 deletes those left over from a cut
+//! into more); the scene's row and keyframes are the whole scene's. A shard whose plugin never asks
+//! its part fails. A scene's work is done once every part of it is; the stages after it follow
+//! scene by scene as before. Each part is reused on its own: a shard is skipped when the latest run
+//! of the same part, cut the same way, stands and no run of another cut of that scene succeeded
+//! since.
 //!
 //! # Resume and reuse
 //!

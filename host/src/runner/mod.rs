@@ -217,6 +217,11 @@ pub fn conclude(home: &mut Home, called: Called) -> Result<StageReport, HomeErro
         ctx,
     } = called;
     let reason = match outcome {
+        Outcome::Succeeded(_) if let Some(part) = ctx.db.unasked_part() => Err(format!(
+            "the stage was cut into parts and this shard does {part} of its scene's work, but \
+             the plugin never asked which (db.part), so it did all of it, as every shard of \
+             the scene did; remove `parts` from the stage in the manifest"
+        )),
         Outcome::Succeeded(summary) => Ok(summary),
         Outcome::Failed(e) => Err(format!(
             "the stage returned an error ({}): {}",

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::overlay::{Overlay, merge, paginate};
-use super::{ArtifactView, Page, StageSession, check_limit};
+use super::{ArtifactView, Page, ShardScope, StageSession, check_limit};
 use crate::artifacts::disk_bytes;
 use crate::db::rows::{ARTIFACT_COLUMNS, artifact_from_row};
 use crate::db::{Artifact, ArtifactRef, DbError, Kind, Result, now_ms, query_row_cached};
@@ -140,7 +140,13 @@ impl StageSession {
         }
         let committed = self.committed_artifact(kind, name)?;
         if let Some(committed) = &committed {
-            check_artifact_scope(&self.conn, &self.project_id, self.scope(), what, committed)?;
+            check_artifact_scope(
+                &self.conn,
+                &self.project_id,
+                self.shard_scope(),
+                what,
+                committed,
+            )?;
         }
         self.overlay.seen_artifacts.insert(key, committed);
         Ok(())
@@ -150,9 +156,13 @@ impl StageSession {
     /// nothing: for a deletion checked in full before it is staged.
     pub(super) fn check_artifact_in_scope(&self, kind: Kind, name: &str, what: &str) -> Result<()> {
         match self.committed_artifact(kind, name)? {
-            Some(committed) => {
-                check_artifact_scope(&self.conn, &self.project_id, self.scope(), what, &committed)
-            }
+            Some(committed) => check_artifact_scope(
+                &self.conn,
+                &self.project_id,
+                self.shard_scope(),
+                what,
+                &committed,
+            ),
             None => Ok(()),
         }
     }
@@ -273,15 +283,19 @@ impl StageSession {
 }
 
 /// Refuses `what` (replacing or deleting) of the committed artifact `a` of `project` if `scope`
-/// is a shard's scene and the artifact is not that scene's: a keyframe or clip of another scene
-/// names it, or none of its own scene does and no run bound to its scene wrote it (a file of the
-/// whole project, say the assembled video). A new name is any shard's to take; two shards
-/// taking the same one conflict at the second commit. Checked on `conn`: the session's when the
-/// guest asks, and the commit's transaction, which checks again.
+/// is a shard's and the artifact is not that shard's: a keyframe or clip of another scene names
+/// it, or none of its own scene does and no run bound to its scene wrote it (a file of the
+/// whole project, say the assembled video). A shard doing one part of its scene's work owns
+/// less: only the files its own part's clip row names (or a part past its cut, left over from a
+/// cut into more), or, if no row names them, that a run of the same scene and part wrote —
+/// never one a keyframe or a sibling's part names. A new name is
+/// any shard's to take; two shards taking the same one conflict at the second commit. Checked
+/// on `conn`: the session's when the guest asks, and the commit's transaction, which checks
+/// again.
 fn check_artifact_scope(
     conn: &Connection,
     project: &str,
-    scope: Option<&str>,
+    scope: Option<ShardScope<'_>>,
     what: &str,
     a: &Artifact,
 ) -> Result<()> {
@@ -289,40 +303,62 @@ fn check_artifact_scope(
         return Ok(());
     };
     let mut st = conn.prepare_cached(
-        "SELECT scene_id FROM main.keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3
-         UNION
-         SELECT scene_id FROM main.video_clips WHERE project_id = ?1 AND video_kind = ?2 AND video_name = ?3",
+        "SELECT scene_id, NULL FROM main.keyframes WHERE project_id = ?1 AND image_kind = ?2 AND image_name = ?3
+         UNION ALL
+         SELECT scene_id, part FROM main.video_clips WHERE project_id = ?1 AND video_kind = ?2 AND video_name = ?3",
     )?;
-    let scenes = st
-        .query_map(params![project, a.kind, a.name], |r| r.get::<_, String>(0))?
+    let rows = st
+        .query_map(params![project, a.kind, a.name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<u32>>(1)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let refuse = |why: String| {
+        let part = own.part.map(|p| format!(" ({p})")).unwrap_or_default();
         Err(DbError::OutOfScope(format!(
-            "{what} artifact {}/{}: {why}; this shard is bound to scene {own}",
-            a.kind, a.name
+            "{what} artifact {}/{}: {why}; this shard is bound to scene {}{part}",
+            a.kind, a.name, own.scene
         )))
     };
-    if let Some(other) = scenes.iter().find(|s| *s != own) {
+    if let Some((other, _)) = rows.iter().find(|(s, _)| s != own.scene) {
         return refuse(format!("a row of scene {other} refers to it"));
     }
-    if !scenes.is_empty() {
+    if let Some(part) = own.part {
+        // Its own part's file, or one a part past its cut names (to delete), is its own.
+        let its = |p: &Option<u32>| p.is_some_and(|p| p == part.index || p >= own.past);
+        match rows.iter().find(|(_, p)| !its(p)) {
+            Some((_, None)) => return refuse("a keyframe of this scene refers to it".to_owned()),
+            Some((_, Some(p))) => {
+                return refuse(format!("clip part {} of this scene refers to it", p + 1));
+            }
+            None => {}
+        }
+    }
+    if !rows.is_empty() {
         return Ok(());
     }
-    let writer_scene: Option<String> = match &a.run_id {
+    let writer: Option<(Option<String>, Option<u32>)> = match &a.run_id {
         Some(run) => query_row_cached(
             conn,
-            "SELECT scene_id FROM main.pipeline_runs WHERE id = ?1",
+            "SELECT scene_id, part FROM main.pipeline_runs WHERE id = ?1",
             [run],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?
-        .flatten(),
+        .optional()?,
         None => None,
     };
-    if writer_scene.as_deref() == Some(own) {
+    let (writer_scene, writer_part) = writer.unwrap_or((None, None));
+    let same_part = match own.part {
+        Some(part) => writer_part == Some(part.index),
+        None => true,
+    };
+    if writer_scene.as_deref() == Some(own.scene) && same_part {
         return Ok(());
     }
-    refuse("no row of this scene refers to it, and no run of this scene wrote it".to_owned())
+    refuse(if own.part.is_some() {
+        "no row of this part refers to it, and no run of this part wrote it".to_owned()
+    } else {
+        "no row of this scene refers to it, and no run of this scene wrote it".to_owned()
+    })
 }
 
 /// Checks, inside the commit's transaction `tx`, that every artifact of `project` the run
@@ -331,7 +367,7 @@ fn check_artifact_scope(
 pub(super) fn check_artifacts_unchanged(
     tx: &Connection,
     project: &str,
-    scope: Option<&str>,
+    scope: Option<ShardScope<'_>>,
     overlay: &Overlay,
 ) -> Result<()> {
     let mut st = tx.prepare_cached(&format!(

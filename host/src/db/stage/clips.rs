@@ -109,6 +109,17 @@ impl StageSession {
         self.check_scope("writing a clip part", Some(&scene.id))?;
         let part = check_part_of(part_index, part_count)?;
         self.check_part("writing a clip part", part.index)?;
+        if let Some(own) = self.part()
+            && part.count > own.count
+        {
+            return Err(DbError::OutOfScope(format!(
+                "writing clip part {} of {}: this shard does {own}, so its scene's clip is cut \
+                 into at most {} parts",
+                part.index + 1,
+                part.count,
+                own.count
+            )));
+        }
         check_positive("a clip duration", new.duration_ms)?;
         check_frame_rate(new.frame_rate)?;
         self.require_clip_artifact(&new.video)?;
@@ -172,23 +183,35 @@ impl StageSession {
 
     /// Deletes the clip parts of scene `scene_id` numbered `first` and up, as this run sees
     /// them, with the artifacts they name unless another row names them. A shard doing part
-    /// `k` may delete only parts after its own (`first > k`): never its own, nor an earlier
-    /// sibling's (a later sibling writing a part this deletes makes one of the two commits a
-    /// conflict). Returns the staged files (written by this run, now deleted) the caller must
+    /// `k` of `n` may delete only parts past its cut, never a sibling's: from `n` up (left over
+    /// from a cut into more), or from `c` up once it has written its own part as part `k` of
+    /// `c` (a scene too short for `n` parts is cut into fewer, and the shards past them write
+    /// nothing). Returns the staged files (written by this run, now deleted) the caller must
     /// discard.
     ///
     /// Everything that can fail happens before anything changes.
     pub fn delete_clip_parts(&mut self, scene_id: &str, first: u32) -> Result<Vec<(Kind, String)>> {
         let scene = self.get_scene(scene_id)?;
         self.check_scope("deleting clip parts", Some(&scene.id))?;
-        if let Some(own) = self.part()
-            && first <= own.index
-        {
-            return Err(DbError::OutOfScope(format!(
-                "deleting clip parts from part {}: this shard does {own}, and may delete only \
-                 the parts after its own",
-                first + 1
-            )));
+        if let Some(own) = self.part() {
+            let cut = self
+                .overlay
+                .clips
+                .get(&(scene.index, own.index))
+                .map(|c| c.part.count);
+            if first < own.count && cut != Some(first) {
+                let written = match cut {
+                    Some(c) => format!("its own part as part {} of {c}", own.index + 1),
+                    None => "no part of this scene yet".to_owned(),
+                };
+                return Err(DbError::OutOfScope(format!(
+                    "deleting clip parts from part {}: this shard does {own} and has written \
+                     {written}; it may delete only the parts past its cut (from part {} on, \
+                     or from the count it wrote its own part with), never a sibling's",
+                    first + 1,
+                    own.count + 1
+                )));
+            }
         }
         let doomed_rows: Vec<(VideoClip, bool)> =
             self.scene_clips(&scene.id, scene.index, first)?.collect();

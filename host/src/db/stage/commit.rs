@@ -33,7 +33,13 @@ impl StageSession {
             .collect();
         let reads = (!self.reads_lost).then_some(&self.reads);
         let now = now_ms();
-        let (overlay, scope) = (&self.overlay, self.scope.as_deref());
+        let past = self.past_cut();
+        let scope = self.scope.as_deref().map(|scene| super::ShardScope {
+            scene,
+            part: self.part,
+            past,
+        });
+        let overlay = &self.overlay;
         crate::db::write_transaction(&mut self.conn, |tx| {
             let still_running: bool = tx
                 .prepare_cached(

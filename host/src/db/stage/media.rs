@@ -60,6 +60,7 @@ impl StageSession {
     pub fn create_keyframe(&mut self, new: NewKeyframe) -> Result<Keyframe> {
         let scene = self.get_scene(&new.scene_id)?;
         self.check_scope("creating a keyframe", Some(&scene.id))?;
+        self.check_whole_scene("creating a keyframe")?;
         check_text("a keyframe prompt", &new.prompt)?;
         self.require_artifact(&new.image)?;
         let slot = (scene.index, position_number(new.position));
@@ -192,6 +193,7 @@ impl StageSession {
     pub fn update_keyframe(&mut self, id: &str, changes: KeyframeUpdate) -> Result<Keyframe> {
         let (slot, mut k) = self.find_keyframe(id)?;
         self.check_scope("updating a keyframe", Some(&k.scene_id))?;
+        self.check_whole_scene("updating a keyframe")?;
         let committed = self.overlay.keyframe(&k.id).is_none();
         if let Some(prompt) = changes.prompt {
             check_text("a keyframe prompt", &prompt)?;

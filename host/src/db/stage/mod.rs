@@ -188,6 +188,20 @@ impl Default for SessionLimits {
     }
 }
 
+/// What a shard is bound to: its scene, and the part of that scene's work it does if its stage
+/// is cut into parts.
+#[derive(Clone, Copy, Debug)]
+struct ShardScope<'a> {
+    /// The scene's id.
+    pub scene: &'a str,
+    /// Its part, if the scene's work is cut into more than one.
+    pub part: Option<super::Part>,
+    /// The parts numbered this and up are past the shard's cut (left over from a cut into
+    /// more), so their files are its to delete: its part's count, or the count it wrote its
+    /// own part with if fewer.
+    pub past: u32,
+}
+
 /// The database side of one stage run. See the module docs.
 pub struct StageSession {
     conn: Connection,
@@ -203,6 +217,9 @@ pub struct StageSession {
     scope: Option<String>,
     /// The part of its scene's work a shard does, if its stage is cut into parts.
     part: Option<super::Part>,
+    /// Whether the guest asked its part ([`Self::ask_part`]): a shard with a part whose guest
+    /// never asked did the same work as its siblings, so it fails.
+    part_asked: bool,
     /// What the guest has read (see [`super::reads`]), each with a digest of the committed
     /// answer when it first asked.
     reads: std::collections::BTreeMap<super::Read, String>,
@@ -376,6 +393,7 @@ impl StageSession {
             overlay: Overlay::default(),
             scope: None,
             part: None,
+            part_asked: false,
             reads: std::collections::BTreeMap::new(),
             reads_lost: false,
         })
@@ -500,8 +518,9 @@ impl StageSession {
     }
 
     /// Binds the session to part `part` of its scene's work (`None`, or a count of 1: all of
-    /// it). A shard with a part may write only that part of its scene's clip, and delete only
-    /// the clip parts after its own ([`Self::check_part`], `delete_clip_parts`).
+    /// it). A shard with a part may write only that part of its scene's clip and the files only
+    /// that part names, and delete only the clip parts past its cut ([`Self::check_part`],
+    /// [`Self::check_whole_scene`], `delete_clip_parts`).
     pub fn set_part(&mut self, part: Option<super::Part>) {
         self.part = part.filter(|p| p.count > 1);
     }
@@ -509,6 +528,19 @@ impl StageSession {
     /// The part of its scene's work this session's shard does, if its stage is cut into parts.
     pub fn part(&self) -> Option<super::Part> {
         self.part
+    }
+
+    /// [`Self::part`], for the guest: notes that it asked, so that [`Self::unasked_part`] can
+    /// tell a plugin that cannot split its work.
+    pub fn ask_part(&mut self) -> Option<super::Part> {
+        self.part_asked = true;
+        self.part
+    }
+
+    /// The part this shard does if its guest never asked it: such a plugin does not know its
+    /// work is cut, so every shard of its scene did all of it.
+    pub fn unasked_part(&self) -> Option<super::Part> {
+        self.part.filter(|_| !self.part_asked)
     }
 
     /// Refuses, as out of scope, `what` to clip part `index` (of its scene, in scope already)
@@ -522,6 +554,45 @@ impl StageSession {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// Refuses `what` (a write to its scene's own row or keyframes) by a shard that does one
+    /// part of its scene's work: those rows are the whole scene's, and its sibling shards,
+    /// running at the same time, would write them too.
+    fn check_whole_scene(&self, what: &str) -> Result<()> {
+        match self.part {
+            Some(own) => Err(DbError::OutOfScope(format!(
+                "{what}: this shard does {own} of its scene's work, and writes only that part \
+                 of the scene's clip (put-clip-part) and the files only that part names"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The scope of a shard, for the artifact checks: its scene and part; `None` for a run of
+    /// the whole project.
+    fn shard_scope(&self) -> Option<ShardScope<'_>> {
+        self.scope.as_deref().map(|scene| ShardScope {
+            scene,
+            part: self.part,
+            past: self.past_cut(),
+        })
+    }
+
+    /// Where the parts past this shard's cut begin (see [`ShardScope::past`]).
+    pub(super) fn past_cut(&self) -> u32 {
+        let Some(own) = self.part else {
+            return 0;
+        };
+        let written = self
+            .overlay
+            .clips
+            .values()
+            .find(|c| {
+                self.scope.as_deref() == Some(c.scene_id.as_str()) && c.part.index == own.index
+            })
+            .map_or(own.count, |c| c.part.count);
+        written.min(own.count)
     }
 
     /// The project this session is bound to.

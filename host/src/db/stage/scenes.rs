@@ -160,6 +160,7 @@ impl StageSession {
     pub fn update_scene(&mut self, id: &str, changes: SceneUpdate) -> Result<Scene> {
         let mut scene = self.get_scene(id)?;
         self.check_scope("updating a scene", Some(&scene.id))?;
+        self.check_whole_scene("updating a scene")?;
         let committed = self.overlay.scene(&scene.id).is_none();
         if let Some(title) = changes.title {
             check_title(&title)?;

@@ -196,9 +196,7 @@ impl Shared<'_, '_> {
     /// and the stages it runs after are all done, checks again the shards decided early and
     /// ends it. Returns whether anything changed.
     pub(super) fn advance(&mut self, i: usize) -> Result<bool, HomeError> {
-        let graph = self.graph;
-        let spec = &graph.manifest.stages[i];
-        let project = graph.project_id;
+        let spec = &self.graph.manifest.stages[i];
         let State::Running(r) = &self.states[i] else {
             return Ok(false);
         };
@@ -249,16 +247,7 @@ impl Shared<'_, '_> {
             {
                 continue;
             }
-            let previous =
-                db::latest_run_of_shard(self.home.conn(), project, &spec.name, scene, part)?;
-            let decision = decide(
-                self.home,
-                project,
-                spec,
-                &graph.plugins[i],
-                self.at.force,
-                previous,
-            )?;
+            let decision = self.decide_shard(i, scene, part, self.at.force)?;
             self.decided(i, slot, decision, !inputs_done);
             changed = true;
         }
@@ -311,10 +300,32 @@ impl Shared<'_, '_> {
 
     /// Checks each early shard of stage `i`, whose inputs are all done, as a later pipeline
     /// would, and reopens those that must run again. Returns whether any must.
+    /// Whether the shard of stage `i` for `scene` (and `part`) runs, and why, or reuses the
+    /// latest run of the same shard ([`decide`]) — not if the scene's work was since cut into
+    /// another number of parts, which rewrote what that run wrote.
+    fn decide_shard(
+        &self,
+        i: usize,
+        scene: &str,
+        part: Option<Part>,
+        force: bool,
+    ) -> Result<Decision, HomeError> {
+        let (graph, conn) = (self.graph, self.home.conn());
+        let (spec, project) = (&graph.manifest.stages[i], graph.project_id);
+        let previous = db::latest_run_of_shard(conn, project, &spec.name, scene, part)?;
+        if !force {
+            let since = previous.as_ref().map(|r| r.id.as_str());
+            if db::cut_changed(conn, project, &spec.name, scene, part, since)? {
+                let now = part.map_or(1, |p| p.count);
+                return Ok(Decision::Run(format!(
+                    "parts changed (the scene's work is now cut into {now})"
+                )));
+            }
+        }
+        decide(self.home, project, spec, &graph.plugins[i], force, previous)
+    }
+
     fn recheck(&mut self, i: usize) -> Result<bool, HomeError> {
-        let graph = self.graph;
-        let spec = &graph.manifest.stages[i];
-        let project = graph.project_id;
         let State::Running(r) = &mut self.states[i] else {
             return Ok(false);
         };
@@ -328,9 +339,7 @@ impl Shared<'_, '_> {
             .collect();
         let mut again = false;
         for (slot, scene, part) in early {
-            let previous =
-                db::latest_run_of_shard(self.home.conn(), project, &spec.name, &scene, part)?;
-            let decision = decide(self.home, project, spec, &graph.plugins[i], false, previous)?;
+            let decision = self.decide_shard(i, &scene, part, false)?;
             let State::Running(r) = &mut self.states[i] else {
                 return Ok(again);
             };
@@ -365,7 +374,7 @@ impl Shared<'_, '_> {
                 };
                 for &sd in slots {
                     if rd.shards[sd].phase == Phase::Queued {
-                        tracing::debug!(stage = %graph.manifest.stages[d].name, scene = %scene, "a shard queued goes back to wait for its input's shard to run again");
+                        tracing::debug!(stage = %self.graph.manifest.stages[d].name, scene = %scene, "a shard queued goes back to wait for its input's shard to run again");
                         self.queue.retain(|u| !(u.stage == d && u.slot == Some(sd)));
                         rd.shards[sd].phase = Phase::Gated;
                         rd.shards[sd].reason.clear();

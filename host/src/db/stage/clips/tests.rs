@@ -3,8 +3,12 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use super::super::tests::{Fixture, fixture, scene, session};
-use super::super::{NewVideoClip, StageSession, VideoClipUpdate};
-use crate::db::{ArtifactRef, DbError, KeyValues, Kind, Part, Scene, create_project};
+use super::super::{
+    KeyframeUpdate, NewKeyframe, NewVideoClip, SceneUpdate, StageSession, VideoClipUpdate,
+};
+use crate::db::{
+    ArtifactRef, DbError, KeyValues, KeyframePosition, Kind, Part, Scene, create_project,
+};
 
 /// A published clip artifact `name`, staged by `s`.
 fn publish(s: &mut StageSession, name: &str) -> ArtifactRef {
@@ -232,8 +236,16 @@ fn a_part_out_of_range_is_invalid_input_and_changes_nothing() {
     ));
 }
 
+/// Asserts that `r` is refused as out of scope, with a message containing `what`.
+fn refused<T: std::fmt::Debug>(r: Result<T, DbError>, what: &str) {
+    match r {
+        Err(DbError::OutOfScope(m)) => assert!(m.contains(what), "{what}: {m}"),
+        other => panic!("{what}: expected out-of-scope, got {other:?}"),
+    }
+}
+
 #[test]
-fn a_shard_doing_one_part_writes_only_that_part_and_deletes_only_the_parts_after_it() {
+fn a_shard_doing_one_part_writes_only_that_part_and_deletes_only_the_parts_past_its_cut() {
     let mut f = fixture();
     let (p, a, _) = project(&mut f);
     let mut setup = session(&mut f, &p);
@@ -243,49 +255,119 @@ fn a_shard_doing_one_part_writes_only_that_part_and_deletes_only_the_parts_after
 
     let mut shard = session(&mut f, &p);
     shard.set_scope(Some(a.id.clone()));
-    shard.set_part(Some(Part { index: 1, count: 2 }));
-    assert_eq!(shard.part(), Some(Part { index: 1, count: 2 }));
+    shard.set_part(Some(Part { index: 1, count: 3 }));
+    assert_eq!(shard.part(), Some(Part { index: 1, count: 3 }));
     let video = publish(&mut shard, "a-1.mp4");
-    let refused = |r: Result<(), DbError>, what: &str| match r {
-        Err(DbError::OutOfScope(m)) => assert!(m.contains(what), "{what}: {m}"),
-        other => panic!("{what}: expected out-of-scope, got {other:?}"),
-    };
     refused(
-        shard
-            .put_clip_part(new_clip(&a, video.clone()), 0, 2)
-            .map(drop),
-        "clip part 1 is not this shard's part 2/2",
+        shard.put_clip_part(new_clip(&a, video.clone()), 0, 3),
+        "clip part 1 is not this shard's part 2/3",
     );
     refused(
-        shard
-            .create_video_clip(new_clip(&a, video.clone()))
-            .map(drop),
+        shard.put_clip_part(new_clip(&a, video.clone()), 1, 4),
+        "cut into at most 3 parts",
+    );
+    refused(
+        shard.create_video_clip(new_clip(&a, video.clone())),
         "put-clip-part",
     );
     refused(
-        shard
-            .update_video_clip(
-                &zero.id,
-                VideoClipUpdate {
-                    duration_ms: Some(9),
-                    ..Default::default()
-                },
-            )
-            .map(drop),
+        shard.update_video_clip(
+            &zero.id,
+            VideoClipUpdate {
+                duration_ms: Some(9),
+                ..Default::default()
+            },
+        ),
         "updating a video clip",
     );
-    for first in [0, 1] {
-        refused(
-            shard.delete_clip_parts(&a.id, first).map(drop),
-            "may delete only the parts after its own",
-        );
+    // Before it wrote its part, only the parts past the stage's cut (3 and up) are not a
+    // sibling's: part 0 is an earlier sibling's, part 2 a later one's.
+    for first in [0, 1, 2] {
+        refused(shard.delete_clip_parts(&a.id, first), "never a sibling's");
     }
-    // Its own part, and the parts after it, it may.
+    shard.delete_clip_parts(&a.id, 3).unwrap();
+    // Its own part, cut into 2 (a scene too short for 3): then part 2 and up are past its cut.
     shard.put_clip_part(new_clip(&a, video), 1, 2).unwrap();
+    refused(shard.delete_clip_parts(&a.id, 1), "as part 2 of 2");
     shard.delete_clip_parts(&a.id, 2).unwrap();
     // A count of 1 is no part at all: the whole of the work.
     shard.set_part(Some(Part::WHOLE));
     assert_eq!(shard.part(), None);
+}
+
+#[test]
+fn a_shard_doing_one_part_writes_neither_its_scene_nor_its_keyframes_nor_another_parts_files() {
+    let mut f = fixture();
+    let (p, a, _) = project(&mut f);
+    let mut setup = session(&mut f, &p);
+    let v0 = publish(&mut setup, "a-0.mp4");
+    let v1 = publish(&mut setup, "a-1.mp4");
+    setup.put_clip_part(new_clip(&a, v0), 0, 2).unwrap();
+    setup.put_clip_part(new_clip(&a, v1), 1, 2).unwrap();
+    setup
+        .stage_artifact(Kind::Keyframe, "a.png", ".stage-a.png", 1, &"k".repeat(64))
+        .unwrap();
+    let image = ArtifactRef {
+        kind: Kind::Keyframe,
+        name: "a.png".to_owned(),
+    };
+    let start = setup
+        .create_keyframe(NewKeyframe {
+            scene_id: a.id.clone(),
+            position: KeyframePosition::Start,
+            prompt: "p".to_owned(),
+            image: image.clone(),
+        })
+        .unwrap();
+    setup.commit("setup").unwrap();
+
+    let mut shard = session(&mut f, &p);
+    shard.set_scope(Some(a.id.clone()));
+    shard.set_part(Some(Part { index: 1, count: 2 }));
+    refused(
+        shard.update_scene(
+            &a.id,
+            SceneUpdate {
+                title: Some("t".to_owned()),
+                ..Default::default()
+            },
+        ),
+        "updating a scene: this shard does part 2/2",
+    );
+    refused(
+        shard.create_keyframe(NewKeyframe {
+            scene_id: a.id.clone(),
+            position: KeyframePosition::End,
+            prompt: "p".to_owned(),
+            image: image.clone(),
+        }),
+        "creating a keyframe: this shard does part 2/2",
+    );
+    refused(
+        shard.update_keyframe(
+            &start.id,
+            KeyframeUpdate {
+                prompt: Some("q".to_owned()),
+                ..Default::default()
+            },
+        ),
+        "updating a keyframe",
+    );
+    let stage = |s: &mut StageSession, kind, name: &str| {
+        s.stage_artifact(kind, name, &format!(".stage-x-{name}"), 1, &"d".repeat(64))
+    };
+    refused(
+        stage(&mut shard, Kind::Clip, "a-0.mp4"),
+        "clip part 1 of this scene refers to it",
+    );
+    refused(
+        stage(&mut shard, Kind::Keyframe, "a.png"),
+        "a keyframe of this scene refers to it",
+    );
+    // Its own part's file, and a new name, are its own.
+    stage(&mut shard, Kind::Clip, "a-1.mp4").unwrap();
+    stage(&mut shard, Kind::Clip, "a-1-new.mp4").unwrap();
+    shard.commit("part 2").unwrap();
 }
 
 #[test]
