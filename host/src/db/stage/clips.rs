@@ -68,7 +68,7 @@ impl StageSession {
         }
         check_positive("a clip duration", new.duration_ms)?;
         check_frame_rate(new.frame_rate)?;
-        self.require_clip_artifact(&new.video)?;
+        self.require_artifact(&new.video)?;
         if self
             .scene_clips(&scene.id, scene.index, 0)?
             .next()
@@ -122,7 +122,7 @@ impl StageSession {
         }
         check_positive("a clip duration", new.duration_ms)?;
         check_frame_rate(new.frame_rate)?;
-        self.require_clip_artifact(&new.video)?;
+        self.require_artifact(&new.video)?;
         let slot = (scene.index, part.index);
         let existing = self.clip_at(&scene.id, slot)?;
         // The file it named before goes, unless another row names it.
@@ -255,17 +255,6 @@ impl StageSession {
                     .map(|file| (a.kind, file))
             })
             .collect())
-    }
-
-    /// A clip's video must be a published artifact of this project.
-    fn require_clip_artifact(&self, r: &ArtifactRef) -> Result<()> {
-        if self.artifact(r.kind, &r.name)?.is_none() {
-            return Err(DbError::InvalidInput(format!(
-                "artifact {}/{} does not exist; publish it before referring to it",
-                r.kind, r.name
-            )));
-        }
-        Ok(())
     }
 
     /// The clip at `slot` of scene `scene_id` as this run sees it, and whether it is committed
@@ -429,7 +418,7 @@ impl StageSession {
         self.check_part("updating a video clip", c.part.index)?;
         let committed = self.overlay.clip(&c.id).is_none();
         if let Some(video) = changes.video {
-            self.require_clip_artifact(&video)?;
+            self.require_artifact(&video)?;
             c.video = video;
         }
         if let Some(d) = changes.duration_ms {

@@ -38,14 +38,17 @@ fn parse_keyframe_cursor(cursor: Option<&str>) -> Result<Option<KeyframeSlot>> {
 }
 
 impl StageSession {
-    fn require_artifact(&self, r: &ArtifactRef) -> Result<()> {
+    /// Refuses a row naming artifact `r` unless it exists (staged by this run, or committed)
+    /// and, for a shard, is its own ([`Self::check_artifact_in_scope`]): a shard naming
+    /// another scene's file would make that scene's shard unable to replace it.
+    pub(super) fn require_artifact(&self, r: &ArtifactRef) -> Result<()> {
         if self.artifact(r.kind, &r.name)?.is_none() {
             return Err(DbError::InvalidInput(format!(
                 "artifact {}/{} does not exist; publish it before referring to it",
                 r.kind, r.name
             )));
         }
-        Ok(())
+        self.check_artifact_in_scope(r.kind, &r.name, "referring to")
     }
 
     /// The index of a scene of this project (staged or committed) by id, for placing rows that

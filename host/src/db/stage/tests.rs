@@ -1036,7 +1036,36 @@ fn a_shard_writes_its_own_scene_and_is_refused_every_write_outside_it() {
             .map(drop),
         "updating a video clip",
     );
-    // Its own scene's rows it writes.
+    // Nor may its own rows name another scene's files: that scene's shard could no longer
+    // replace them.
+    out_of_scope(
+        shard.create_keyframe(keyframe(&mine)).map(drop),
+        "referring to artifact keyframe/a.png: a row of scene",
+    );
+    out_of_scope(
+        shard.create_video_clip(clip(&mine)).map(drop),
+        "referring to artifact clip/a.mp4: a row of scene",
+    );
+    // Its own scene's rows, naming its own files, it writes.
+    for (name, kind) in [("b.png", Kind::Keyframe), ("b.mp4", Kind::Clip)] {
+        shard
+            .stage_artifact(kind, name, &format!(".stage-{name}"), 1, &"b".repeat(64))
+            .expect("stage");
+    }
+    let keyframe = |scene: &Scene| NewKeyframe {
+        image: ArtifactRef {
+            kind: Kind::Keyframe,
+            name: "b.png".into(),
+        },
+        ..keyframe(scene)
+    };
+    let clip = |scene: &Scene| NewVideoClip {
+        video: ArtifactRef {
+            kind: Kind::Clip,
+            name: "b.mp4".into(),
+        },
+        ..clip(scene)
+    };
     shard
         .update_scene(
             &mine.id,
@@ -1399,12 +1428,25 @@ fn runs_of_one_project_committing_in_turn_never_lose_an_update_nor_bring_back_a_
         .expect("scene 7");
     let mut shard = shard_session(&mut f, &p.id, &s7.id);
     let mut deleter = session(&mut f, &p.id);
+    // Its own image: a shard may not name another scene's.
+    shard
+        .stage_artifact(
+            Kind::Keyframe,
+            "late.png",
+            ".stage-late.png",
+            1,
+            &"l".repeat(64),
+        )
+        .expect("stage");
     shard
         .create_keyframe(NewKeyframe {
             scene_id: s7.id.clone(),
             position: KeyframePosition::End,
             prompt: "late".into(),
-            image: image.clone(),
+            image: ArtifactRef {
+                kind: Kind::Keyframe,
+                name: "late.png".into(),
+            },
         })
         .expect("keyframe");
     deleter.delete_scene(&s7.id).expect("delete");
