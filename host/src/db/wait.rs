@@ -159,12 +159,33 @@ pub fn lock_holder(db: &Path) -> Option<Holder> {
     let mut shm = db.as_os_str().to_owned();
     shm.push("-shm");
     let meta = std::fs::metadata(&shm).ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let pid = holder_in(&locks, meta.dev(), meta.ino())?;
+    // A lock taken or dropped by anyone between two reads of `/proc/locks` can make the second
+    // skip a line (see [`read_locks`]); one that is held shows in one of a few tries.
+    let pid = (0..3).find_map(|_| holder_in(&read_locks()?, meta.dev(), meta.ino()))?;
     Some(Holder {
         pid,
         stopped: is_stopped(pid),
     })
+}
+
+/// The text of `/proc/locks`, in as few reads as the kernel allows. It is a `seq_file`: each
+/// `read` returns up to a page of whole lines, and the next one resumes by line number, so a
+/// lock that goes away in between shifts the rest and a line is skipped. Reading a byte at a
+/// time, or a 32-byte probe first as `read_to_string` does, made that happen to the lock being
+/// looked for when other processes were busy locking.
+fn read_locks() -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/locks").ok()?;
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return String::from_utf8(text).ok(),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The pid of the POSIX lock on [`WAL_WRITE_LOCK_BYTE`] of the file `dev`/`ino`, in the text of
@@ -288,7 +309,13 @@ mod tests {
             Some(Holder {
                 pid: std::process::id(),
                 stopped: false
-            })
+            }),
+            "{:?} in /proc/locks:\n{}",
+            std::fs::metadata(dir.path().join("vidpipe.db-shm")).map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            }),
+            std::fs::read_to_string("/proc/locks").unwrap_or_default()
         );
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {

@@ -156,7 +156,7 @@ pub(super) fn run(
 /// panic while deciding what runs next.
 fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
     loop {
-        let unit = {
+        let (unit, unit_name) = {
             let mut s = lock(shared);
             loop {
                 if s.error.is_some() {
@@ -166,7 +166,9 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
                 if let Some(unit) = s.queue.pop_front() {
                     s.busy += 1;
                     s.taken(&unit);
-                    break unit;
+                    // Named now: by the time it ends, its stage may have ended with it.
+                    let name = s.unit_name(&unit);
+                    break (unit, name);
                 }
                 // Nothing queued, and nothing running that could queue more: all is done.
                 if s.busy == 0 {
@@ -178,13 +180,6 @@ fn work(shared: &Mutex<Shared<'_, '_>>, wake: &Condvar) {
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shared, &unit)));
         let mut s = lock(shared);
-        let unit_name = {
-            let mut name = format!("stage {}", s.label(unit.stage));
-            if let (Some(slot), State::Running(r)) = (unit.slot, &s.states[unit.stage]) {
-                name.push_str(&format!(", {}", shard_label(&r.shards[slot])));
-            }
-            name
-        };
         match ran {
             Ok(Ok(())) => s.start_ready_guarded(&format!("the end of {unit_name}")),
             Ok(Err(e)) => {
@@ -445,6 +440,15 @@ impl Shared<'_, '_> {
             }
             None => self.at.failure = Some(reason),
         }
+    }
+
+    /// `stage NAME (I of N)`, and for a shard `, scene 3 part 2/2`.
+    fn unit_name(&self, unit: &Unit) -> String {
+        let mut name = format!("stage {}", self.label(unit.stage));
+        if let (Some(slot), State::Running(r)) = (unit.slot, &self.states[unit.stage]) {
+            name.push_str(&format!(", {}", shard_label(&r.shards[slot])));
+        }
+        name
     }
 
     /// `NAME (I of N)`.
