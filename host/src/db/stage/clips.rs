@@ -55,6 +55,21 @@ fn check_part_of(index: u32, count: u32) -> Result<Part> {
     })
 }
 
+/// A new clip row of scene `scene_id`, made now, for `part` of its video.
+fn new_clip_row(scene_id: String, new: NewVideoClip, part: Part) -> VideoClip {
+    let now = now_ms();
+    VideoClip {
+        id: new_id(),
+        scene_id,
+        video: new.video,
+        duration_ms: new.duration_ms,
+        frame_rate: new.frame_rate,
+        created_at: now,
+        updated_at: now,
+        part,
+    }
+}
+
 impl StageSession {
     /// Creates a video clip: the whole of its scene's video, part 0 of 1.
     pub fn create_video_clip(&mut self, new: NewVideoClip) -> Result<VideoClip> {
@@ -80,17 +95,7 @@ impl StageSession {
             )));
         }
         self.charge(new.video.name.len())?;
-        let now = now_ms();
-        let c = VideoClip {
-            id: new_id(),
-            scene_id: scene.id,
-            video: new.video,
-            duration_ms: new.duration_ms,
-            frame_rate: new.frame_rate,
-            created_at: now,
-            updated_at: now,
-            part: Part::WHOLE,
-        };
+        let c = new_clip_row(scene.id, new, Part::WHOLE);
         self.overlay.put_clip((scene.index, 0), c.clone());
         Ok(c)
     }
@@ -144,7 +149,6 @@ impl StageSession {
         self.charge_writes(1 + u64::from(doomed.is_some()), text)?;
 
         // Nothing below can fail.
-        let now = now_ms();
         let clip = match existing {
             Some((old, committed)) => {
                 if committed {
@@ -159,16 +163,7 @@ impl StageSession {
                     ..old
                 }
             }
-            None => VideoClip {
-                id: new_id(),
-                scene_id: scene.id,
-                video: new.video,
-                duration_ms: new.duration_ms,
-                frame_rate: new.frame_rate,
-                created_at: now,
-                updated_at: now,
-                part,
-            },
+            None => new_clip_row(scene.id, new, part),
         };
         self.overlay.put_clip(slot, clip.clone());
         let discard = doomed
