@@ -305,3 +305,56 @@ fn a_plugin_that_cannot_split_its_work_refuses_a_part_naming_the_setting() {
     // Nothing of the keyframes was kept.
     assert!(home.show(&id)["keyframes"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_hostile_part_is_refused_every_write_outside_its_part_through_the_binary() {
+    let home = TestHome::new();
+    let id = home.project("Hostile part", SCRIPT);
+    home.vidpipe(&[
+        "run",
+        &demo_manifest(&home, Some(2), None),
+        "--project",
+        &id,
+    ])
+    .expect_code(0);
+    let before = home.show(&id);
+    let attack = manifest(
+        &home,
+        "attack.toml",
+        &format!(
+            "[[stage]]\nname = \"attack\"\nplugin = \"{}\"\nfor-each = \"scene\"\nparts = 2\n\
+             [stage.config]\nmode = \"part-escape\"\n",
+            vidpipe_example_plugins::ATTACKER_PATH
+        ),
+    );
+    home.vidpipe(&["run", &attack, "--project", &id, "--jobs", "2"])
+        .expect_code(0);
+    let shards = runs_of(&home, &id, "attack", 0);
+    assert_eq!(shards.len(), 6, "3 scenes in 2 parts");
+    for r in &shards {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let summary = r["summary"].as_str().unwrap();
+        let (n, rest) = summary.split_once(" attempts: ").unwrap();
+        let counts = rest
+            .strip_suffix("; allowed: none")
+            .unwrap_or_else(|| panic!("every attempt is refused: {summary}"));
+        // 15 other parts, a cut into more, 2 deletions, a whole clip, the scene, 2 keyframes,
+        // and a replace and a delete of 6 keyframe images and 5 of the 6 clip parts.
+        let n: usize = n.parse().unwrap();
+        assert_eq!(n, 15 + 1 + 2 + 1 + 1 + 2 + 2 * (6 + 5), "{summary}");
+        for count in counts.split(", ") {
+            let (got, _) = count.rsplit_once(' ').unwrap();
+            // Deleting a file a row names is refused before its scope is asked.
+            assert!(
+                got == "out-of-scope" || got == "conflict",
+                "an attempt got {got}: {summary}"
+            );
+        }
+    }
+    // Nothing changed: rows, files and their contents.
+    let after = home.show(&id);
+    for table in ["scenes", "keyframes", "video_clips", "artifacts"] {
+        assert_eq!(after[table], before[table], "{table}");
+    }
+    assert_consistent(&home);
+}

@@ -17,6 +17,7 @@
 //! | `big-summary` | returns a summary of config `bytes` bytes (default 40 MiB) |
 //! | `exit` | calls `std::process::exit(3)` |
 //! | `scope-escape` | as a shard: writes its own `output/side-<scene index>.bin`, then tries every write outside its scene — updating, deleting and creating scenes, changing and adding keyframes of other scenes, replacing and deleting every file of the project its own scene's rows do not name — and returns how many attempts got each outcome and which were allowed, e.g. `73 attempts: out-of-scope 73; allowed: none` |
+//! | `part-escape` | as a shard doing one part of its scene (`parts = N`): tries every write a part may not make — another part's row (every index up to 16), a cut into more than N, deleting clip parts from every number below N, a whole clip, its scene's row and keyframes, and replacing or deleting every file its own part's row does not name — and returns the tally, as `scope-escape` does |
 //! | `leave-file` | writes `output/<config name>` (default `left.bin`), a file no row names |
 //! | `read-flood` | reads config `count` (default 20,000) different scenes by well-formed ids that name nothing, then the project |
 //!
@@ -140,6 +141,7 @@ impl bindings::Guest for Attacker {
             }
             "exit" => std::process::exit(3),
             "scope-escape" => scope_escape(),
+            "part-escape" => part_escape(),
             "leave-file" => {
                 let name = value(&config, "name", "left.bin");
                 let w = artifacts::create(ArtifactKind::Output, name)?;
@@ -388,6 +390,88 @@ fn scope_escape() -> Result<String, Error> {
             .into_iter()
             .filter(|n| !own_files.iter().any(|(k, o)| *k == kind && o == n))
         {
+            let replaced = artifacts::create(kind, &name).and_then(|w| {
+                w.write(b"taken over")?;
+                artifacts::Writer::finish(w)
+            });
+            report.push(format!("{name} replace: {}", outcome(replaced)));
+            report.push(format!(
+                "{name} delete: {}",
+                outcome(artifacts::delete(kind, &name))
+            ));
+        }
+    }
+    Ok(tally(&report))
+}
+
+fn part_escape() -> Result<String, Error> {
+    let (db::RunScope::Scene(own), Some(part)) = (db::scope(), db::part()) else {
+        return Err(Error {
+            code: ErrorCode::InvalidInput,
+            message: "part-escape runs as a part (for-each = \"scene\", parts = N)".to_owned(),
+        });
+    };
+    let mut report = Vec::new();
+    let clips = db::list_clip_parts(Some(&own), None, 500)?.items;
+    let mine = clips.iter().find(|c| c.part.index == part.index);
+    let template = clips.first().map(|c| c.clip.clone()).ok_or_else(|| Error {
+        code: ErrorCode::InvalidInput,
+        message: "part-escape needs its scene's clip parts in place".to_owned(),
+    })?;
+    let new = |video: types::ArtifactRef| db::NewVideoClip {
+        scene_id: own.clone(),
+        video,
+        duration_ms: 500,
+        frame_rate: 12,
+    };
+    for index in (0..16).filter(|&i| i != part.index) {
+        let count = part.count.max(index + 1);
+        let put = db::put_clip_part(&new(template.video.clone()), db::PartOf { index, count });
+        report.push(format!("put part {index} of {count}: {}", outcome(put)));
+    }
+    let more = db::PartOf {
+        index: part.index,
+        count: part.count + 1,
+    };
+    let put = db::put_clip_part(&new(template.video.clone()), more);
+    report.push(format!("put a cut into more: {}", outcome(put)));
+    for first in 0..part.count {
+        let deleted = db::delete_clip_parts(&own, first);
+        report.push(format!("delete parts from {first}: {}", outcome(deleted)));
+    }
+    let whole = db::create_video_clip(&new(template.video.clone()));
+    report.push(format!("whole clip: {}", outcome(whole)));
+    let update = db::update_scene(
+        &own,
+        &db::SceneUpdate {
+            title: Some("taken over".to_owned()),
+            description: None,
+            duration_ms: None,
+        },
+    );
+    report.push(format!("scene update: {}", outcome(update)));
+    let mut own_files = Vec::new();
+    for k in db::list_keyframes(Some(&own), None, 2)?.items {
+        let changed = db::update_keyframe(
+            &k.id,
+            &db::KeyframeUpdate {
+                prompt: Some("taken over".to_owned()),
+                image: None,
+            },
+        );
+        report.push(format!("keyframe update: {}", outcome(changed)));
+    }
+    if let Some(c) = mine {
+        own_files.push((c.clip.video.kind, c.clip.video.name.clone()));
+    }
+    for kind in [ArtifactKind::Keyframe, ArtifactKind::Clip] {
+        let names: Vec<String> = artifacts::list(kind, None, 500)?
+            .items
+            .into_iter()
+            .map(|a| a.name)
+            .filter(|n| !own_files.iter().any(|(k, o)| *k == kind && o == n))
+            .collect();
+        for name in names {
             let replaced = artifacts::create(kind, &name).and_then(|w| {
                 w.write(b"taken over")?;
                 artifacts::Writer::finish(w)
